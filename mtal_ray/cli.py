@@ -1,0 +1,51 @@
+"""The ``mtal-ray`` command line: one program, one sub-command per component.
+
+Each component registers its sub-command from its own ``command`` module (listed in
+:data:`COMMAND_MODULES`), so adding a command never touches the others. User errors
+(:class:`~mtal_ray.errors.MtalError`) are printed as one line without a traceback and the
+process exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mtal_ray.errors import MtalError
+
+#: Modules that expose ``register(subparsers)``; imported lazily by :func:`build_parser`.
+COMMAND_MODULES: tuple[str, ...] = ("mtal_ray.data.command",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full ``mtal-ray`` argument parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="mtal-ray",
+        description="Multi-task active learning for pre-trained Transformers on Ray.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MtalError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
