@@ -1,0 +1,107 @@
+"""Label vocabularies, built from the training split only."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from mtal_ray.data.schema import task_columns
+from mtal_ray.errors import MtalError, UnseenLabelError
+
+#: The column whose values are a task's labels.
+LABEL_COLUMN = {
+    "dp": "dp.deprel",
+    "ner": "ner.tags",
+    "sf": "sf.tags",
+    "id": "id.label",
+    "re": "re.relations",
+}
+
+
+@dataclass(frozen=True)
+class LabelVocab:
+    """The labels of one task, in a fixed order (``O`` first for BIO tasks, then sorted)."""
+
+    task: str
+    labels: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def index(self, label: str) -> int:
+        """Position of ``label``; raises :class:`UnseenLabelError` for a label not in training."""
+        try:
+            return self._positions[label]
+        except KeyError:
+            raise UnseenLabelError(
+                f"task {self.task!r}: label {label!r} does not occur in the training split"
+            ) from None
+
+    def __contains__(self, label: object) -> bool:
+        return label in self._positions
+
+    @property
+    def _positions(self) -> dict[str, int]:
+        cache = self.__dict__.get("_cache")
+        if cache is None:
+            cache = {label: i for i, label in enumerate(self.labels)}
+            object.__setattr__(self, "_cache", cache)
+        return cache
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly form (stored in checkpoints)."""
+        return {"task": self.task, "labels": list(self.labels)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> LabelVocab:
+        """Inverse of :meth:`to_dict`."""
+        return cls(task=str(data["task"]), labels=tuple(data["labels"]))  # type: ignore[arg-type]
+
+
+def label_counts(table: pa.Table, task: str) -> Counter[str]:
+    """Counts of every label of ``task`` in ``table`` (unannotated rows skipped)."""
+    column = LABEL_COLUMN[task]
+    task_columns(task)
+    counts: Counter[str] = Counter()
+    if column not in table.column_names:
+        return counts
+    for value in table.column(column).to_pylist():
+        if value is None:
+            continue
+        if task == "id":
+            counts[value] += 1
+        elif task == "re":
+            counts.update(rel["type"] for rel in value)
+        else:
+            counts.update(value)
+    return counts
+
+
+def build_vocab(table: pa.Table, task: str) -> LabelVocab:
+    """The vocabulary of ``task`` from a (training) table."""
+    labels = sorted(label_counts(table, task))
+    if task in ("ner", "sf"):
+        labels = ["O"] + [x for x in labels if x != "O"]
+    if not labels:
+        raise MtalError(f"task {task!r}: the training split has no annotated labels")
+    return LabelVocab(task=task, labels=tuple(labels))
+
+
+def build_vocabs(table: pa.Table, tasks: list[str]) -> dict[str, LabelVocab]:
+    """Vocabularies of several tasks from the training split."""
+    return {task: build_vocab(table, task) for task in tasks}
+
+
+def unseen_labels(vocabs: dict[str, LabelVocab], table: pa.Table) -> dict[str, dict[str, int]]:
+    """Labels of ``table`` (a dev/test split) that the vocabularies do not know, with counts.
+
+    They are reported, never silently mapped to a known label.
+    """
+    report: dict[str, dict[str, int]] = {}
+    for task, vocab in vocabs.items():
+        missing = {k: v for k, v in label_counts(table, task).items() if k not in vocab}
+        if missing:
+            report[task] = dict(sorted(missing.items()))
+    return report
