@@ -14,6 +14,7 @@ Other keys are kept in ``jsonl.extra`` and written back after the standard ones.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def _entities(path: Path, lineno: int, n: int, entities: Any) -> tuple[list[str]
             raise DataFormatError(path, lineno, f"entity {k} has an invalid type {kind!r}")
         spans.append((start, end, kind, k))
     order = sorted(range(len(spans)), key=lambda i: spans[i][0])
-    for a, b in zip(order, order[1:], strict=False):
+    for a, b in itertools.pairwise(order):
         if spans[b][0] < spans[a][1]:
             raise DataFormatError(path, lineno, f"entities {spans[a][3]} and {spans[b][3]} overlap")
     rank = [0] * len(spans)
