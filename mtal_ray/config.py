@@ -1,0 +1,172 @@
+"""Experiment configuration: YAML files validated into typed objects, with overrides.
+
+A config file has one section per component (``data``, ``model``, ``training``,
+``scoring``, ``selection``, ``al``, ``annotation``, ``tracking``, ``sweep``) plus a
+top-level ``seed``. Each component owns the pydantic model of its section; this module
+composes them. Command-line overrides ``key.sub=value`` are applied before validation
+(values parsed as YAML, so ``training.lr=1e-4``, ``data.tasks=[sf,id]`` and
+``selection.method=mt-par`` all work). Any invalid key or value raises one
+:class:`~mtal_ray.errors.ConfigError` that names the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mtal_ray.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are validated on set."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticDataConfig(Section):
+    """Sizes of the generated SYNTHETIC SF+ID corpus (``data.path: synthetic``)."""
+
+    n_train: int = Field(400, ge=10)
+    n_dev: int = Field(100, ge=1)
+    n_test: int = Field(100, ge=1)
+
+
+class DataConfig(Section):
+    """Where the corpus is and how it is split for active learning (paper §5.4)."""
+
+    path: str = Field("synthetic", description="corpus folder/file, or 'synthetic'")
+    format: Literal["conllu", "slu", "jsonl"] | None = None
+    tasks: list[str] | None = Field(None, description="tasks to learn; default: all in corpus")
+    train_split: str = "train"
+    dev_split: str | None = "dev"
+    test_split: str | None = "test"
+    initial_fraction: float | None = Field(0.02, gt=0, lt=1)
+    initial_count: int | None = Field(None, ge=1)
+    dev_multiple: float = Field(2.0, gt=0)
+    limit_train: int | None = Field(None, ge=2, description="use only the first N train rows")
+    limit_eval: int | None = Field(None, ge=1, description="use only the first N dev/test rows")
+    strict_bio: bool = False
+    synthetic: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
+
+    @model_validator(mode="after")
+    def _initial_size(self) -> DataConfig:
+        if self.initial_count is not None:
+            object.__setattr__(self, "initial_fraction", None)
+        elif self.initial_fraction is None:
+            raise ValueError("set data.initial_fraction or data.initial_count")
+        return self
+
+    def resolved_path(self, base: Path | None = None) -> Path:
+        """``path`` made absolute against ``base`` (the config file's folder)."""
+        p = Path(self.path).expanduser()
+        return p if p.is_absolute() or base is None else (base / p)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into the key path and the YAML-parsed value."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not of the form key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {key}: cannot parse value {raw!r}: {err}") from err
+    return [part for part in key.strip().split(".")], value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``key.sub=value`` override set."""
+    import copy
+
+    result = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {'.'.join(path)}: {part!r} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line per problem, each naming the full key (``training.lr: ...``)."""
+    lines = []
+    for problem in err.errors():
+        key = ".".join(str(p) for p in problem["loc"])
+        key = f"{prefix}{key}" if key else prefix.rstrip(".") or "config"
+        given = problem.get("input")
+        detail = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            detail = "unknown key"
+        elif given is not None and not isinstance(given, dict):
+            detail += f" (got {given!r})"
+        lines.append(f"{key}: {detail}")
+    return "; ".join(lines)
+
+
+def validate(model: type[BaseModel], raw: dict[str, Any], prefix: str = "") -> Any:
+    """Validate ``raw`` into ``model``; raise :class:`ConfigError` naming the bad keys."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, prefix)) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or bad YAML is a :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+class TrackingConfig(Section):
+    """MLflow tracking (a local SQLite store by default; a server URI on a cluster)."""
+
+    tracking_uri: str = "sqlite:///mlruns.db"
+    experiment: str = "mtal_ray"
+    artifact_location: str | None = Field(
+        None, description="where new experiments store artifacts; default <run_dir>/../mlartifacts"
+    )
+    enabled: bool = True
+
+
+class ExperimentConfig(Section):
+    """The whole experiment: one section per component and the global seed."""
+
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    model: type[BaseModel] = ExperimentConfig,
+) -> Any:
+    """Read a YAML config (or start from defaults), apply overrides, validate.
+
+    Raises
+    ------
+    ConfigError
+        One message naming every bad key and value.
+    """
+    raw = read_yaml(path) if path is not None else {}
+    return validate(model, apply_overrides(raw, overrides))

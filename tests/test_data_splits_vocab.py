@@ -1,0 +1,97 @@
+"""AL splits, vocabularies, the synthetic corpus and the data CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mtal_ray.cli import main
+from mtal_ray.data import (
+    build_vocab,
+    build_vocabs,
+    load_corpus,
+    make_al_split,
+    make_synthetic_corpus,
+    make_table,
+    take_ids,
+    unseen_labels,
+    write_synthetic_corpus,
+)
+from mtal_ray.errors import MtalError, UnseenLabelError
+
+
+def tiny(n: int, prefix: str = "t"):
+    return make_table(
+        {
+            "id": [f"{prefix}{i}" for i in range(n)],
+            "tokens": [["w"] for _ in range(n)],
+            "id.label": [f"L{i % 3}" for i in range(n)],
+        }
+    )
+
+
+def test_al_split_sizes_disjointness_and_determinism():
+    train, dev = tiny(1000), tiny(300, "d")
+    a = make_al_split(train, dev, seed=7)
+    assert len(a.labeled) == 20 and len(a.dev) == 40 and len(a.pool) == 980
+    assert not set(a.labeled) & set(a.pool)
+    assert set(a.labeled) | set(a.pool) == set(train.column("id").to_pylist())
+    assert make_al_split(train.take(list(range(999, -1, -1))), dev, seed=7) == a
+    assert make_al_split(train, dev, seed=8) != a
+
+
+def test_al_split_count_and_dev_from_train():
+    split = make_al_split(tiny(100), None, seed=0, initial_count=5, dev_multiple=2)
+    assert (len(split.labeled), len(split.dev), len(split.pool)) == (5, 10, 85)
+    assert not set(split.dev) & (set(split.pool) | set(split.labeled))
+    with pytest.raises(MtalError, match="impossible"):
+        make_al_split(tiny(10), None, seed=0, initial_count=10)
+
+
+def test_take_ids_keeps_order_and_refuses_unknown():
+    table = tiny(5)
+    assert take_ids(table, ["t3", "t1"]).column("id").to_pylist() == ["t3", "t1"]
+    with pytest.raises(MtalError, match="not in the table"):
+        take_ids(table, ["nope"])
+
+
+def test_vocab_order_and_unseen_labels_are_reported():
+    train = make_table(
+        {"id": ["a", "b"], "tokens": [["x", "y"], ["z"]], "sf.tags": [["B-c", "O"], ["B-a"]]}
+    )
+    vocab = build_vocab(train, "sf")
+    assert vocab.labels == ("O", "B-a", "B-c")
+    assert vocab.index("B-c") == 2
+    with pytest.raises(UnseenLabelError, match="'I-c' does not occur in the training split"):
+        vocab.index("I-c")
+    dev = make_table({"id": ["d"], "tokens": [["x", "y"]], "sf.tags": [["B-c", "I-c"]]})
+    assert unseen_labels(build_vocabs(train, ["sf"]), dev) == {"sf": {"I-c": 1}}
+
+
+def test_synthetic_corpus_is_deterministic_and_round_trips(tmp_path):
+    a, b = make_synthetic_corpus(seed=1), make_synthetic_corpus(seed=1)
+    assert a.splits["train"].equals(b.splits["train"])
+    assert a.tasks == ["sf", "id"]
+    root = write_synthetic_corpus(tmp_path / "syn", seed=1)
+    loaded = load_corpus(root)
+    assert loaded.splits["train"].equals(a.splits["train"])
+    assert "SYNTHETIC" in (root / "README.md").read_text()
+
+
+def test_cli_stats_prints_one_json_object(tmp_path, capsys):
+    write_synthetic_corpus(tmp_path / "syn", n_train=20, n_dev=5, n_test=5)
+    assert main(["data", "stats", str(tmp_path / "syn"), "--format", "slu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["splits"]["train"]["sentences"] == 20
+    assert sum(result["splits"]["train"]["tasks"]["id"]["labels"].values()) == 20
+
+
+def test_cli_error_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.conllu"
+    bad.write_text("1\tHi\thi\n\n")
+    assert main(["data", "stats", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "bad.conllu:1:" in err
+    assert main(["data", "stats", str(tmp_path / "missing")]) == 2
+    assert "no such file" in capsys.readouterr().err
