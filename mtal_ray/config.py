@@ -140,7 +140,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 class TrackingConfig(Section):
     """MLflow tracking (a local SQLite store by default; a server URI on a cluster)."""
 
-    tracking_uri: str = "sqlite:///mlruns.db"
+    tracking_uri: str | None = Field(
+        None, description="MLflow URI; default sqlite:///<runs folder>/mlruns.db"
+    )
     experiment: str = "mtal_ray"
     artifact_location: str | None = Field(
         None, description="where new experiments store artifacts; default <run_dir>/../mlartifacts"
@@ -148,11 +150,33 @@ class TrackingConfig(Section):
     enabled: bool = True
 
 
+class ALConfig(Section):
+    """The active-learning loop (paper §5.4: 5 iterations, each adding 2 % of train)."""
+
+    iterations: int = Field(5, ge=1, description="trainings; selections = iterations - 1")
+    round_size: float | None = Field(
+        None, gt=0, description="sentences per round: a fraction of train if < 1, a count if "
+        ">= 1; default = the initial labeled set's size"
+    )
+    budget: float | None = Field(
+        None, gt=0, description="annotation budget per round (budgeted methods, paper §7)"
+    )
+    run_dir: str | None = Field(None, description="default: runs/<config file name>")
+
+
+class AnnotationConfig(Section):
+    """Who annotates: the ``oracle`` (simulation) or people (``human``: export / import)."""
+
+    mode: Literal["oracle", "human"] = "oracle"
+
+
 class ExperimentConfig(Section):
     """The whole experiment: one section per component and the global seed."""
 
     seed: int = 0
     data: DataConfig = Field(default_factory=DataConfig)
+    al: ALConfig = Field(default_factory=ALConfig)
+    annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 

@@ -1,0 +1,1 @@
+"""The active-learning driver: the loop, its persisted state, annotation and tracking."""

@@ -1,0 +1,50 @@
+"""Learning curves: task score against labeled-set size."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def plot_learning_curve(
+    sizes: Sequence[int],
+    scores: Mapping[str, Mapping[str, Sequence[float]]],
+    path: Path,
+    title: str = "",
+) -> Path:
+    """Write a PNG with one panel per task and one line per split.
+
+    Parameters
+    ----------
+    sizes
+        Labeled-set size at each iteration.
+    scores
+        ``{task: {"dev": [...], "test": [...]}}`` aligned with ``sizes``.
+    """
+    tasks = list(scores)
+    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(4.2 * max(1, len(tasks)), 3.4))
+    axes = [axes] if len(tasks) <= 1 else list(axes)
+    for ax, task in zip(axes, tasks, strict=False):
+        for split, values in scores[task].items():
+            xs = list(sizes)[: len(values)]
+            ax.plot(xs, values, marker="o", label=split)
+        ax.set_title(task)
+        ax.set_xlabel("labeled sentences")
+        ax.set_ylabel("score")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,154 @@
+"""The active-learning loop's state, persisted atomically in the run directory.
+
+State is data: after every step the driver rewrites ``RUN_DIR/state.json`` (temporary
+file, fsync, rename), so a relaunch with the same run directory resumes at the first
+unfinished step whatever moment the process died (``kill -9`` included). Large per-round
+artifacts (the confidence table, the selection) are written atomically *before* the state
+that points at them, and the update of the labeled set is idempotent, so nothing selected
+is ever lost or selected twice.
+
+Steps of one iteration, in order (:data:`STEPS`): ``train`` (fit on the labeled set,
+evaluate on dev/test) → ``score`` (confidences of the pool) → ``select`` → ``annotate``
+(oracle, or export for people and wait for ``mtal-ray import``) → ``update`` (move the
+selection from the pool to the labeled set). The last iteration only trains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtal_ray.data.atomic import atomic_write_text
+from mtal_ray.errors import MtalError
+
+STEPS = ("train", "score", "select", "annotate", "update")
+STATE_FILE = "state.json"
+STATE_VERSION = 1
+
+
+@dataclass
+class RoundRecord:
+    """What one iteration produced."""
+
+    iteration: int
+    n_labeled: dict[str, int] = field(default_factory=dict)
+    checkpoint: str | None = None
+    dev: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+    confidence_table: str | None = None
+    selection: str | None = None
+    selected: int = 0
+    cost: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+    scoring_rows_per_s: float | None = None
+
+
+@dataclass
+class LoopState:
+    """The whole state of an AL run (JSON-serialisable).
+
+    Attributes
+    ----------
+    iteration
+        Current iteration (0-based).
+    step
+        Next step to run in the current iteration (one of :data:`STEPS`, or ``"done"``).
+    labeled
+        Task -> ids annotated for that task (sorted).
+    pool
+        Ids still selectable (sorted).
+    dev
+        Ids of the (capped) dev set.
+    """
+
+    config_digest: str
+    iterations: int
+    iteration: int = 0
+    step: str = "train"
+    labeled: dict[str, list[str]] = field(default_factory=dict)
+    pool: list[str] = field(default_factory=list)
+    dev: list[str] = field(default_factory=list)
+    initial_size: int = 0
+    cost_spent: float = 0.0
+    mlflow_run_id: str | None = None
+    rounds: list[RoundRecord] = field(default_factory=list)
+    version: int = STATE_VERSION
+
+    @property
+    def done(self) -> bool:
+        """Whether every iteration has finished."""
+        return self.step == "done"
+
+    def round(self, iteration: int | None = None) -> RoundRecord:
+        """The record of ``iteration`` (default: the current one), created on first use."""
+        it = self.iteration if iteration is None else iteration
+        while len(self.rounds) <= it:
+            self.rounds.append(RoundRecord(iteration=len(self.rounds)))
+        return self.rounds[it]
+
+    def labeled_ids(self) -> list[str]:
+        """Ids annotated for at least one task (sorted)."""
+        return sorted({sid for ids in self.labeled.values() for sid in ids})
+
+    def apply_selection(self, tasks_per_id: dict[str, list[str]]) -> None:
+        """Move selected ids from the pool to the labeled sets of their tasks (idempotent)."""
+        for task in {t for ts in tasks_per_id.values() for t in ts}:
+            current = set(self.labeled.get(task, []))
+            current.update(sid for sid, ts in tasks_per_id.items() if task in ts)
+            self.labeled[task] = sorted(current)
+        chosen = set(tasks_per_id)
+        self.pool = [sid for sid in self.pool if sid not in chosen]
+
+    def to_json(self) -> str:
+        """The JSON text of this state."""
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoopState:
+        """Inverse of ``asdict``."""
+        data = dict(data)
+        rounds = [RoundRecord(**r) for r in data.pop("rounds", [])]
+        return cls(rounds=rounds, **data)
+
+
+def save_state(run_dir: Path, state: LoopState) -> None:
+    """Write ``RUN_DIR/state.json`` atomically."""
+    atomic_write_text(Path(run_dir) / STATE_FILE, state.to_json())
+
+
+def load_state(run_dir: Path) -> LoopState | None:
+    """The persisted state of ``run_dir``, or ``None`` for a new run."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise MtalError(f"{path}: cannot read the run state ({err})") from err
+    if data.get("version") != STATE_VERSION:
+        raise MtalError(f"{path}: state version {data.get('version')} is not {STATE_VERSION}")
+    return LoopState.from_dict(data)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write a JSON artifact atomically."""
+    atomic_write_text(Path(path), json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+
+def fault_point(name: str, run_dir: Path) -> None:
+    """Test-only fault injection: pause forever at a named point of the loop.
+
+    When the environment variable ``MTAL_RAY_PAUSE_AT`` equals ``name`` (e.g.
+    ``after_select:0``), the driver writes ``RUN_DIR/.paused`` and sleeps, so that a test
+    can ``kill -9`` the process at exactly that moment and check the resume.
+    """
+    if os.environ.get("MTAL_RAY_PAUSE_AT") != name:
+        return
+    import time
+
+    (Path(run_dir) / ".paused").write_text(name, encoding="utf-8")
+    while True:  # pragma: no cover - ended by SIGKILL from the test
+        time.sleep(1)
