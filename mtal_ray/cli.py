@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from mtal_ray.errors import MtalError
 
 #: Modules that expose ``register(subparsers)``; imported lazily by :func:`build_parser`.
-COMMAND_MODULES: tuple[str, ...] = ("mtal_ray.data.command",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "mtal_ray.data.command",
+    "mtal_ray.driver.command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MtalError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        # Errors raised inside Ray actors arrive wrapped; show the user's error plainly.
+        from mtal_ray.launch import unwrap_ray_error
+
+        cause = unwrap_ray_error(err)
+        if isinstance(cause, MtalError):
+            print(f"error: {cause}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
