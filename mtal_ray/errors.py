@@ -38,3 +38,7 @@ class SelectionError(MtalError):
 
 class EmptyPoolError(SelectionError):
     """The unlabeled pool has no samples left to select from."""
+
+
+class ScoringError(MtalError):
+    """The pool cannot be scored (bad checkpoint, missing column, lost or duplicated rows...)."""

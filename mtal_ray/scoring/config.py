@@ -1,0 +1,69 @@
+"""The ``scoring`` section of the experiment config."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ScoringConfig(BaseModel):
+    """How the unlabeled pool is scored (config section ``scoring``).
+
+    Attributes
+    ----------
+    k
+        Number of MC-dropout passes for dropout agreement (paper: 10).
+    ec_only
+        Only entropy-based confidence: run the single deterministic pass and skip the
+        ``k`` stochastic ones (no ``<task>.da`` columns). Set it when the selection method
+        needs no DA.
+    concurrency
+        Number of scoring actors (model replicas) in the Ray Data actor pool.
+    batch_size
+        Most sentences per batch handed to an actor; batches hold sentences of similar
+        length (the pool is sorted by length first).
+    max_tokens
+        Most padded words in one forward pass (rows × longest row); the ``k`` stochastic
+        passes of a batch are stacked into as few forwards as this allows.
+    cpus_per_actor, gpus_per_actor
+        Resources reserved by each actor. Fractional CPUs are allowed (on a 2-core machine
+        other stages then still get a CPU).
+    threads_per_actor
+        torch intra-op threads in each actor; default ``max(1, floor(cpus_per_actor))``.
+    tasks
+        Tasks to score; default every task of the checkpoint.
+    temperatures
+        Optional post-hoc temperature per task (fitted on dev with
+        :func:`mtal_ray.scoring.calibration.fit_temperatures`); applied to the
+        probabilities before EC. Tasks not listed keep ``T = 1``.
+    seed
+        Seeds the dropout masks of each batch (from the seed and the batch's ids), so a
+        pool scores the same whichever actor takes which batch, retries included.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(10, ge=2)
+    ec_only: bool = False
+    concurrency: int = Field(1, ge=1)
+    batch_size: int = Field(64, ge=1)
+    max_tokens: int = Field(8192, ge=1)
+    cpus_per_actor: float = Field(1.0, gt=0)
+    gpus_per_actor: float = Field(0.0, ge=0)
+    threads_per_actor: int | None = Field(None, ge=1)
+    tasks: list[str] | None = None
+    temperatures: dict[str, float] = Field(default_factory=dict)
+    seed: int = 0
+
+    @field_validator("temperatures")
+    @classmethod
+    def _positive_temperatures(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {task: t for task, t in value.items() if not t > 0}
+        if bad:
+            raise ValueError(f"temperatures must be > 0, got {bad}")
+        return value
+
+    def threads(self) -> int:
+        """torch threads each actor uses."""
+        if self.threads_per_actor is not None:
+            return self.threads_per_actor
+        return max(1, int(self.cpus_per_actor))

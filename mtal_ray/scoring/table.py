@@ -1,0 +1,166 @@
+"""The confidence table: the one artifact scoring hands to selection.
+
+One row per pool sentence, in any order (join on ``id``). Columns:
+
+=========================  ========  =====================================================
+column                     type      meaning
+=========================  ========  =====================================================
+``id``                     string    the sentence id of the corpus table (unique)
+``n_tokens``               int32     number of words (the cost model's ``m``)
+``<task>.ec``              float64   entropy-based confidence in [0, 1] (paper eq. 1–2);
+                                     lower = less certain
+``<task>.da``              float64   dropout agreement in [0, 1] over ``k`` MC-dropout
+                                     passes (eq. 3); absent when scored EC-only
+``<task>.n_entities``      int32     span tasks (``ner``, ``sf``, ``re``): entities the
+                                     model predicts in the deterministic pass (the cost
+                                     model's ``nt``); for ``re`` the entities its pairs
+                                     are built from
+``re.n_pairs``             int32     ``re`` only: candidate (ordered) entity pairs scored
+=========================  ========  =====================================================
+
+Tasks appear in the order they were scored. Confidences are never NaN: a sentence with
+nothing to score for a task (no candidate pair for ``re``) gets 1.0 (see
+:mod:`mtal_ray.confidence.entropy`). The file is Parquet, written atomically (a temporary
+sibling renamed over the target), with the scoring settings in the schema metadata
+(``mtal_ray.k``, ``mtal_ray.ec_only``, ``mtal_ray.checkpoint``, ``mtal_ray.tasks``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mtal_ray.errors import ScoringError
+
+__all__ = [
+    "SPAN_TASKS",
+    "check_complete",
+    "confidence_schema",
+    "read_confidence_table",
+    "write_confidence_table",
+]
+
+#: Tasks whose predictions are entity spans (they get ``<task>.n_entities``).
+SPAN_TASKS: tuple[str, ...] = ("ner", "sf", "re")
+
+
+def confidence_schema(tasks: Sequence[str], ec_only: bool) -> pa.Schema:
+    """Schema of the confidence table for ``tasks``.
+
+    Parameters
+    ----------
+    tasks : sequence of str
+        Scored tasks, in order.
+    ec_only : bool
+        True when no ``<task>.da`` columns are produced.
+    """
+    fields = [pa.field("id", pa.string(), nullable=False), pa.field("n_tokens", pa.int32())]
+    for task in tasks:
+        fields.append(pa.field(f"{task}.ec", pa.float64()))
+        if not ec_only:
+            fields.append(pa.field(f"{task}.da", pa.float64()))
+        if task in SPAN_TASKS:
+            fields.append(pa.field(f"{task}.n_entities", pa.int32()))
+        if task == "re":
+            fields.append(pa.field("re.n_pairs", pa.int32()))
+    return pa.schema(fields)
+
+
+def check_complete(table: pa.Table, expected_ids: Iterable[str]) -> None:
+    """Raise :class:`~mtal_ray.errors.ScoringError` unless every id occurs exactly once.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        A confidence table.
+    expected_ids : iterable of str
+        The ids of the pool that was scored.
+    """
+    ids = np.asarray(table.column("id").to_pylist(), dtype=object)
+    uniq, counts = np.unique(ids.astype(str), return_counts=True)
+    dup = uniq[counts > 1]
+    expected = {str(i) for i in expected_ids}
+    got = set(uniq.tolist())
+    missing = expected - got
+    extra = got - expected
+    problems = []
+    if dup.size:
+        problems.append(f"{dup.size} ids scored more than once (e.g. {dup[0]!r})")
+    if missing:
+        problems.append(f"{len(missing)} ids missing (e.g. {sorted(missing)[0]!r})")
+    if extra:
+        problems.append(f"{len(extra)} ids not in the pool (e.g. {sorted(extra)[0]!r})")
+    if problems:
+        raise ScoringError("confidence table is incomplete: " + "; ".join(problems))
+
+
+def write_confidence_table(
+    table: pa.Table, path: str | os.PathLike[str], metadata: Mapping[str, object] | None = None
+) -> Path:
+    """Write ``table`` to Parquet at ``path`` atomically (temporary file + rename).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The confidence table.
+    path : path-like
+        Target file; its folder is created if needed.
+    metadata : mapping, optional
+        Extra schema metadata, stored JSON-encoded under ``mtal_ray.<key>``.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if metadata:
+        meta = dict(table.schema.metadata or {})
+        meta.update({f"mtal_ray.{k}".encode(): json.dumps(v).encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(meta)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def read_confidence_table(path: str | os.PathLike[str]) -> pa.Table:
+    """Read a confidence table written by :func:`write_confidence_table`.
+
+    Raises
+    ------
+    ScoringError
+        If the file is missing, unreadable or lacks the ``id`` column.
+    """
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ScoringError(f"{path}: cannot read confidence table ({err})") from err
+    if "id" not in table.column_names:
+        raise ScoringError(f"{path}: confidence table has no 'id' column")
+    return table
+
+
+def table_metadata(table: pa.Table) -> dict[str, object]:
+    """The ``mtal_ray.*`` schema metadata of a confidence table, decoded."""
+    out: dict[str, object] = {}
+    for key, value in (table.schema.metadata or {}).items():
+        name = key.decode()
+        if name.startswith("mtal_ray."):
+            out[name.removeprefix("mtal_ray.")] = json.loads(value.decode())
+    return out
