@@ -145,6 +145,8 @@ def import_annotations(run_dir: Path, iteration: int, files: list[Path]) -> pa.T
     tasks_per_id: dict[str, list[str]] = manifest["tasks"]
     exported = load_corpus(round_dir(run_dir, iteration) / manifest["file"], fmt).splits
     exported_table = next(iter(exported.values()))
+    if fmt == "slu":  # no ids in the files: rows follow the manifest's order
+        exported_table = exported_table.set_column(0, "id", pa.array(expected, pa.string()))
     exported_tokens = dict(
         zip(
             exported_table.column("id").to_pylist(),
@@ -182,12 +184,16 @@ def import_annotations(run_dir: Path, iteration: int, files: list[Path]) -> pa.T
                         file, lines[i], f"sentence {sid!r}: the words differ from the exported ones"
                     )
                 seen[sid] = (file, lines[i])
-            for task in {t for ts in tasks_per_id.values() for t in ts}:
+            requested = {t for ts in tasks_per_id.values() for t in ts}
+            for task in [t for t in TASK_COLUMNS if t in requested]:
                 annotated = annotated_mask(table, task)
                 for i, sid in enumerate(table.column("id").to_pylist()):
                     if task in tasks_per_id.get(sid, []) and not annotated[i]:
+                        where = file
+                        if fmt == "slu":
+                            where = file / ("seq.out" if task == "sf" else "label")
                         raise DataFormatError(
-                            file, lines[i], f"sentence {sid!r} is not annotated for task {task!r}"
+                            where, lines[i], f"sentence {sid!r} is not annotated for task {task!r}"
                         )
             tables.append(table)
     missing = [sid for sid in expected if sid not in seen]
