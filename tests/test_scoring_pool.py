@@ -186,3 +186,16 @@ def test_killed_actor_is_restarted_and_no_row_is_lost_or_duplicated(ray_cluster,
     assert faulty.column("id").to_pylist() == pool.column("id").to_pylist()
     # dropout masks are seeded per batch, so the retried batch scores exactly as before
     assert faulty.equals(clean)
+
+
+def broken_loader(checkpoint: str) -> ToyModel:
+    from mtal_ray.errors import ScoringError
+
+    raise ScoringError(f"{checkpoint}: not a checkpoint (test)")
+
+
+def test_loader_error_in_actor_surfaces_as_scoring_error(ray_cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mtal_ray.errors import ScoringError
+
+    with pytest.raises(ScoringError, match="not a checkpoint"):
+        score_pool(make_pool(6), tmp_path, ScoringConfig(ec_only=True), loader=broken_loader)

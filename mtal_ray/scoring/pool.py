@@ -12,13 +12,14 @@ before returning.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mtal_ray.errors import EmptyPoolError, ScoringError
+from mtal_ray.errors import EmptyPoolError, MtalError, ScoringError
 from mtal_ray.scoring.buckets import bucket_table
 from mtal_ray.scoring.config import ScoringConfig
 from mtal_ray.scoring.mc_dropout import MCDropoutScorer, ModelLoader
@@ -37,6 +38,29 @@ def _pool_columns(pool: pa.Table) -> pa.Table:
     if pc.count_distinct(ids).as_py() != pool.num_rows:
         raise ScoringError("pool ids are not unique")
     return pa.table({"id": ids, "tokens": pool.column("tokens")})
+
+
+_WRAPPED_ERROR = re.compile(r"mtal_ray\.errors\.\w+: (.+)")
+
+
+def _user_error(err: BaseException) -> str | None:
+    """The message of the first :class:`MtalError` inside a (Ray-wrapped) exception.
+
+    Ray keeps the exception object of a failed task (``RayTaskError.cause``) but an actor
+    whose ``__init__`` failed only leaves its traceback text in ``ActorDiedError``.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [err]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, MtalError):
+            return str(current)
+        stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])
+    found = _WRAPPED_ERROR.findall(str(err))
+    return found[-1].strip() if found else None
 
 
 def score_pool(
@@ -77,6 +101,8 @@ def score_pool(
 
     cfg = config or ScoringConfig()
     table = _pool_columns(pool)
+    if loader is None and not Path(checkpoint).exists():
+        raise ScoringError(f"{checkpoint}: no such checkpoint")
     if not ray.is_initialized():
         ray.init(include_dashboard=False)
     blocks = bucket_table(table, cfg.batch_size, cfg.max_tokens)
@@ -101,7 +127,13 @@ def score_pool(
         num_gpus=cfg.gpus_per_actor or None,
         zero_copy_batch=True,
     )
-    parts = ray.get(dataset.to_arrow_refs())
+    try:
+        parts = ray.get(dataset.to_arrow_refs())
+    except Exception as err:  # Ray wraps errors raised in actors; surface the user's one
+        cause = _user_error(err)
+        if cause is None:
+            raise
+        raise ScoringError(cause) from err
     result = pa.concat_tables([p for p in parts if p.num_rows] or parts)
     check_complete(result, table.column("id").to_pylist())
     order = pc.index_in(table.column("id"), value_set=result.column("id"))

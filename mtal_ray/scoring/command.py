@@ -1,0 +1,106 @@
+"""``mtal-ray score``: score a corpus split with a trained checkpoint into a confidence table."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from mtal_ray.errors import ConfigError, MtalError, ScoringError
+from mtal_ray.scoring.config import ScoringConfig
+
+__all__ = ["register", "scoring_config_from_overrides"]
+
+
+def scoring_config_from_overrides(overrides: list[str], ec_only: bool = False) -> ScoringConfig:
+    """A :class:`ScoringConfig` from ``key=value`` overrides (``scoring.`` prefix optional)."""
+    from mtal_ray.config import apply_overrides, validate
+
+    prefixed = [o if o.startswith("scoring.") else f"scoring.{o}" for o in overrides]
+    for text in prefixed:
+        if "=" not in text:
+            raise ConfigError(f"override {text!r} is not of the form key=value")
+    raw = apply_overrides({}, prefixed).get("scoring", {})
+    if ec_only:
+        raw["ec_only"] = True
+    return validate(ScoringConfig, raw, prefix="scoring.")
+
+
+def _pick_split(corpus: object, split: str | None) -> tuple[str, object]:
+    splits = corpus.splits  # type: ignore[attr-defined]
+    if split is not None:
+        return split, corpus.split(split)  # type: ignore[attr-defined]
+    if len(splits) == 1:
+        return next(iter(splits.items()))
+    raise MtalError(
+        f"{corpus.path}: holds several splits ({', '.join(splits)}); "  # type: ignore[attr-defined]
+        "choose one with --split"
+    )
+
+
+def _score(args: argparse.Namespace) -> int:
+    import ray
+
+    from mtal_ray.data.corpus import load_corpus
+    from mtal_ray.scoring.pool import score_pool_to_file
+
+    cfg = scoring_config_from_overrides(args.overrides, args.ec_only)
+    if not Path(args.checkpoint).exists():
+        raise ScoringError(f"{args.checkpoint}: no such checkpoint")
+    corpus = load_corpus(args.data, args.format)
+    name, pool = _pick_split(corpus, args.split)
+    if args.limit is not None:
+        pool = pool.slice(0, args.limit)
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(include_dashboard=False, log_to_driver=False)
+    try:
+        start = time.perf_counter()
+        table = score_pool_to_file(pool, args.checkpoint, args.output, cfg)
+        seconds = time.perf_counter() - start
+    finally:
+        if started_ray:
+            ray.shutdown()
+    _summary(table, name, args.output, seconds)
+    return 0
+
+
+def _summary(table: object, split: str, output: str, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = [c for c in table.column_names if c.endswith((".ec", ".da"))]  # type: ignore[attr-defined]
+    view = Table(title=f"confidence of {table.num_rows} sentences ({split}) -> {output}")  # type: ignore[attr-defined]
+    view.add_column("column")
+    for stat in ("mean", "min", "max"):
+        view.add_column(stat, justify="right")
+    for col in columns:
+        values = table.column(col).to_numpy()  # type: ignore[attr-defined]
+        view.add_row(col, f"{values.mean():.4f}", f"{values.min():.4f}", f"{values.max():.4f}")
+    console = Console()
+    console.print(view)
+    rate = table.num_rows / seconds if seconds > 0 else float("inf")  # type: ignore[attr-defined]
+    console.print(f"{seconds:.1f} s, {rate:.1f} sentences/s")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``mtal-ray score``."""
+    parser = subparsers.add_parser(
+        "score",
+        help="score an unlabeled pool with MC-dropout confidences (EC, DA) into Parquet",
+        description="Score every sentence of a corpus split with a trained checkpoint: "
+        "entropy-based confidence (EC) and, unless --ec-only, dropout agreement (DA) over k "
+        "MC-dropout passes. Overrides set the scoring config section, e.g. k=10 "
+        "concurrency=2 batch_size=64 cpus_per_actor=1.",
+    )
+    parser.add_argument("--checkpoint", required=True, help="trained checkpoint directory")
+    parser.add_argument(
+        "--data", required=True, help="a corpus file, split folder or corpus folder"
+    )
+    parser.add_argument("--output", required=True, help="confidence table to write (.parquet)")
+    parser.add_argument("--split", help="split to score when --data holds several")
+    parser.add_argument("--format", help="corpus format (default: detected)")
+    parser.add_argument("--ec-only", action="store_true", help="one deterministic pass, no DA")
+    parser.add_argument("--limit", type=int, help="score only the first N sentences")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="scoring config keys")
+    parser.set_defaults(func=_score)
