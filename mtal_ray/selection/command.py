@@ -1,0 +1,71 @@
+"""``mtal-ray select``: run one selection on a confidence table and write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mtal_ray.errors import SelectionError
+from mtal_ray.selection.cost import CostModel
+from mtal_ray.selection.registry import METHODS, select
+from mtal_ray.selection.weights import parse_weights
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``select`` sub-command to the ``mtal-ray`` parser."""
+    p = subparsers.add_parser(
+        "select",
+        help="choose samples to annotate from a confidence table",
+        description="Select samples from a confidence table (Parquet) and write their ids as "
+        "JSON. Methods: " + ", ".join(METHODS) + ".",
+    )
+    p.add_argument("--input", required=True, type=Path, help="confidence table (Parquet)")
+    p.add_argument("--method", required=True, help="selection method, e.g. mt-par or blp-udjs")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--n", type=int, help="number of samples to select")
+    size.add_argument("--budget", type=float, help="annotation budget (GRD_AL or BLP)")
+    p.add_argument("--weights", help="task weights, e.g. re=0.7,ner=0.3")
+    p.add_argument("--beta", type=float, help="weight of --task; 1-beta shared by the others")
+    p.add_argument("--task", help="task of ST-*/MT-EC/MT-DA/STCS, or the task --beta weighs")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random methods")
+    p.add_argument("--time-limit", type=float, help="seconds per BLP solver call (default 60)")
+    p.add_argument("--tp", type=float, default=1.0, help="cost per entity (token-level tasks)")
+    p.add_argument("--ts", type=float, default=3.0, help="cost per sentence (sentence tasks)")
+    p.add_argument("--output", required=True, type=Path, help="where to write the JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the selection described by ``args``; raise SelectionError on a bad request."""
+    if not args.input.exists():
+        raise SelectionError(f"{args.input}: no such file")
+    result = select(
+        args.input,
+        args.method,
+        n=args.n,
+        budget=args.budget,
+        weights=parse_weights(args.weights) if args.weights else None,
+        beta=args.beta,
+        task=args.task,
+        seed=args.seed,
+        time_limit=args.time_limit,
+        cost_model=CostModel(tp=args.tp, ts=args.ts),
+    )
+    _write_atomic(args.output, result.to_json(indent=1) + "\n")
+    print(f"{result.method}: selected {len(result.ids)} ids -> {args.output}")
+    return 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
