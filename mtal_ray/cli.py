@@ -19,6 +19,7 @@ from mtal_ray.errors import MtalError
 COMMAND_MODULES: tuple[str, ...] = (
     "mtal_ray.data.command",
     "mtal_ray.driver.command",
+    "mtal_ray.sweep.command",
     "mtal_ray.scoring.command",
 )
 

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mtal_ray.errors import ConfigError
+from mtal_ray.sweep.config import SweepConfig
 
 
 class Section(BaseModel):
@@ -178,6 +179,7 @@ class ExperimentConfig(Section):
     al: ALConfig = Field(default_factory=ALConfig)
     annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    sweep: SweepConfig | None = None
 
 
 def load_config(

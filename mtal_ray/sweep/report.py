@@ -1,0 +1,407 @@
+"""The comparison report of a sweep: a pure function of the stored trial results.
+
+* :func:`score_table` — the paper's Table 10 shape: rows = methods, columns = each task's
+  final score per scenario (dataset), mean ± std over seeds, plus the row average.
+* :func:`curve_series` — learning curves of every method, per (scenario, task).
+* :func:`overlap_matrices` — pairwise overlap of the first selection (after round 1)
+  between methods, ``|A ∩ B| / max(|A|, |B|)`` averaged over seeds (the paper's Figure 1).
+* :func:`beta_series` — final score against β per method (the paper's Figure 6).
+* :func:`write_report` — ``report.md``, ``report.csv`` and the PNGs in the sweep directory.
+
+A "method" row is ``selection.method`` plus every other swept key (but the seed and the
+dataset) whose value differs between trials, e.g. ``mt-avg (β=0.5)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtal_ray.data.atomic import atomic_write_text
+from mtal_ray.sweep.config import BETA_KEY, DATASET_KEY, METHOD_KEY, SEED_KEY
+from mtal_ray.sweep.results import TrialResult, load_sweep_info, load_trials
+
+#: Row order of the paper's Table 10, then the remaining methods of the library.
+METHOD_ORDER = (
+    "mt-r", "mt-avg", "mt-max", "mt-min", "mt-par", "mt-rrf", "mt-ind", "mt-avgda",
+    "mt-ec", "mt-da", "st-r", "st-ec", "st-da", "blp-udjs", "blp-eqb", "blp-joint-avg",
+    "blp-joint-max", "blp-joint-min", "blp-joint-rrf", "blp-stcs",
+)  # fmt: skip
+_SHORT_NAMES = {BETA_KEY: "β"}
+
+Column = tuple[str | None, str]  # (dataset or None, task)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def varying_keys(trials: Iterable[TrialResult]) -> list[str]:
+    """Swept keys (except seed, dataset and method) whose value differs between trials."""
+    values: dict[str, set[str]] = defaultdict(set)
+    for trial in trials:
+        for key, value in trial.record.params.items():
+            values[key].add(repr(value))
+    skip = {SEED_KEY, DATASET_KEY, METHOD_KEY}
+    keys = [k for k, v in values.items() if k not in skip and len(v) > 1]
+    return sorted(keys, key=lambda k: (k != BETA_KEY, k))
+
+
+def _format(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def trial_label(trial: TrialResult, keys: Sequence[str]) -> str:
+    """``method`` or ``method (β=0.5, lr=1e-05)`` for the given varying ``keys``."""
+    record = trial.record
+    method = str(record.params.get(METHOD_KEY, record.method or "?"))
+    extra = [
+        f"{_SHORT_NAMES.get(k, k.rsplit('.', 1)[-1])}={_format(record.params[k])}"
+        for k in keys
+        if k in record.params
+    ]
+    return f"{method} ({', '.join(extra)})" if extra else method
+
+
+def _order_key(trial: TrialResult, keys: Sequence[str]) -> tuple[Any, ...]:
+    method = str(trial.record.params.get(METHOD_KEY, trial.record.method or ""))
+    rank = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    rest = tuple(_sortable(trial.record.params.get(k)) for k in keys)
+    return (rank, method, *rest)
+
+
+def _sortable(value: Any) -> tuple[int, Any]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value))
+    return (1, str(value))
+
+
+def ordered_labels(trials: Sequence[TrialResult], keys: Sequence[str]) -> list[str]:
+    """Distinct labels in table order (paper's method order, then parameter values)."""
+    labels: dict[str, None] = {}
+    for trial in sorted(trials, key=lambda t: _order_key(t, keys)):
+        labels.setdefault(trial_label(trial, keys), None)
+    return list(labels)
+
+
+def _datasets(trials: Sequence[TrialResult], preferred: Sequence[str] = ()) -> list[str | None]:
+    present = {t.record.dataset for t in trials}
+    ordered: list[str | None] = [d for d in preferred if d in present]
+    ordered += sorted((d for d in present if d not in ordered and d is not None), key=str)
+    if None in present:
+        ordered.append(None)
+    return ordered
+
+
+def _finished(trials: Iterable[TrialResult]) -> list[TrialResult]:
+    return [t for t in trials if t.record.status == "finished" and t.rows]
+
+
+@dataclass
+class ScoreTable:
+    """Final scores: ``cells[label][column] = (mean, std, n)`` and ``average[label]``."""
+
+    labels: list[str]
+    columns: list[Column]
+    cells: dict[str, dict[Column, tuple[float, float, int]]] = field(default_factory=dict)
+    average: dict[str, float | None] = field(default_factory=dict)
+    complete: dict[str, bool] = field(default_factory=dict)
+
+    @staticmethod
+    def column_name(column: Column) -> str:
+        """``dataset/task``, or just ``task`` when the sweep has no datasets."""
+        dataset, task = column
+        return task if dataset is None else f"{dataset}/{task}"
+
+    def best(self, column: Column) -> str | None:
+        """Label with the highest mean in ``column``."""
+        candidates = [
+            (self.cells[lb][column][0], lb) for lb in self.labels if column in self.cells[lb]
+        ]
+        return max(candidates)[1] if candidates else None
+
+
+def score_table(
+    trials: Sequence[TrialResult], split: str = "test", datasets: Sequence[str] = ()
+) -> ScoreTable:
+    """Table-10-shaped summary of the finished trials (mean ± std over seeds)."""
+    finished = _finished(trials)
+    keys = varying_keys(finished)
+    labels = ordered_labels(finished, keys)
+    values: dict[str, dict[Column, list[float]]] = defaultdict(lambda: defaultdict(list))
+    tasks_by_dataset: dict[str | None, dict[str, None]] = defaultdict(dict)
+    for trial in finished:
+        label = trial_label(trial, keys)
+        for task, score in trial.final_scores(split).items():
+            values[label][(trial.record.dataset, task)].append(score)
+            tasks_by_dataset[trial.record.dataset].setdefault(task, None)
+    columns = [(d, t) for d in _datasets(finished, datasets) for t in tasks_by_dataset[d]]
+    table = ScoreTable(labels, columns)
+    for label in labels:
+        table.cells[label] = {
+            col: (*_mean_std(values[label][col]), len(values[label][col]))
+            for col in columns
+            if values[label][col]
+        }
+        means = [table.cells[label][col][0] for col in columns if col in table.cells[label]]
+        table.average[label] = sum(means) / len(means) if means else None
+        table.complete[label] = len(means) == len(columns)
+    return table
+
+
+def score_scale(table: ScoreTable) -> float:
+    """100 when every score is a fraction (shown as percentages, like the paper), else 1."""
+    means = [cell[0] for row in table.cells.values() for cell in row.values()]
+    return 100.0 if means and max(abs(m) for m in means) <= 1.0 else 1.0
+
+
+def table_csv(table: ScoreTable) -> str:
+    """The table as CSV: ``method``, then ``<column>.mean/.std/.n`` per column, ``average``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = ["method"]
+    for col in table.columns:
+        name = table.column_name(col)
+        header += [f"{name}.mean", f"{name}.std", f"{name}.n"]
+    writer.writerow([*header, "average"])
+    for label in table.labels:
+        row: list[Any] = [label]
+        for col in table.columns:
+            cell = table.cells[label].get(col)
+            row += ["", "", 0] if cell is None else [f"{cell[0]:.6g}", f"{cell[1]:.6g}", cell[2]]
+        avg = table.average[label]
+        writer.writerow([*row, "" if avg is None else f"{avg:.6g}"])
+    return out.getvalue()
+
+
+def table_markdown(table: ScoreTable) -> str:
+    """The table as Markdown; the best mean of each column is bold."""
+    scale = score_scale(table)
+    names = [table.column_name(c) for c in table.columns]
+    lines = [
+        "| method | " + " | ".join([*names, "Average"]) + " |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    best = {col: table.best(col) for col in table.columns}
+    averages = {lb: a for lb, a in table.average.items() if a is not None}
+    best_avg = max(averages, key=averages.__getitem__) if averages else None
+    for label in table.labels:
+        cells = []
+        for col in table.columns:
+            cell = table.cells[label].get(col)
+            if cell is None:
+                cells.append("–")
+                continue
+            text = f"{cell[0] * scale:.2f}"
+            if cell[2] > 1:
+                text += f" ± {cell[1] * scale:.2f}"
+            cells.append(f"**{text}**" if best[col] == label and len(table.labels) > 1 else text)
+        avg = table.average[label]
+        avg_text = "–" if avg is None else f"{avg * scale:.2f}"
+        if avg is not None and not table.complete[label]:
+            avg_text += "*"
+        if label == best_avg and len(table.labels) > 1:
+            avg_text = f"**{avg_text}**"
+        lines.append(f"| {label} | " + " | ".join([*cells, avg_text]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Curve:
+    """Mean learning curve of one method: labeled size and score (mean, std) per iteration."""
+
+    sizes: list[float]
+    mean: list[float]
+    std: list[float]
+
+
+def curve_series(
+    trials: Sequence[TrialResult], split: str = "test", datasets: Sequence[str] = ()
+) -> dict[Column, dict[str, Curve]]:
+    """Per (dataset, task), per method: the learning curve averaged over seeds."""
+    finished = _finished(trials)
+    keys = varying_keys(finished)
+    labels = ordered_labels(finished, keys)
+    points: dict[Column, dict[str, dict[int, list[tuple[float, float]]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for trial in finished:
+        label = trial_label(trial, keys)
+        sizes = trial.sizes
+        for task, scores in trial.scores(split).items():
+            for i, (size, score) in enumerate(zip(sizes, scores, strict=True)):
+                if size is not None and score is not None:
+                    points[(trial.record.dataset, task)][label][i].append((float(size), score))
+    out: dict[Column, dict[str, Curve]] = {}
+    for dataset in _datasets(finished, datasets):
+        for column in [c for c in points if c[0] == dataset]:
+            out[column] = {}
+            for label in [lb for lb in labels if lb in points[column]]:
+                per_iter = points[column][label]
+                curve = Curve([], [], [])
+                for i in sorted(per_iter):
+                    sizes_i = [p[0] for p in per_iter[i]]
+                    mean, std = _mean_std([p[1] for p in per_iter[i]])
+                    curve.sizes.append(sum(sizes_i) / len(sizes_i))
+                    curve.mean.append(mean)
+                    curve.std.append(std)
+                out[column][label] = curve
+    return out
+
+
+def overlap(a: Iterable[str], b: Iterable[str]) -> float:
+    """``|A ∩ B| / max(|A|, |B|)`` (1 for equal sets, 0 for disjoint ones)."""
+    sa, sb = set(a), set(b)
+    size = max(len(sa), len(sb))
+    return len(sa & sb) / size if size else 1.0
+
+
+def overlap_matrices(
+    trials: Sequence[TrialResult], datasets: Sequence[str] = ()
+) -> dict[str | None, tuple[list[str], list[list[float | None]]]]:
+    """Per dataset: method labels and the overlap of their first selections.
+
+    Two methods are compared on the same seed (same initial labeled set and first model)
+    and the overlaps are averaged over the seeds both have; ``None`` when they share none.
+    """
+    with_selection = [t for t in trials if t.first_selection is not None]
+    keys = varying_keys(with_selection)
+    out: dict[str | None, tuple[list[str], list[list[float | None]]]] = {}
+    for dataset in _datasets(with_selection, datasets):
+        group = [t for t in with_selection if t.record.dataset == dataset]
+        labels = ordered_labels(group, keys)
+        by_seed: dict[int, dict[str, list[str]]] = defaultdict(dict)
+        for trial in group:
+            by_seed[trial.record.seed].setdefault(
+                trial_label(trial, keys), trial.first_selection or []
+            )
+        matrix: list[list[float | None]] = []
+        for a in labels:
+            row: list[float | None] = []
+            for b in labels:
+                shared = [overlap(s[a], s[b]) for s in by_seed.values() if a in s and b in s]
+                row.append(sum(shared) / len(shared) if shared else None)
+            matrix.append(row)
+        out[dataset] = (labels, matrix)
+    return out
+
+
+def beta_series(
+    trials: Sequence[TrialResult], split: str = "test", datasets: Sequence[str] = ()
+) -> dict[Column, dict[str, list[tuple[float, float, float]]]]:
+    """Per (dataset, task), per method: ``(β, mean, std)`` of the final score, by β.
+
+    Empty unless the trials ran with at least two different β values.
+    """
+    finished = [t for t in _finished(trials) if t.record.beta is not None]
+    if len({t.record.beta for t in finished}) < 2:
+        return {}
+    keys = [k for k in varying_keys(finished) if k != BETA_KEY]
+    labels = ordered_labels(finished, keys)
+    values: dict[Column, dict[str, dict[float, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for trial in finished:
+        label = trial_label(trial, keys)
+        beta = float(trial.record.beta)  # type: ignore[arg-type]
+        for task, score in trial.final_scores(split).items():
+            values[(trial.record.dataset, task)][label][beta].append(score)
+    out: dict[Column, dict[str, list[tuple[float, float, float]]]] = {}
+    for dataset in _datasets(finished, datasets):
+        for column in [c for c in values if c[0] == dataset]:
+            out[column] = {
+                label: [(b, *_mean_std(v)) for b, v in sorted(values[column][label].items())]
+                for label in labels
+                if label in values[column]
+            }
+    return out
+
+
+def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
+    """(Re)write the report files of ``sweep_dir`` from its stored trials; returns them.
+
+    ``report.md`` and ``report.csv`` always; ``learning_curves.png`` when a trial
+    finished, ``overlap.png`` when trials made a first selection, ``beta.png`` when
+    β was swept. Stale PNGs of an earlier report are removed.
+    """
+    from mtal_ray.sweep.plots import plot_beta, plot_learning_curves, plot_overlap
+
+    sweep_dir = Path(sweep_dir)
+    trials = load_trials(sweep_dir)
+    info = load_sweep_info(sweep_dir)
+    split = split or info.get("report_split") or "test"
+    datasets = list(info.get("datasets") or [])
+    name = info.get("name") or sweep_dir.name
+    table = score_table(trials, split, datasets)
+    written = [sweep_dir / "report.md", sweep_dir / "report.csv"]
+    images = {
+        "learning_curves.png": (plot_learning_curves, curve_series(trials, split, datasets)),
+        "overlap.png": (plot_overlap, overlap_matrices(trials, datasets)),
+        "beta.png": (plot_beta, beta_series(trials, split, datasets)),
+    }
+    for filename, (plot, data) in images.items():
+        path = sweep_dir / filename
+        if data:
+            plot(data, path, title=name, scale=score_scale(table))
+            written.append(path)
+        elif path.exists():
+            path.unlink()
+    atomic_write_text(sweep_dir / "report.csv", table_csv(table))
+    atomic_write_text(
+        sweep_dir / "report.md", _markdown(name, table, trials, split, [p.name for p in written])
+    )
+    return written
+
+
+def _markdown(
+    name: str, table: ScoreTable, trials: Sequence[TrialResult], split: str, files: Sequence[str]
+) -> str:
+    status = defaultdict(list)
+    for trial in trials:
+        status[trial.record.status].append(trial)
+    finished = _finished(trials)
+    seeds = sorted({t.record.seed for t in finished})
+    iterations = sorted({len(t.rows) for t in finished})
+    scale = score_scale(table)
+    lines = [f"# Sweep {name}: final scores", ""]
+    if table.labels:
+        lines += [
+            f"Final {split} score of each task after "
+            f"{'/'.join(map(str, iterations))} AL iterations"
+            f"{' (×100)' if scale == 100 else ''}, mean ± std over "
+            f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "
+            "Average = mean of the row (* = some columns missing). Best per column in bold.",
+            "",
+            table_markdown(table),
+        ]
+    else:
+        lines += ["No trial has finished yet.", ""]
+    lines.append(
+        f"Trials: {len(finished)} finished, {len(status['failed'])} failed, "
+        f"{len(status['running'])} unfinished."
+    )
+    if status["failed"]:
+        lines += ["", "## Failed trials", ""]
+        for trial in status["failed"]:
+            error = (trial.record.error or "unknown error").strip().splitlines()
+            lines.append(f"- `{trial.record.name}`: {error[-1] if error else ''}")
+    pictures = {
+        "learning_curves.png": "Learning curves",
+        "overlap.png": "Overlap of the first selection (after round 1)",
+        "beta.png": "Final score against β",
+    }
+    for filename, title in pictures.items():
+        if filename in files:
+            lines += ["", f"## {title}", "", f"![{title}]({filename})"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,180 @@
+"""What a sweep stores per trial, and reading it back.
+
+Layout of a sweep directory::
+
+    SWEEP_DIR/
+      sweep.json                 the sweep (base config, space, MLflow parent run, trial order)
+      trials/<trial name>/       one AL run directory per trial (the driver's files) plus
+        trial.json               the trial's parameters and status (:class:`TrialRecord`)
+        summary.json             the driver's per-iteration rows (finished trials)
+        rounds/round_0/selection.json   the first selection (for the overlap heat map)
+      tune-<digest>/             Ray Tune's experiment state (restore)
+      report.md, report.csv, learning_curves.png, overlap.png, beta.png
+
+Everything here reads and writes plain files; the report is a function of these files only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtal_ray.data.atomic import atomic_write_text
+from mtal_ray.errors import MtalError
+
+TRIALS_DIR = "trials"
+TRIAL_FILE = "trial.json"
+SWEEP_FILE = "sweep.json"
+STATUSES = ("running", "finished", "failed")
+
+
+@dataclass
+class TrialRecord:
+    """The trial's own record (``trial.json``), written when it starts and ends.
+
+    Attributes
+    ----------
+    name
+        The trial's folder name (:func:`mtal_ray.sweep.space.trial_name`).
+    params
+        The swept parameters (config key -> value; ``dataset`` names a scenario).
+    method, beta, seed
+        ``selection.method``, ``selection.beta`` and ``seed`` of the trial's resolved config.
+    dataset
+        Scenario name, or ``None`` when the sweep has no ``datasets``.
+    status
+        ``running``, ``finished`` or ``failed``.
+    attempts
+        How many times the trial was started (resumes and retries included).
+    """
+
+    name: str
+    params: dict[str, Any]
+    method: str | None = None
+    beta: float | None = None
+    seed: int = 0
+    dataset: str | None = None
+    status: str = "running"
+    attempts: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+    mlflow_run_id: str | None = None
+
+    def save(self, trial_dir: Path) -> None:
+        """Write ``trial_dir/trial.json`` atomically."""
+        text = json.dumps(asdict(self), indent=1, sort_keys=True, default=str) + "\n"
+        atomic_write_text(Path(trial_dir) / TRIAL_FILE, text)
+
+    @classmethod
+    def load(cls, trial_dir: Path) -> TrialRecord | None:
+        """The record in ``trial_dir``, or ``None`` if there is none."""
+        path = Path(trial_dir) / TRIAL_FILE
+        if not path.exists():
+            return None
+        data = _read_json(path)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        try:
+            return cls(**known)
+        except TypeError as err:
+            raise MtalError(f"{path}: not a trial record ({err})") from None
+
+
+@dataclass
+class TrialResult:
+    """A trial's stored outcome, as the report uses it."""
+
+    record: TrialRecord
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    first_selection: list[str] | None = None
+
+    @property
+    def tasks(self) -> list[str]:
+        """Tasks with a score in the rows, in the order the driver wrote them."""
+        seen: dict[str, None] = {}
+        for row in self.rows:
+            for key in row:
+                split, _, task = key.partition(".")
+                if split in ("dev", "test") and task:
+                    seen.setdefault(task, None)
+        return list(seen)
+
+    def scores(self, split: str) -> dict[str, list[float | None]]:
+        """Per task, the score at each iteration on ``split`` (``test`` falls back to ``dev``)."""
+        out: dict[str, list[float | None]] = {}
+        for task in self.tasks:
+            chosen = split
+            if not any(f"{split}.{task}" in r for r in self.rows):
+                chosen = "dev"
+            out[task] = [_number(r.get(f"{chosen}.{task}")) for r in self.rows]
+        return out
+
+    def final_scores(self, split: str) -> dict[str, float]:
+        """Per task, the score after the last iteration."""
+        final = {}
+        for task, values in self.scores(split).items():
+            present = [v for v in values if v is not None]
+            if present and values[-1] is not None:
+                final[task] = values[-1]
+        return final
+
+    @property
+    def sizes(self) -> list[int | None]:
+        """Labeled-set size at each iteration."""
+        return [r.get("labeled") for r in self.rows]
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise MtalError(f"{path}: cannot read ({err})") from None
+
+
+def load_trial(trial_dir: Path) -> TrialResult | None:
+    """Read one trial folder; ``None`` when it holds no ``trial.json``."""
+    trial_dir = Path(trial_dir)
+    record = TrialRecord.load(trial_dir)
+    if record is None:
+        return None
+    rows: list[dict[str, Any]] = []
+    summary = trial_dir / "summary.json"
+    if record.status == "finished" and summary.exists():
+        data = _read_json(summary)
+        rows = sorted(data.get("rows", []), key=lambda r: r.get("iteration", 0))
+    selection = trial_dir / "rounds" / "round_0" / "selection.json"
+    first = None
+    if selection.exists():
+        first = [str(i) for i in _read_json(selection).get("ids", [])]
+    return TrialResult(record, rows, first)
+
+
+def load_trials(sweep_dir: Path) -> list[TrialResult]:
+    """Every trial stored under ``SWEEP_DIR/trials`` (sorted by name)."""
+    root = Path(sweep_dir) / TRIALS_DIR
+    if not root.is_dir():
+        raise MtalError(f"{sweep_dir}: not a sweep directory (no {TRIALS_DIR}/ folder)")
+    results = []
+    for child in sorted(root.iterdir()):
+        if child.is_dir():
+            result = load_trial(child)
+            if result is not None:
+                results.append(result)
+    return results
+
+
+def load_sweep_info(sweep_dir: Path) -> dict[str, Any]:
+    """``SWEEP_DIR/sweep.json`` (empty when absent, e.g. hand-made trial folders)."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    return _read_json(path) if path.exists() else {}
+
+
+def save_sweep_info(sweep_dir: Path, info: dict[str, Any]) -> None:
+    """Write ``SWEEP_DIR/sweep.json`` atomically."""
+    text = json.dumps(info, indent=1, sort_keys=True, default=str) + "\n"
+    atomic_write_text(Path(sweep_dir) / SWEEP_FILE, text)

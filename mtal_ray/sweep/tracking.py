@@ -1,0 +1,145 @@
+"""MLflow for sweeps: one parent run per sweep, one child run per trial.
+
+The child run is the driver's own run (:class:`mtal_ray.driver.tracking.Tracker` logs the
+per-iteration metrics and artifacts into it): the trial creates it here first, tagged with
+``mlflow.parentRunId`` so the MLflow UI nests it under the sweep, and hands its id to the
+driver's state. Trial status lives in the tag ``sweep.status`` and the run status.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mtal_ray.driver.tracking import flatten
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+@dataclass(frozen=True)
+class MlflowTarget:
+    """Where a sweep's runs go (picklable, handed to every trial)."""
+
+    tracking_uri: str
+    experiment: str
+    artifact_location: str
+    enabled: bool = True
+
+    @classmethod
+    def for_sweep(cls, tracking: Any, sweep_dir: Path) -> MlflowTarget:
+        """From the config's ``tracking`` section; default store ``SWEEP_DIR/mlruns.db``."""
+        sweep_dir = Path(sweep_dir).resolve()
+        return cls(
+            tracking_uri=tracking.tracking_uri or f"sqlite:///{sweep_dir / 'mlruns.db'}",
+            experiment=tracking.experiment,
+            artifact_location=tracking.artifact_location or (sweep_dir / "mlartifacts").as_uri(),
+            enabled=tracking.enabled,
+        )
+
+    def client(self) -> Any:
+        """An ``MlflowClient`` on this store."""
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri)
+
+    def experiment_id(self) -> str:
+        """The experiment's id (created with the sweep's artifact location if missing)."""
+        client = self.client()
+        found = client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return client.create_experiment(
+                self.experiment, artifact_location=self.artifact_location
+            )
+        except Exception:  # created concurrently by another process
+            found = client.get_experiment_by_name(self.experiment)
+            if found is None:
+                raise
+            return found.experiment_id
+
+
+def _log_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in flatten(params).items()]
+    for start in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+        client.log_batch(run_id, params=items[start : start + 100])
+
+
+def start_run(
+    target: MlflowTarget,
+    run_id: str | None,
+    name: str,
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    parent_id: str | None = None,
+) -> str | None:
+    """Create the run (params and tags logged) or reopen ``run_id``; returns its id.
+
+    A reopened run keeps its params; its tags are updated and its status set to RUNNING.
+    """
+    if not target.enabled:
+        return None
+    client = target.client()
+    all_tags = dict(tags)
+    if parent_id:
+        all_tags[PARENT_TAG] = parent_id
+    if run_id is None:
+        run = client.create_run(target.experiment_id(), run_name=name, tags=all_tags)
+        run_id = run.info.run_id
+        _log_params(client, run_id, params)
+    else:
+        client.update_run(run_id, status="RUNNING")
+        for key, value in all_tags.items():
+            client.set_tag(run_id, key, value)
+    return run_id
+
+
+def set_status(
+    target: MlflowTarget, run_id: str | None, status: str, tags: Mapping[str, str] | None = None
+) -> None:
+    """Tag the run and end it as ``FINISHED``, ``FAILED`` or ``KILLED``."""
+    if not target.enabled or run_id is None:
+        return
+    client = target.client()
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, str(value)[:5000])
+    client.set_terminated(run_id, status=status)
+
+
+def log_metrics(target: MlflowTarget, run_id: str | None, metrics: Mapping[str, float]) -> None:
+    """Log finite metrics at step 0."""
+    if not target.enabled or run_id is None:
+        return
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [
+        Metric(key=k, value=float(v), timestamp=now, step=0)
+        for k, v in metrics.items()
+        if v is not None and math.isfinite(float(v))
+    ]
+    client = target.client()
+    for start in range(0, len(batch), 500):
+        client.log_batch(run_id, metrics=batch[start : start + 500])
+
+
+def log_artifacts(target: MlflowTarget, run_id: str | None, paths: list[Path]) -> None:
+    """Upload files to the run's artifacts."""
+    if not target.enabled or run_id is None:
+        return
+    client = target.client()
+    for path in paths:
+        if Path(path).exists():
+            client.log_artifact(run_id, str(path))
+
+
+def run_info(target: MlflowTarget, run_id: str) -> Any:
+    """The MLflow run (for checks and tests)."""
+    return target.client().get_run(run_id)

@@ -1,0 +1,205 @@
+"""One sweep trial: a complete AL experiment, run by the driver's loop inside a Tune trial.
+
+:func:`run_trial` is plain Python (tests call it without Tune): it resolves the trial's
+config (base config + dataset overrides + parameters), runs or resumes
+:class:`~mtal_ray.driver.loop.ActiveLearningLoop` in ``SWEEP_DIR/trials/<name>`` (training
+happens there through Ray Train), keeps ``trial.json`` up to date and reports each
+finished iteration to Tune. The loop's own resume makes a restarted trial continue where
+it stopped; a trial already recorded as finished returns at once.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtal_ray.config import validate
+from mtal_ray.errors import ConfigError, MtalError
+from mtal_ray.sweep.config import BETA_KEY, DATASET_KEY
+from mtal_ray.sweep.results import TRIALS_DIR, TrialRecord, load_trial
+from mtal_ray.sweep.space import trial_name, trial_raw_config
+from mtal_ray.sweep.tracking import MlflowTarget, set_status, start_run
+
+Reporter = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """Everything a trial needs besides its parameters (picklable; same for all trials)."""
+
+    sweep_name: str
+    sweep_dir: str
+    base_raw: dict[str, Any]
+    datasets: dict[str, dict[str, Any]]
+    base_dir: str
+    target: MlflowTarget
+    parent_run_id: str | None
+    config_model: type
+    random_keys: frozenset[str] = field(default_factory=frozenset)
+
+    def trial_dir(self, name: str) -> Path:
+        """``SWEEP_DIR/trials/<name>``."""
+        return Path(self.sweep_dir) / TRIALS_DIR / name
+
+
+def trial_config(params: Mapping[str, Any], context: TrialContext) -> Any:
+    """The validated experiment config of a trial, logging into the sweep's MLflow store."""
+    raw = trial_raw_config(context.base_raw, params, context.datasets)
+    tracking = dict(raw.get("tracking") or {})
+    tracking.update(
+        tracking_uri=context.target.tracking_uri,
+        experiment=context.target.experiment,
+        artifact_location=context.target.artifact_location,
+        enabled=context.target.enabled,
+    )
+    raw["tracking"] = tracking
+    try:
+        return validate(context.config_model, raw)
+    except ConfigError as err:
+        name = trial_name(params, context.random_keys)
+        raise ConfigError(f"sweep trial {name}: {err}") from None
+
+
+def _section_value(config: Any, section: str, key: str) -> Any:
+    return getattr(getattr(config, section, None), key, None)
+
+
+def _row_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def run_trial(
+    params: Mapping[str, Any], context: TrialContext, report: Reporter | None = None
+) -> dict[str, Any]:
+    """Run (or resume) one trial; returns its final metrics.
+
+    Raises the trial's error after recording it (``trial.json`` status ``failed``, MLflow
+    child run ``FAILED``), so Tune marks the trial errored and goes on with the others.
+    """
+    params = dict(params)
+    name = trial_name(params, context.random_keys)
+    trial_dir = context.trial_dir(name)
+    done = load_trial(trial_dir)
+    if done is not None and done.record.status == "finished" and done.rows:
+        final = {"iteration": len(done.rows) - 1, **_row_metrics(done.rows[-1]), "done": True}
+        if report is not None:
+            report(final)
+        return final
+    record = done.record if done is not None else TrialRecord(name=name, params=params)
+    record.params = params
+    record.dataset = params.get(DATASET_KEY)
+    record.attempts += 1
+    record.status, record.error = "running", None
+    record.save(trial_dir)
+    started = time.perf_counter()
+    seconds_before = record.seconds
+    reported: set[int] = set()
+
+    def report_rounds(state: Any) -> None:
+        if report is None or state is None:
+            return
+        for r in state.rounds:
+            if r.dev and r.iteration not in reported:
+                reported.add(r.iteration)
+                metrics = {f"dev.{t}": v for t, v in r.dev.items()}
+                metrics.update({f"test.{t}": v for t, v in r.test.items()})
+                report(
+                    {"iteration": r.iteration, "labeled": r.n_labeled.get("total", 0), **metrics}
+                )
+
+    loop_holder: list[Any] = []
+
+    def echo(line: str) -> None:
+        print(f"[{name}] {line}", flush=True)
+        if loop_holder:
+            report_rounds(loop_holder[0].state)
+
+    try:
+        from mtal_ray.driver.loop import ActiveLearningLoop
+        from mtal_ray.driver.state import save_state
+
+        config = trial_config(params, context)
+        record.method = _section_value(config, "selection", "method")
+        beta = params.get(BETA_KEY, _section_value(config, "selection", "beta"))
+        record.beta = float(beta) if isinstance(beta, int | float) else None
+        record.seed = int(getattr(config, "seed", 0))
+        record.save(trial_dir)
+        loop = ActiveLearningLoop(config, trial_dir, Path(context.base_dir), echo=echo)
+        loop_holder.append(loop)
+        state = loop.prepare()
+        tags = {
+            "sweep.name": context.sweep_name,
+            "sweep.trial": name,
+            "sweep.status": "running",
+            **{f"sweep.param.{k}": str(v) for k, v in params.items()},
+        }
+        child = start_run(
+            context.target,
+            state.mlflow_run_id,
+            name,
+            config.model_dump(mode="json"),
+            tags,
+            parent_id=context.parent_run_id,
+        )
+        if child is not None and state.mlflow_run_id != child:
+            state.mlflow_run_id = child
+            save_state(trial_dir, state)
+        record.mlflow_run_id = child
+        record.save(trial_dir)
+        summary = loop.run()
+        if summary.status != "finished":
+            raise MtalError(f"trial {name} stopped: {summary.message}")
+    except Exception as err:
+        record.status = "failed"
+        record.error = f"{type(err).__name__}: {err}\n" + "".join(
+            traceback.format_exception(err)[-6:]
+        )
+        record.seconds = seconds_before + time.perf_counter() - started
+        record.save(trial_dir)
+        try:
+            if record.mlflow_run_id is None:
+                record.mlflow_run_id = start_run(
+                    context.target, None, name, {"params": params}, {"sweep.trial": name},
+                    parent_id=context.parent_run_id,
+                )  # fmt: skip
+                record.save(trial_dir)
+            set_status(
+                context.target,
+                record.mlflow_run_id,
+                "FAILED",
+                {"sweep.status": "failed", "sweep.error": f"{type(err).__name__}: {err}"},
+            )
+        except Exception as tracking_error:  # the trial's own error matters more
+            print(f"[{name}] could not record the failure in MLflow: {tracking_error}")
+        raise
+    report_rounds(loop.state)
+    record.status = "finished"
+    record.seconds = seconds_before + time.perf_counter() - started
+    record.save(trial_dir)
+    set_status(
+        context.target,
+        record.mlflow_run_id,
+        "FINISHED",
+        {"sweep.status": "finished", "sweep.seconds": f"{record.seconds:.1f}"},
+    )
+    final = {"iteration": len(summary.rows) - 1, "done": True}
+    if summary.rows:
+        final.update(_row_metrics(summary.rows[-1]))
+    if report is not None:
+        report(final)
+    return final
+
+
+def make_trainable(context: TrialContext) -> Callable[[dict[str, Any]], None]:
+    """The Tune function trainable for ``context`` (parameters arrive as Tune's config)."""
+
+    def mtal_trial(config: dict[str, Any]) -> None:
+        from ray import tune
+
+        run_trial(config, context, report=tune.report)
+
+    return mtal_trial

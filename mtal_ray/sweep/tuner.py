@@ -1,0 +1,250 @@
+"""Run (or resume) a sweep with Ray Tune: :func:`run_sweep`.
+
+The sweep directory holds everything: the trials' AL run directories, Tune's experiment
+state (``tune-<space digest>``), the MLflow store (by default) and the report. Running the
+same command again restores the Tune experiment, so finished trials are kept and only the
+unfinished (and, with ``sweep.retry_failed``, the failed) trials run; each of those resumes
+its AL loop from its own persisted state. Changing the grid starts a new Tune experiment
+in the same directory, and trials whose parameters did not change are found again by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from mtal_ray.config import apply_overrides, read_yaml, validate
+from mtal_ray.errors import ConfigError
+from mtal_ray.sweep.config import SweepConfig
+from mtal_ray.sweep.report import score_table, write_report
+from mtal_ray.sweep.results import SWEEP_FILE, TRIALS_DIR, load_sweep_info, save_sweep_info
+from mtal_ray.sweep.space import (
+    grid_points,
+    representative,
+    space_digest,
+    trial_name,
+    trial_raw_config,
+    tune_param_space,
+)
+from mtal_ray.sweep.tracking import MlflowTarget, log_artifacts, log_metrics, set_status, start_run
+from mtal_ray.sweep.trial import TrialContext, make_trainable
+
+
+def sweep_directory(sweep: SweepConfig, config_path: Path, explicit: str | None = None) -> Path:
+    """``--sweep-dir``, else ``<sweep.dir>/<sweep.name or config stem>`` (absolute)."""
+    chosen = explicit or str(Path(sweep.dir) / (sweep.name or Path(config_path).stem))
+    return Path(chosen).expanduser().resolve()
+
+
+def planned_trials(config: Any, raw: dict[str, Any]) -> list[str]:
+    """Names of the grid's trials, after validating each trial's config.
+
+    Random dimensions are validated with a representative value. Raises
+    :class:`ConfigError` naming the trial and key when a trial's config is invalid.
+    """
+    sweep: SweepConfig = config.sweep
+    random_keys = frozenset(sweep.random)
+    names: list[str] = []
+    for point in grid_points(sweep):
+        params = {**point, **{k: representative(d) for k, d in sweep.random.items()}}
+        name = trial_name(params, random_keys)
+        try:
+            trial = validate(type(config), trial_raw_config(raw, params, sweep.datasets))
+        except ConfigError as err:
+            raise ConfigError(f"sweep trial {name}: {err}") from None
+        mode = getattr(getattr(trial, "annotation", None), "mode", "oracle")
+        if mode != "oracle":
+            raise ConfigError(
+                f"sweep trial {name}: annotation.mode: a sweep needs the oracle (got {mode!r})"
+            )
+        names.append(name)
+    if not random_keys and len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"sweep.grid: values that give the same trial name: {', '.join(dupes)}")
+    return names
+
+
+def _identity_digest(raw: dict[str, Any]) -> str:
+    from mtal_ray.driver.loop import config_digest
+
+    return config_digest({k: v for k, v in raw.items() if k != "sweep"})
+
+
+def _clear(sweep_dir: Path) -> None:
+    if not sweep_dir.exists():
+        return
+    looks_like_sweep = (sweep_dir / SWEEP_FILE).exists() or (sweep_dir / TRIALS_DIR).exists()
+    if not looks_like_sweep and any(sweep_dir.iterdir()):
+        raise ConfigError(f"--restart: {sweep_dir} is not a sweep directory; not deleting it")
+    shutil.rmtree(sweep_dir)
+
+
+def _metric_name(text: str) -> str:
+    return re.sub(r"[^\w.\- /]+", "_", text).strip("_")
+
+
+def _concurrency(sweep: SweepConfig) -> int:
+    import ray
+
+    if sweep.max_concurrent_trials is not None:
+        return sweep.max_concurrent_trials
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    return max(1, int(cpus // sweep.cpus_per_trial))
+
+
+def run_sweep(config: Any, config_path: Path, args: argparse.Namespace) -> int:
+    """Run or resume the sweep of ``config.sweep``; write and log its report.
+
+    Returns 0 when every trial finished, 1 when some failed (they are listed in the report).
+    """
+    sweep: SweepConfig = config.sweep
+    config_path = Path(config_path)
+    raw = apply_overrides(read_yaml(config_path), getattr(args, "overrides", []) or [])
+    base_raw = {k: v for k, v in raw.items() if k != "sweep"}
+    name = sweep.name or config_path.stem
+    sweep_dir = sweep_directory(sweep, config_path, getattr(args, "run_dir", None))
+    if getattr(args, "local", False):
+        print("note: --local is ignored by sweeps (trials always run on Ray)")
+    trials = planned_trials(config, base_raw)
+    if getattr(args, "restart", False):
+        _clear(sweep_dir)
+    info = load_sweep_info(sweep_dir)
+    identity = _identity_digest(config.model_dump(mode="json"))
+    if info.get("identity") not in (None, identity):
+        raise ConfigError(
+            f"{sweep_dir} holds a sweep over a different base config (data/model/training/"
+            "scoring/selection/annotation/seed differ); pass --restart or set sweep.name"
+        )
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    target = MlflowTarget.for_sweep(config.tracking, sweep_dir)
+    digest = space_digest(sweep)
+    parent = start_run(
+        target,
+        info.get("parent_run_id"),
+        name,
+        raw,
+        {"sweep.name": name, "sweep.dir": str(sweep_dir), "sweep.trials": str(len(trials))},
+    )
+    info = {
+        "name": name,
+        "config_path": str(config_path.resolve()),
+        "identity": identity,
+        "space_digest": digest,
+        "parent_run_id": parent,
+        "tracking_uri": target.tracking_uri,
+        "experiment": target.experiment,
+        "datasets": list(sweep.datasets),
+        "report_split": sweep.report_split,
+        "trials": trials,
+        "config": raw,
+    }
+    save_sweep_info(sweep_dir, info)
+    context = TrialContext(
+        sweep_name=name,
+        sweep_dir=str(sweep_dir),
+        base_raw=base_raw,
+        datasets=sweep.datasets,
+        base_dir=str(Path.cwd()),
+        target=target,
+        parent_run_id=parent,
+        config_model=type(config),
+        random_keys=frozenset(sweep.random),
+    )
+    started = time.perf_counter()
+    try:
+        failed = _fit(sweep, sweep_dir / f"tune-{digest}", context)
+    except BaseException:
+        set_status(target, parent, "KILLED", {"sweep.status": "interrupted"})
+        raise
+    seconds = time.perf_counter() - started
+    written = write_report(sweep_dir, split=sweep.report_split)
+    table = score_table(_loaded(sweep_dir), sweep.report_split, list(sweep.datasets))
+    log_metrics(
+        target,
+        parent,
+        {
+            **{
+                _metric_name(f"average.{label}"): value
+                for label, value in table.average.items()
+                if value is not None
+            },
+            "trials.failed": failed,
+            "seconds": seconds,
+        },
+    )
+    log_artifacts(target, parent, written)
+    set_status(
+        target,
+        parent,
+        "FINISHED",
+        {"sweep.status": "finished", "sweep.failed_trials": str(failed)},
+    )
+    print((sweep_dir / "report.md").read_text(encoding="utf-8"))
+    print(f"sweep {name}: {len(trials)} trials, {failed} failed, {seconds:.0f}s; see {sweep_dir}")
+    return 1 if failed else 0
+
+
+def _loaded(sweep_dir: Path) -> list[Any]:
+    from mtal_ray.sweep.results import load_trials
+
+    return load_trials(sweep_dir)
+
+
+def _fit(sweep: SweepConfig, tune_dir: Path, context: TrialContext) -> int:
+    """Run the Tune experiment in ``tune_dir`` (restored if it exists); returns #failed."""
+    import ray
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    started_ray = False
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS"),
+            include_dashboard=False,
+            configure_logging=False,
+            log_to_driver=True,
+        )
+        started_ray = True
+    try:
+        trainable = tune.with_resources(make_trainable(context), {"CPU": sweep.trial_cpus})
+        random_keys = frozenset(sweep.random)
+        if tune.Tuner.can_restore(str(tune_dir)):
+            print(f"resuming the sweep from {tune_dir}")
+            tuner = tune.Tuner.restore(
+                str(tune_dir),
+                trainable,
+                resume_unfinished=True,
+                resume_errored=sweep.retry_failed,
+            )
+        else:
+
+            def name_of(trial: Any) -> str:
+                return trial_name(trial.config, random_keys)
+
+            tuner = tune.Tuner(
+                trainable,
+                param_space=tune_param_space(sweep),
+                tune_config=tune.TuneConfig(
+                    num_samples=sweep.num_samples,
+                    max_concurrent_trials=_concurrency(sweep),
+                    search_alg=BasicVariantGenerator(random_state=sweep.search_seed),
+                    trial_name_creator=name_of,
+                    trial_dirname_creator=name_of,
+                ),
+                run_config=tune.RunConfig(
+                    name=tune_dir.name,
+                    storage_path=str(tune_dir.parent),
+                    failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                    verbose=1,
+                ),
+            )
+        results = tuner.fit()
+        return int(results.num_errors)
+    finally:
+        if started_ray:
+            ray.shutdown()
