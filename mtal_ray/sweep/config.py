@@ -165,7 +165,10 @@ class SweepConfig(BaseModel):
     def _flatten_random(cls, random: Any) -> Any:
         return _flatten(
             random,
-            lambda value: not isinstance(value, dict) or bool(set(value) & set(_DISTRIBUTIONS)),
+            # a section maps names to sections or distributions: all its values are mappings
+            lambda value: (
+                not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values())
+            ),
         )
 
     @field_validator("grid")

@@ -1,0 +1,140 @@
+"""Sweep config and search space: grid expansion, trial names, trial configs, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mtal_ray.config import ExperimentConfig, load_config
+from mtal_ray.errors import ConfigError
+from mtal_ray.sweep.config import SweepConfig
+from mtal_ray.sweep.space import (
+    grid_points,
+    space_digest,
+    trial_name,
+    trial_raw_config,
+    tune_param_space,
+)
+from mtal_ray.sweep.tuner import planned_trials, sweep_directory
+
+DATASETS = {
+    "atis": {"data.path": "../shared/data/atis", "data.format": "slu"},
+    "synthetic": {"data.path": "synthetic", "data.initial_count": 20},
+}
+
+
+def test_grid_is_the_cartesian_product_with_dataset_first():
+    sweep = SweepConfig(
+        grid={"selection.method": ["mt-r", "mt-avg"], "seed": [0, 1, 2]}, datasets=DATASETS
+    )
+    points = grid_points(sweep)
+    assert len(points) == 2 * 2 * 3
+    assert points[0] == {"dataset": "atis", "selection.method": "mt-r", "seed": 0}
+    assert points[-1] == {"dataset": "synthetic", "selection.method": "mt-avg", "seed": 2}
+    assert len({tuple(sorted(p.items())) for p in points}) == 12
+
+
+def test_trial_names_are_readable_deterministic_and_unique():
+    params = {"seed": 1, "selection.beta": 0.5, "dataset": "atis", "selection.method": "mt-avg"}
+    assert trial_name(params) == "atis_mt-avg_beta=0.5_seed=1"
+    assert trial_name(dict(reversed(params.items()))) == trial_name(params)
+    assert trial_name({"training.lr": 1e-05, "seed": 0}) == "lr=1e-05_seed=0"
+    assert trial_name({"data.tasks": ["sf", "id"]}) == "tasks=sf-id"
+    a = trial_name({"training.lr": 1.23456e-5}, {"training.lr"})
+    b = trial_name({"training.lr": 1.23457e-5}, {"training.lr"})
+    assert a.startswith("lr=1.23e-05_") and a != b  # rounded for reading, digest for identity
+
+
+def test_nested_keys_from_cli_overrides_are_flattened():
+    cfg = load_config(
+        None,
+        [
+            "sweep.grid.selection.method=[mt-r, mt-avg]",
+            "sweep.random.selection.beta={uniform: [0.0, 1.0]}",
+        ],
+    )
+    assert cfg.sweep.grid == {"selection.method": ["mt-r", "mt-avg"]}
+    assert cfg.sweep.random["selection.beta"].kind == "uniform"
+    assert cfg.sweep.random["selection.beta"].args == [0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("sweep.grid.seed=[]", "sweep.grid: Value error, seed: a grid dimension needs at least"),
+        ("sweep.grid.seed=[1, 1]", "seed: repeated values"),
+        ("sweep.random.seed={uniform: [2, 1]}", "low must be below high"),
+        ("sweep.random.seed={uniform: [1]}", "uniform takes 2 numbers"),
+        ("sweep.random.seed={gauss: [0, 1]}", "sweep.random.seed.gauss: unknown key"),
+        ("sweep.trial_cpus=0", "sweep.trial_cpus: Input should be greater than 0"),
+        ("sweep.name=a/b", "sweep.name: String should match pattern"),
+        ("sweep.grid.sweep.dir=[a]", "a sweep cannot sweep its own section"),
+    ],
+)
+def test_bad_sweep_sections_name_the_key(override, needle):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert needle in str(info.value)
+
+
+def test_trial_config_applies_dataset_then_parameters():
+    base = {"seed": 0, "data": {"path": "x", "limit_train": 50}, "sweep": {"grid": {}}}
+    raw = trial_raw_config(
+        base, {"dataset": "synthetic", "data.initial_count": 30, "seed": 2}, DATASETS
+    )
+    assert "sweep" not in raw and raw["seed"] == 2
+    assert raw["data"] == {"path": "synthetic", "limit_train": 50, "initial_count": 30}
+    assert base["data"] == {"path": "x", "limit_train": 50}  # the base is not modified
+    with pytest.raises(ConfigError, match="no dataset named 'snips'"):
+        trial_raw_config(base, {"dataset": "snips"}, DATASETS)
+
+
+def test_planned_trials_validate_every_trial_config():
+    raw = {"data": {"path": "synthetic"}}
+    config = ExperimentConfig.model_validate(
+        {**raw, "sweep": {"grid": {"data.limit_train": [100, 1], "seed": [0]}}}
+    )
+    with pytest.raises(ConfigError) as info:
+        planned_trials(config, raw)
+    message = str(info.value)
+    assert message.startswith("sweep trial limit_train=1_seed=0: data.limit_train")
+    ok = ExperimentConfig.model_validate(
+        {**raw, "sweep": {"grid": {"seed": [0, 1]}, "datasets": DATASETS}}
+    )
+    assert planned_trials(ok, raw) == [
+        "atis_seed=0", "atis_seed=1", "synthetic_seed=0", "synthetic_seed=1",
+    ]  # fmt: skip
+    unknown = ExperimentConfig.model_validate({**raw, "sweep": {"grid": {"data.nope": [1]}}})
+    with pytest.raises(ConfigError, match=r"data\.nope: unknown key"):
+        planned_trials(unknown, raw)
+
+
+def test_planned_trials_refuse_human_annotation_and_name_collisions():
+    raw = {"annotation": {"mode": "human"}}
+    config = ExperimentConfig.model_validate({**raw, "sweep": {"grid": {"seed": [0]}}})
+    with pytest.raises(ConfigError, match="a sweep needs the oracle"):
+        planned_trials(config, raw)
+    clash = ExperimentConfig.model_validate({"sweep": {"grid": {"data.path": ["a/b", "a-b"]}}})
+    with pytest.raises(ConfigError, match="same trial name: path=a-b"):
+        planned_trials(clash, {})
+
+
+def test_space_digest_and_tune_space():
+    from ray import tune
+
+    a = SweepConfig(grid={"seed": [0, 1]}, random={"training.lr": {"loguniform": [1e-5, 1e-3]}})
+    b = SweepConfig(grid={"seed": [0, 1, 2]}, random={"training.lr": {"loguniform": [1e-5, 1e-3]}})
+    assert space_digest(a) != space_digest(b)
+    assert space_digest(a) == space_digest(a.model_copy(update={"max_concurrent_trials": 4}))
+    space = tune_param_space(a)
+    assert space["seed"] == {"grid_search": [0, 1]}
+    assert isinstance(space["training.lr"], tune.search.sample.Float)
+
+
+def test_sweep_directory_defaults_to_config_name(tmp_path: Path):
+    sweep = SweepConfig(dir=str(tmp_path))
+    assert sweep_directory(sweep, Path("configs/sweep_atis.yaml")) == tmp_path / "sweep_atis"
+    named = SweepConfig(dir=str(tmp_path), name="study1")
+    assert sweep_directory(named, Path("x.yaml")) == tmp_path / "study1"
+    assert sweep_directory(named, Path("x.yaml"), str(tmp_path / "d")) == tmp_path / "d"
