@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mtal_ray.driver.command",
     "mtal_ray.sweep.command",
     "mtal_ray.scoring.command",
+    "mtal_ray.selection.command",
 )
 
 
