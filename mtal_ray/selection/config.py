@@ -14,8 +14,9 @@ from mtal_ray.selection.registry import METHODS, make_selector
 class SelectionConfig(BaseModel):
     """How each active-learning round selects samples.
 
-    Exactly one of ``n`` (samples per round) and ``budget`` (annotation cost per round)
-    is set. ``weights`` or ``beta`` + ``task`` weight the tasks; ``task`` alone names the
+    At most one of ``n`` (samples per round) and ``budget`` (annotation cost per round)
+    is set; with neither, the AL driver selects as many samples per round as the initial
+    labeled set holds (the paper's protocol: 2 % of train per round). ``weights`` or ``beta`` + ``task`` weight the tasks; ``task`` alone names the
     task of ST-*, MT-EC, MT-DA and STCS.
     """
 
@@ -36,8 +37,8 @@ class SelectionConfig(BaseModel):
     def _check(self) -> SelectionConfig:
         if self.method.lower() not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if (self.n is None) == (self.budget is None):
-            raise ValueError("set exactly one of n and budget")
+        if self.n is not None and self.budget is not None:
+            raise ValueError("set n or budget, not both")
         if self.weights is not None and self.beta is not None:
             raise ValueError("set either weights or beta (with task), not both")
         if self.method.lower().startswith("blp-") and self.n is not None:
