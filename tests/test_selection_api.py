@@ -169,9 +169,11 @@ def test_config_section():
         == select(_pool(), "mt-par", n=20, beta=0.7, task="sf").ids
     )
     assert repr(SelectionConfig(method="blp-udjs", budget=500).selector()) == "BlpUdjs()"
+    # Neither n nor budget: the AL driver picks the round size (the initial set's size).
+    assert SelectionConfig(method="mt-avg").n is None
     for bad in (
         {"method": "nope", "n": 3},
-        {"method": "mt-avg"},
+        {"method": "mt-avg", "n": 3, "budget": 5.0},
         {"method": "mt-avg", "n": 1, "bogus": 1},
         {"method": "blp-udjs", "n": 3},
         {"method": "mt-avg", "n": 3, "beta": 2.0},
