@@ -23,6 +23,7 @@ metric (exported series)             type       labels                meaning
 ``mtal_scoring_seconds``             counter    experiment            time spent scoring them
 ``mtal_scoring_rows_per_second``     gauge      experiment            last batch's throughput
 ``mtal_selection_latency_seconds``   histogram  experiment, selector  time of one selection
+``mtal_selection_last_seconds``      gauge      experiment, selector  latest selection's time
 ``mtal_annotation_cost_spent``       gauge      experiment            cumulative annotation cost
 ``mtal_annotation_budget``           gauge      experiment            total annotation budget
 ``mtal_dev_score``                   gauge      experiment, task,     dev-set score per task
@@ -31,6 +32,12 @@ metric (exported series)             type       labels                meaning
 
 When Ray is not initialised in the calling process every ``record_*`` method is a no-op
 that logs one debug message, so pure code paths and unit tests can call them freely.
+
+Two facts about Ray 2.60's export shape this module: a gauge value that its process does
+not set again within a few report intervals is dropped, so :class:`ALMetrics` re-publishes
+its state gauges from a daemon thread every :data:`REFRESH_INTERVAL_S` seconds; and a
+histogram's ``_sum`` is computed from bucket midpoints, so exact selection times are also
+kept in the ``mtal_selection_last_seconds`` gauge.
 
 Example
 -------
@@ -49,7 +56,9 @@ import itertools
 import logging
 import math
 import re
+import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,6 +77,10 @@ RAY_EXPORT_PREFIX = "ray_"
 #: reserved for recording rules and deprecated by Ray).
 _METRIC_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+#: Seconds between two re-publications of the state gauges (Ray's default report interval
+#: is 10 s and a gauge not set again for about two intervals disappears).
+REFRESH_INTERVAL_S = 5.0
 
 #: Histogram buckets for selection latency, in seconds: from a vectorised top-n over a small
 #: pool (milliseconds) up to a budget-constrained BLP over a large pool (minutes).
@@ -104,6 +117,12 @@ class MetricSpec:
         Label names; ``experiment`` is always first and set by :class:`ALMetrics`.
     boundaries:
         Bucket upper bounds (histograms only).
+    refreshed:
+        Gauges only: re-publish the last value periodically. Ray 2.60 drops a gauge value
+        that its process has not set again within a few report intervals, so a state gauge
+        (iteration, pool size, ...) set once per AL round would vanish from Prometheus
+        during a long training step. Gauges that describe recent activity (throughput) are
+        not refreshed, so they disappear when the activity stops.
     """
 
     name: str
@@ -111,6 +130,7 @@ class MetricSpec:
     description: str
     tag_keys: tuple[str, ...] = ("experiment",)
     boundaries: tuple[float, ...] = ()
+    refreshed: bool = True
 
 
 AL_ITERATION = MetricSpec(
@@ -143,6 +163,7 @@ SCORING_ROWS_PER_SECOND = MetricSpec(
     "mtal_scoring_rows_per_second",
     "gauge",
     "Scoring throughput of the last batch of a scoring actor, in rows per second.",
+    refreshed=False,
 )
 SELECTION_LATENCY = MetricSpec(
     "mtal_selection_latency_seconds",
@@ -150,6 +171,12 @@ SELECTION_LATENCY = MetricSpec(
     "Wall time of one selection step (confidence table to selected ids), in seconds.",
     ("experiment", "selector"),
     SELECTION_LATENCY_BUCKETS,
+)
+SELECTION_LAST_SECONDS = MetricSpec(
+    "mtal_selection_last_seconds",
+    "gauge",
+    "Wall time of the latest selection step, in seconds (exact; the histogram's sum is not).",
+    ("experiment", "selector"),
 )
 ANNOTATION_COST_SPENT = MetricSpec(
     "mtal_annotation_cost_spent",
@@ -177,6 +204,7 @@ METRICS: tuple[MetricSpec, ...] = (
     SCORING_SECONDS,
     SCORING_ROWS_PER_SECOND,
     SELECTION_LATENCY,
+    SELECTION_LAST_SECONDS,
     ANNOTATION_COST_SPENT,
     ANNOTATION_BUDGET,
     DEV_SCORE,
@@ -234,6 +262,8 @@ def validate_spec(spec: MetricSpec) -> None:
             raise ValueError(f"metric {spec.name!r}: buckets must be positive and increasing")
     elif spec.boundaries:
         raise ValueError(f"metric {spec.name!r}: only histograms take buckets")
+    if spec.kind != "gauge" and not spec.refreshed:
+        raise ValueError(f"metric {spec.name!r}: only gauges can opt out of refreshing")
 
 
 def _check_finite(what: str, value: float, *, minimum: float = 0.0) -> float:
@@ -247,6 +277,38 @@ def _check_label(what: str, value: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
     return value
+
+
+class _GaugeRefresher:
+    """One daemon thread per process that re-publishes the state gauges of live recorders."""
+
+    def __init__(self) -> None:
+        self._recorders: weakref.WeakSet[ALMetrics] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, recorder: ALMetrics) -> None:
+        with self._lock:
+            self._recorders.add(recorder)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="mtal-metrics-refresh", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(REFRESH_INTERVAL_S)
+            with self._lock:
+                recorders = list(self._recorders)
+                if not recorders:
+                    self._thread = None
+                    return
+            for recorder in recorders:
+                recorder.refresh()
+
+
+_REFRESHER = _GaugeRefresher()
 
 
 class ALMetrics:
@@ -267,6 +329,9 @@ class ALMetrics:
         self.experiment = _check_label("experiment", experiment)
         self._metrics: dict[str, Any] | None = None
         self._logged_disabled = False
+        # Last value of every refreshed gauge series: (metric, sorted tags) -> value.
+        self._gauge_values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._gauge_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ALMetrics(experiment={self.experiment!r})"
@@ -315,6 +380,33 @@ class ALMetrics:
             )
         return metric.set_default_tags({"experiment": self.experiment})
 
+    def _set_gauge(
+        self, handles: dict[str, Any], spec: MetricSpec, value: float, **tags: str
+    ) -> None:
+        handles[spec.name].set(value, tags=tags or None)
+        if spec.refreshed:
+            with self._gauge_lock:
+                self._gauge_values[(spec.name, tuple(sorted(tags.items())))] = value
+            _REFRESHER.add(self)
+
+    def refresh(self) -> None:
+        """Publish the last value of every state gauge again (the refresher thread calls
+        this every :data:`REFRESH_INTERVAL_S` seconds; a no-op when Ray is not initialised).
+        """
+        with self._gauge_lock:
+            values = list(self._gauge_values.items())
+        if not values or self._metrics is None:
+            return
+        import ray
+
+        if not ray.is_initialized():
+            return
+        for (name, tags), value in values:
+            try:
+                self._metrics[name].set(value, tags=dict(tags) or None)
+            except Exception:  # never let the refresher thread die on one series
+                logger.debug("could not refresh %s%s", name, dict(tags), exc_info=True)
+
     def record_iteration(self, iteration: int, labeled: Mapping[str, int], pool_size: int) -> None:
         """Record the loop's position: iteration, labeled-set size per task, pool size.
 
@@ -338,10 +430,10 @@ class ALMetrics:
         handles = self._handles()
         if handles is None:
             return
-        handles[AL_ITERATION.name].set(iteration_value)
-        handles[POOL_SENTENCES.name].set(pool_value)
+        self._set_gauge(handles, AL_ITERATION, iteration_value)
+        self._set_gauge(handles, POOL_SENTENCES, pool_value)
         for task, size in sizes.items():
-            handles[LABELED_SENTENCES.name].set(size, tags={"task": task})
+            self._set_gauge(handles, LABELED_SENTENCES, size, task=task)
 
     def record_scored(self, rows: int, seconds: float) -> None:
         """Record one scored batch: adds to the row and time counters, sets the throughput.
@@ -365,7 +457,7 @@ class ALMetrics:
         handles[SCORED_ROWS.name].inc(rows_value)
         if seconds_value > 0:
             handles[SCORING_SECONDS.name].inc(seconds_value)
-            handles[SCORING_ROWS_PER_SECOND.name].set(rows_value / seconds_value)
+            self._set_gauge(handles, SCORING_ROWS_PER_SECOND, rows_value / seconds_value)
 
     def record_selection(self, selector: str, seconds: float) -> None:
         """Record the latency of one selection step of ``selector`` (e.g. ``"mt_avg"``)."""
@@ -375,6 +467,7 @@ class ALMetrics:
         if handles is None:
             return
         handles[SELECTION_LATENCY.name].observe(seconds_value, tags={"selector": selector})
+        self._set_gauge(handles, SELECTION_LAST_SECONDS, seconds_value, selector=selector)
 
     @contextmanager
     def time_selection(self, selector: str) -> Iterator[None]:
@@ -402,9 +495,9 @@ class ALMetrics:
         handles = self._handles()
         if handles is None:
             return
-        handles[ANNOTATION_COST_SPENT.name].set(spent_value)
+        self._set_gauge(handles, ANNOTATION_COST_SPENT, spent_value)
         if budget_value is not None:
-            handles[ANNOTATION_BUDGET.name].set(budget_value)
+            self._set_gauge(handles, ANNOTATION_BUDGET, budget_value)
 
     def record_dev_scores(self, scores: Mapping[str, Mapping[str, float]]) -> None:
         """Record the dev-set scores after a training step.
@@ -427,4 +520,4 @@ class ALMetrics:
         if handles is None:
             return
         for (task, metric), value in values.items():
-            handles[DEV_SCORE.name].set(value, tags={"task": task, "metric": metric})
+            self._set_gauge(handles, DEV_SCORE, value, task=task, metric=metric)

@@ -52,6 +52,11 @@ def test_the_issue_s_quantities_each_have_a_metric() -> None:
     assert "task" in m.LABELED_SENTENCES.tag_keys and "task" in m.DEV_SCORE.tag_keys
 
 
+def test_only_activity_gauges_expire() -> None:
+    """State gauges are re-published; only the per-batch throughput is left to expire."""
+    assert [s.name for s in m.METRICS if not s.refreshed] == ["mtal_scoring_rows_per_second"]
+
+
 def test_exported_series_names() -> None:
     assert m.exported_series(m.AL_ITERATION) == ("ray_mtal_al_iteration",)
     assert m.exported_series(m.SCORED_ROWS) == ("ray_mtal_scored_rows_total",)
@@ -75,6 +80,7 @@ def test_exported_series_names() -> None:
         ({"tag_keys": ("experiment", "__task")}, "invalid label name"),
         ({"tag_keys": ("experiment", "1task")}, "invalid label name"),
         ({"boundaries": (1.0,)}, "only histograms take buckets"),
+        ({"kind": "counter", "refreshed": False}, "only gauges can opt out of refreshing"),
     ],
 )
 def test_validate_spec_rejects(change: dict[str, object], message: str) -> None:
@@ -98,6 +104,7 @@ def test_records_are_noops_without_ray(no_ray: None, caplog: pytest.LogCaptureFi
             pass
         metrics.record_annotation_cost(spent=20.0, budget=100.0)
         metrics.record_dev_scores({"sf": {"f1": 0.5}})
+        metrics.refresh()
         assert metrics.enabled is False
     messages = [r.getMessage() for r in caplog.records if r.name == "mtal_ray.metrics"]
     assert len(messages) == 1, "one debug message per recorder, not one per call"
