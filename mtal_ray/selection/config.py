@@ -16,8 +16,9 @@ class SelectionConfig(BaseModel):
 
     At most one of ``n`` (samples per round) and ``budget`` (annotation cost per round)
     is set; with neither, the AL driver selects as many samples per round as the initial
-    labeled set holds (the paper's protocol: 2 % of train per round). ``weights`` or ``beta`` + ``task`` weight the tasks; ``task`` alone names the
-    task of ST-*, MT-EC, MT-DA and STCS.
+    labeled set holds (the paper's protocol: 2 % of train per round). ``weights`` or
+    ``beta`` + ``task`` weight the tasks; ``task`` alone names the task of ST-*, MT-EC,
+    MT-DA and STCS.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

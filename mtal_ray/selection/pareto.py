@@ -92,17 +92,21 @@ def pareto_layers(
 
 
 def pareto_layers_reference(
-    points: NDArray[np.float64], factors: NDArray[np.float64] | None = None
+    points: NDArray[np.float64],
+    factors: NDArray[np.float64] | None = None,
+    limit: int | None = None,
 ) -> list[NDArray[np.intp]]:
-    """Every Pareto layer by plain peeling: all pairs compared on each frontier (O(n²)).
+    """Pareto layers by plain peeling: all pairs compared on each frontier (O(n²) each).
 
-    The baseline :func:`pareto_layers` is checked and benchmarked against.
+    The baseline :func:`pareto_layers` is checked and benchmarked against; ``limit`` as
+    there.
     """
     points = np.asarray(points, dtype=np.float64)
     f = np.ones(points.shape[1]) if factors is None else np.asarray(factors, dtype=np.float64)
     rest = np.arange(points.shape[0])
-    layers = []
-    while rest.size:
+    layers: list[NDArray[np.intp]] = []
+    total = 0
+    while rest.size and (limit is None or total < limit):
         pts = points[rest]
         dominated = np.zeros(rest.size, dtype=bool)
         for start in range(0, rest.size, _BLOCK):
@@ -111,6 +115,7 @@ def pareto_layers_reference(
             lt = (pts[None, :, :] < a[:, None, :]).any(axis=2)
             dominated[start : start + _BLOCK] = (le & lt).any(axis=1)
         layers.append(rest[~dominated])
+        total += layers[-1].size
         rest = rest[dominated]
     return layers
 
