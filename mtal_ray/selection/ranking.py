@@ -40,7 +40,14 @@ def competition_ranks(values: NDArray[np.float64]) -> NDArray[np.float64]:
 
     Equal values share a rank, so RRF treats equally confident samples equally.
     """
-    return np.searchsorted(np.sort(values), values, side="left").astype(np.float64) + 1.0
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    # position of the first element of each run of equal values, for every position
+    new_run = np.r_[True, ordered[1:] != ordered[:-1]]
+    first = np.maximum.accumulate(np.where(new_run, np.arange(values.size), 0))
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = first + 1.0
+    return ranks
 
 
 def greedy_fill(
