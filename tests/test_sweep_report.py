@@ -50,7 +50,7 @@ def make_trial(
     folder.mkdir(parents=True)
     TrialRecord(
         name=name, params=params, method=method, beta=beta, seed=seed, dataset=dataset,
-        status=status, attempts=1, error=error,
+        status=status, attempts=1, error=error, tasks=list(finals or {}),
     ).save(folder)  # fmt: skip
     if finals is not None:
         start = start or {t: 0.5 for t in finals}
@@ -62,7 +62,9 @@ def make_trial(
                 row.update({f"test.{t}": v for t, v in scores.items()})
             row.update(selected=10, cost=0.0)
             rows.append(row)
-        (folder / "summary.json").write_text(json.dumps({"rows": rows, "status": "finished"}))
+        # sort_keys like the driver's summary.json: column order comes from trial.json's tasks
+        summary = {"rows": rows, "status": "finished"}
+        (folder / "summary.json").write_text(json.dumps(summary, sort_keys=True))
     if selection is not None:
         (folder / "rounds" / "round_0").mkdir(parents=True)
         payload = {

@@ -44,6 +44,8 @@ class TrialRecord:
         ``selection.method``, ``selection.beta`` and ``seed`` of the trial's resolved config.
     dataset
         Scenario name, or ``None`` when the sweep has no ``datasets``.
+    tasks
+        The experiment's tasks in config order (the report's column order).
     status
         ``running``, ``finished`` or ``failed``.
     attempts
@@ -56,6 +58,7 @@ class TrialRecord:
     beta: float | None = None
     seed: int = 0
     dataset: str | None = None
+    tasks: list[str] = field(default_factory=list)
     status: str = "running"
     attempts: int = 0
     error: str | None = None
@@ -91,8 +94,12 @@ class TrialResult:
 
     @property
     def tasks(self) -> list[str]:
-        """Tasks with a score in the rows, in the order the driver wrote them."""
+        """Tasks with a score in the rows: the record's task order, then any others."""
         seen: dict[str, None] = {}
+        scored = {key.partition(".")[2] for row in self.rows for key in row}
+        for task in self.record.tasks:
+            if task in scored:
+                seen.setdefault(task, None)
         for row in self.rows:
             for key in row:
                 split, _, task = key.partition(".")
@@ -114,8 +121,7 @@ class TrialResult:
         """Per task, the score after the last iteration."""
         final = {}
         for task, values in self.scores(split).items():
-            present = [v for v in values if v is not None]
-            if present and values[-1] is not None:
+            if values and values[-1] is not None:
                 final[task] = values[-1]
         return final
 

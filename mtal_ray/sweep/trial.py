@@ -131,6 +131,7 @@ def run_trial(
         loop = ActiveLearningLoop(config, trial_dir, Path(context.base_dir), echo=echo)
         loop_holder.append(loop)
         state = loop.prepare()
+        record.tasks = list(getattr(loop, "tasks", []))
         tags = {
             "sweep.name": context.sweep_name,
             "sweep.trial": name,

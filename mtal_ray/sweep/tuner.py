@@ -85,7 +85,9 @@ def _clear(sweep_dir: Path) -> None:
 
 
 def _metric_name(text: str) -> str:
-    return re.sub(r"[^\w.\- /]+", "_", text).strip("_")
+    """``average.mt-avg (β=0.5)`` -> ``average.mt-avg.β_0.5`` (MLflow's allowed characters)."""
+    text = text.replace(" (", ".").replace(", ", ".").replace("=", "_").rstrip(")")
+    return re.sub(r"[^\w.\- /]+", "_", text)
 
 
 def _concurrency(sweep: SweepConfig) -> int:
@@ -222,6 +224,8 @@ def _fit(sweep: SweepConfig, tune_dir: Path, context: TrialContext) -> int:
                 resume_errored=sweep.retry_failed,
             )
         else:
+            concurrency = _concurrency(sweep)
+            print(f"running at most {concurrency} trial(s) at once")
 
             def name_of(trial: Any) -> str:
                 return trial_name(trial.config, random_keys)
@@ -231,8 +235,10 @@ def _fit(sweep: SweepConfig, tune_dir: Path, context: TrialContext) -> int:
                 param_space=tune_param_space(sweep),
                 tune_config=tune.TuneConfig(
                     num_samples=sweep.num_samples,
-                    max_concurrent_trials=_concurrency(sweep),
-                    search_alg=BasicVariantGenerator(random_state=sweep.search_seed),
+                    # Tune ignores max_concurrent_trials for a given BasicVariantGenerator
+                    search_alg=BasicVariantGenerator(
+                        random_state=sweep.search_seed, max_concurrent=concurrency
+                    ),
                     trial_name_creator=name_of,
                     trial_dirname_creator=name_of,
                 ),
