@@ -16,7 +16,7 @@ from mtal_ray.sweep.space import (
     trial_raw_config,
     tune_param_space,
 )
-from mtal_ray.sweep.tuner import planned_trials, sweep_directory
+from mtal_ray.sweep.tuner import planned_trials, sweep_directory, trial_concurrency
 
 DATASETS = {
     "atis": {"data.path": "../shared/data/atis", "data.format": "slu"},
@@ -138,3 +138,36 @@ def test_sweep_directory_defaults_to_config_name(tmp_path: Path):
     named = SweepConfig(dir=str(tmp_path), name="study1")
     assert sweep_directory(named, Path("x.yaml")) == tmp_path / "study1"
     assert sweep_directory(named, Path("x.yaml"), str(tmp_path / "d")) == tmp_path / "d"
+
+
+def _trial(workers: int, cpus_per_worker: float, actors: int = 1, cpus_per_actor: float = 1.0):
+    return ExperimentConfig.model_validate(
+        {
+            "training": {"num_workers": workers, "cpus_per_worker": cpus_per_worker},
+            "scoring": {"concurrency": actors, "cpus_per_actor": cpus_per_actor},
+        }
+    )
+
+
+def test_concurrency_fits_nested_workers_next_to_the_trial_actors():
+    sweep = SweepConfig()
+    # 2 cores, 1 Train worker per trial: two trials, each actor 0.01 CPU -> 1 + 0.02 <= 2.
+    assert trial_concurrency(sweep, [_trial(1, 1.0)], 2.0) == 2
+    # 2 cores, 2 workers x 0.99: one trial at a time (1.98 + 0.01 <= 2).
+    assert trial_concurrency(sweep, [_trial(2, 0.99)], 2.0) == 1
+    # A big cluster scales out: 64 CPUs / 4 per trial.
+    assert trial_concurrency(sweep, [_trial(4, 1.0), _trial(2, 1.0)], 64.0) == 16
+    # Scoring actors count too.
+    assert trial_concurrency(sweep, [_trial(1, 1.0, actors=4)], 16.0) == 4
+    assert trial_concurrency(SweepConfig(max_concurrent_trials=3), [_trial(1, 1.0)], 2.0) == 3
+
+
+def test_a_sweep_whose_train_workers_could_never_start_is_refused():
+    # 2 workers x 1 CPU fill a 2-core machine: the trial actor's 0.01 CPU would starve them.
+    with pytest.raises(ConfigError) as info:
+        trial_concurrency(SweepConfig(), [_trial(2, 1.0)], 2.0)
+    message = str(info.value)
+    assert "reserve 2 CPUs" in message and "cluster's 2 CPUs" in message
+    assert "training.cpus_per_worker (e.g. 0.99)" in message
+    with pytest.raises(ConfigError):
+        trial_concurrency(SweepConfig(max_concurrent_trials=200), [_trial(1, 1.0)], 2.0)

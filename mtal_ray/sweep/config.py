@@ -13,9 +13,12 @@ overrides (``selection.method=mt-par``, ``selection.beta=0.7``, ``seed=1``); the
 Resources: each trial runs inside a Tune trial actor that itself launches Ray Train
 workers and Ray Data scoring actors. If the trial actor reserved a whole CPU on a small
 cluster, the nested workers would wait forever for it; so the trial reserves only
-``trial_cpus`` (tiny by default) and the number of trials running at once is capped by
-``max_concurrent_trials`` — by default ``floor(cluster CPUs / cpus_per_trial)``, i.e. one
-at a time on a 2-core machine and many on a big cluster.
+``trial_cpus`` (tiny by default), and the number of trials running at once is capped by
+``max_concurrent_trials`` — by default ``floor(cluster CPUs / cpus_per_trial)``, where
+``cpus_per_trial`` defaults to what one trial's nested work reserves at once
+(``training.num_workers × training.cpus_per_worker`` or ``scoring.concurrency ×
+scoring.cpus_per_actor``, the larger). A sweep whose nested work could never be scheduled
+next to its trial actors is refused before it starts.
 """
 
 from __future__ import annotations
@@ -126,8 +129,9 @@ class SweepConfig(BaseModel):
         CPUs reserved by each trial actor itself (> 0; the work runs in nested Train
         workers and scoring actors that reserve their own).
     cpus_per_trial
-        CPUs one trial's nested workers need at once; only used to derive the default
-        ``max_concurrent_trials``.
+        CPUs one trial's nested workers reserve at once; default: derived from each trial's
+        ``training`` and ``scoring`` sections (the largest over trials). Used for the default
+        ``max_concurrent_trials`` and the deadlock check.
     max_concurrent_trials
         Trials running at once; default ``max(1, floor(cluster CPUs / cpus_per_trial))``.
     max_failures
@@ -149,7 +153,7 @@ class SweepConfig(BaseModel):
     datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     search_seed: int = 0
     trial_cpus: float = Field(0.01, gt=0)
-    cpus_per_trial: float = Field(2.0, gt=0)
+    cpus_per_trial: float | None = Field(None, gt=0)
     max_concurrent_trials: int | None = Field(None, ge=1)
     max_failures: int = Field(0, ge=0)
     retry_failed: bool = True

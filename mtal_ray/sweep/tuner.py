@@ -41,15 +41,15 @@ def sweep_directory(sweep: SweepConfig, config_path: Path, explicit: str | None 
     return Path(chosen).expanduser().resolve()
 
 
-def planned_trials(config: Any, raw: dict[str, Any]) -> list[str]:
-    """Names of the grid's trials, after validating each trial's config.
+def plan_trials(config: Any, raw: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Name and validated config of each grid trial.
 
     Random dimensions are validated with a representative value. Raises
     :class:`ConfigError` naming the trial and key when a trial's config is invalid.
     """
     sweep: SweepConfig = config.sweep
     random_keys = frozenset(sweep.random)
-    names: list[str] = []
+    planned: list[tuple[str, Any]] = []
     for point in grid_points(sweep):
         params = {**point, **{k: representative(d) for k, d in sweep.random.items()}}
         name = trial_name(params, random_keys)
@@ -62,11 +62,47 @@ def planned_trials(config: Any, raw: dict[str, Any]) -> list[str]:
             raise ConfigError(
                 f"sweep trial {name}: annotation.mode: a sweep needs the oracle (got {mode!r})"
             )
-        names.append(name)
+        planned.append((name, trial))
+    names = [name for name, _ in planned]
     if not random_keys and len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ConfigError(f"sweep.grid: values that give the same trial name: {', '.join(dupes)}")
-    return names
+    return planned
+
+
+def planned_trials(config: Any, raw: dict[str, Any]) -> list[str]:
+    """Names of the grid's trials, after validating each trial's config (see plan_trials)."""
+    return [name for name, _ in plan_trials(config, raw)]
+
+
+def nested_cpus(config: Any) -> float:
+    """CPUs a trial's nested work reserves at once: its Train workers or its scoring actors."""
+    training = getattr(config, "training", None)
+    scoring = getattr(config, "scoring", None)
+    train = training.num_workers * training.cpus_per_worker if training is not None else 0.0
+    score = scoring.concurrency * scoring.cpus_per_actor if scoring is not None else 0.0
+    return float(max(train, score))
+
+
+def trial_concurrency(sweep: SweepConfig, trial_configs: list[Any], cluster_cpus: float) -> int:
+    """Trials to run at once; refuses a sweep whose nested workers could never start.
+
+    Trial actors hold ``sweep.trial_cpus`` each while their Train workers / scoring actors
+    wait for CPUs, so the largest nested reservation plus every running trial actor's
+    share must fit in the cluster.
+    """
+    need = sweep.cpus_per_trial or max((nested_cpus(c) for c in trial_configs), default=1.0)
+    need = max(need, 1e-6)
+    concurrency = sweep.max_concurrent_trials or max(1, int(cluster_cpus // need))
+    if need + concurrency * sweep.trial_cpus > cluster_cpus + 1e-9:
+        raise ConfigError(
+            f"sweep: a trial's Train workers / scoring actors reserve {need:g} CPUs and "
+            f"{concurrency} running trial(s) hold sweep.trial_cpus={sweep.trial_cpus:g} each: "
+            f"more than the cluster's {cluster_cpus:g} CPUs, so the nested workers could never "
+            "start. Lower training.num_workers or training.cpus_per_worker (e.g. 0.99), "
+            "scoring.concurrency or scoring.cpus_per_actor, or sweep.max_concurrent_trials."
+        )
+    return concurrency
 
 
 def _identity_digest(raw: dict[str, Any]) -> str:
@@ -90,15 +126,6 @@ def _metric_name(text: str) -> str:
     return re.sub(r"[^\w.\- /]+", "_", text)
 
 
-def _concurrency(sweep: SweepConfig) -> int:
-    import ray
-
-    if sweep.max_concurrent_trials is not None:
-        return sweep.max_concurrent_trials
-    cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    return max(1, int(cpus // sweep.cpus_per_trial))
-
-
 def run_sweep(config: Any, config_path: Path, args: argparse.Namespace) -> int:
     """Run or resume the sweep of ``config.sweep``; write and log its report.
 
@@ -112,7 +139,8 @@ def run_sweep(config: Any, config_path: Path, args: argparse.Namespace) -> int:
     sweep_dir = sweep_directory(sweep, config_path, getattr(args, "run_dir", None))
     if getattr(args, "local", False):
         print("note: --local is ignored by sweeps (trials always run on Ray)")
-    trials = planned_trials(config, base_raw)
+    planned = plan_trials(config, base_raw)
+    trials = [name for name, _ in planned]
     if getattr(args, "restart", False):
         _clear(sweep_dir)
     info = load_sweep_info(sweep_dir)
@@ -158,11 +186,19 @@ def run_sweep(config: Any, config_path: Path, args: argparse.Namespace) -> int:
         random_keys=frozenset(sweep.random),
     )
     started = time.perf_counter()
+    started_ray = _ensure_ray()
     try:
-        failed = _fit(sweep, sweep_dir / f"tune-{digest}", context)
+        cpus = float(ray_cluster_cpus())
+        concurrency = trial_concurrency(sweep, [c for _, c in planned], cpus)
+        failed = _fit(sweep, sweep_dir / f"tune-{digest}", context, concurrency)
     except BaseException:
         set_status(target, parent, "KILLED", {"sweep.status": "interrupted"})
         raise
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
     seconds = time.perf_counter() - started
     written = write_report(sweep_dir, split=sweep.report_split)
     table = score_table(_loaded(sweep_dir), sweep.report_split, list(sweep.datasets))
@@ -197,60 +233,67 @@ def _loaded(sweep_dir: Path) -> list[Any]:
     return load_trials(sweep_dir)
 
 
-def _fit(sweep: SweepConfig, tune_dir: Path, context: TrialContext) -> int:
-    """Run the Tune experiment in ``tune_dir`` (restored if it exists); returns #failed."""
+def _ensure_ray() -> bool:
+    """Connect to ``RAY_ADDRESS`` or start a local Ray; True when this call started it."""
     import ray
+
+    if ray.is_initialized():
+        return False
+    ray.init(
+        address=os.environ.get("RAY_ADDRESS"),
+        include_dashboard=False,
+        configure_logging=False,
+        log_to_driver=True,
+    )
+    return True
+
+
+def ray_cluster_cpus() -> float:
+    """Logical CPUs of the connected Ray cluster."""
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", 0.0))
+
+
+def _fit(sweep: SweepConfig, tune_dir: Path, context: TrialContext, concurrency: int) -> int:
+    """Run the Tune experiment in ``tune_dir`` (restored if it exists); returns #failed."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    started_ray = False
-    if not ray.is_initialized():
-        ray.init(
-            address=os.environ.get("RAY_ADDRESS"),
-            include_dashboard=False,
-            configure_logging=False,
-            log_to_driver=True,
+    trainable = tune.with_resources(make_trainable(context), {"CPU": sweep.trial_cpus})
+    random_keys = frozenset(sweep.random)
+    if tune.Tuner.can_restore(str(tune_dir)):
+        print(f"resuming the sweep from {tune_dir}")
+        tuner = tune.Tuner.restore(
+            str(tune_dir),
+            trainable,
+            resume_unfinished=True,
+            resume_errored=sweep.retry_failed,
         )
-        started_ray = True
-    try:
-        trainable = tune.with_resources(make_trainable(context), {"CPU": sweep.trial_cpus})
-        random_keys = frozenset(sweep.random)
-        if tune.Tuner.can_restore(str(tune_dir)):
-            print(f"resuming the sweep from {tune_dir}")
-            tuner = tune.Tuner.restore(
-                str(tune_dir),
-                trainable,
-                resume_unfinished=True,
-                resume_errored=sweep.retry_failed,
-            )
-        else:
-            concurrency = _concurrency(sweep)
-            print(f"running at most {concurrency} trial(s) at once")
+    else:
+        print(f"running at most {concurrency} trial(s) at once")
 
-            def name_of(trial: Any) -> str:
-                return trial_name(trial.config, random_keys)
+        def name_of(trial: Any) -> str:
+            return trial_name(trial.config, random_keys)
 
-            tuner = tune.Tuner(
-                trainable,
-                param_space=tune_param_space(sweep),
-                tune_config=tune.TuneConfig(
-                    num_samples=sweep.num_samples,
-                    # Tune ignores max_concurrent_trials for a given BasicVariantGenerator
-                    search_alg=BasicVariantGenerator(
-                        random_state=sweep.search_seed, max_concurrent=concurrency
-                    ),
-                    trial_name_creator=name_of,
-                    trial_dirname_creator=name_of,
+        tuner = tune.Tuner(
+            trainable,
+            param_space=tune_param_space(sweep),
+            tune_config=tune.TuneConfig(
+                num_samples=sweep.num_samples,
+                # Tune ignores max_concurrent_trials for a given BasicVariantGenerator
+                search_alg=BasicVariantGenerator(
+                    random_state=sweep.search_seed, max_concurrent=concurrency
                 ),
-                run_config=tune.RunConfig(
-                    name=tune_dir.name,
-                    storage_path=str(tune_dir.parent),
-                    failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-                    verbose=1,
-                ),
-            )
-        results = tuner.fit()
-        return int(results.num_errors)
-    finally:
-        if started_ray:
-            ray.shutdown()
+                trial_name_creator=name_of,
+                trial_dirname_creator=name_of,
+            ),
+            run_config=tune.RunConfig(
+                name=tune_dir.name,
+                storage_path=str(tune_dir.parent),
+                failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                verbose=1,
+            ),
+        )
+    results = tuner.fit()
+    return int(results.num_errors)
