@@ -13,6 +13,7 @@ from mtal_ray.sweep.space import (
     grid_points,
     space_digest,
     trial_name,
+    trial_params,
     trial_raw_config,
     tune_param_space,
 )
@@ -128,8 +129,36 @@ def test_space_digest_and_tune_space():
     assert space_digest(a) != space_digest(b)
     assert space_digest(a) == space_digest(a.model_copy(update={"max_concurrent_trials": 4}))
     space = tune_param_space(a)
-    assert space["seed"] == {"grid_search": [0, 1]}
+    assert space["grid"] == {"grid_search": [{"seed": 0}, {"seed": 1}]}
     assert isinstance(space["training.lr"], tune.search.sample.Float)
+    assert trial_params({"grid": {"seed": 1}, "training.lr": 2e-5}) == {
+        "seed": 1,
+        "training.lr": 2e-5,
+    }
+
+
+def test_a_list_of_grids_runs_their_union_once_per_point():
+    cfg = load_config(
+        None,
+        [
+            "sweep.grid=[{selection.method: [mt-avg, mt-par], selection.beta: [0.5, 1.0],"
+            " seed: [0]}, {selection.method: [mt-r], seed: [0]}, {selection.method: [mt-r],"
+            " seed: [0]}]"
+        ],
+    )
+    points = grid_points(cfg.sweep)
+    assert len(points) == 2 * 2 + 1
+    assert points[-1] == {"selection.method": "mt-r", "seed": 0}
+    assert cfg.sweep.grid_keys == {"selection.method", "selection.beta", "seed"}
+    assert planned_trials(cfg, {})[-1] == "mt-r_seed=0"
+
+
+def test_a_method_that_takes_no_beta_is_refused_before_training():
+    cfg = load_config(
+        None, ["sweep.grid.selection.method=[mt-avg, mt-r]", "sweep.grid.selection.beta=[0.5]"]
+    )
+    with pytest.raises(ConfigError, match=r"sweep trial mt-r_beta=0\.5: selection: method mt-r"):
+        planned_trials(cfg, {})
 
 
 def test_sweep_directory_defaults_to_config_name(tmp_path: Path):

@@ -3,7 +3,8 @@
 A sweep runs one complete AL experiment per *trial*. A trial's parameters are config
 overrides (``selection.method=mt-par``, ``selection.beta=0.7``, ``seed=1``); they come from
 
-* ``grid``: key -> list of values, every combination is run (Tune ``grid_search``);
+* ``grid``: key -> list of values, every combination is run; or a list of such grids,
+  whose union is run (e.g. methods × β, plus MT-R that takes no β);
 * ``random``: key -> distribution, sampled ``num_samples`` times per grid point with a
   seeded search, so the same sweep samples the same values;
 * ``datasets``: named scenarios (dataset or domain), each a set of overrides such as
@@ -116,7 +117,8 @@ class SweepConfig(BaseModel):
     dir
         Folder that holds the sweep directory (``<dir>/<name>``).
     grid
-        Config key -> values; every combination is a trial.
+        Config key -> values, every combination is a trial; or a list of such mappings
+        (the union of their trials).
     random
         Config key -> :class:`Distribution`; sampled ``num_samples`` times per grid point.
     num_samples
@@ -147,7 +149,7 @@ class SweepConfig(BaseModel):
 
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     dir: str = "runs/sweeps"
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] | list[dict[str, list[Any]]] = Field(default_factory=dict)
     random: dict[str, Distribution] = Field(default_factory=dict)
     num_samples: int = Field(1, ge=1)
     datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -162,6 +164,8 @@ class SweepConfig(BaseModel):
     @field_validator("grid", mode="before")
     @classmethod
     def _flatten_grid(cls, grid: Any) -> Any:
+        if isinstance(grid, list):
+            return [_flatten(g, lambda value: not isinstance(value, dict)) for g in grid]
         return _flatten(grid, lambda value: not isinstance(value, dict))
 
     @field_validator("random", mode="before")
@@ -177,15 +181,26 @@ class SweepConfig(BaseModel):
 
     @field_validator("grid")
     @classmethod
-    def _grid_values(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for key, values in grid.items():
-            if not values:
-                raise ValueError(f"{key}: a grid dimension needs at least one value")
-            if len({repr(v) for v in values}) != len(values):
-                raise ValueError(f"{key}: repeated values {values}")
-            if key == DATASET_KEY:
-                raise ValueError("'dataset' is set by sweep.datasets, not by the grid")
+    def _grid_values(cls, grid: Any) -> Any:
+        for one in grid if isinstance(grid, list) else [grid]:
+            for key, values in one.items():
+                if not values:
+                    raise ValueError(f"{key}: a grid dimension needs at least one value")
+                if len({repr(v) for v in values}) != len(values):
+                    raise ValueError(f"{key}: repeated values {values}")
+                if key == DATASET_KEY:
+                    raise ValueError("'dataset' is set by sweep.datasets, not by the grid")
         return grid
+
+    @property
+    def grids(self) -> list[dict[str, list[Any]]]:
+        """The grid as a list of grids (one for the mapping form)."""
+        return list(self.grid) if isinstance(self.grid, list) else [self.grid]
+
+    @property
+    def grid_keys(self) -> set[str]:
+        """Every key any grid sweeps."""
+        return {key for grid in self.grids for key in grid}
 
     @field_validator("datasets")
     @classmethod
@@ -197,10 +212,10 @@ class SweepConfig(BaseModel):
 
     @model_validator(mode="after")
     def _disjoint_keys(self) -> SweepConfig:
-        both = sorted(set(self.grid) & set(self.random))
+        both = sorted(self.grid_keys & set(self.random))
         if both:
             raise ValueError(f"keys in both grid and random: {', '.join(both)}")
-        for key in [*self.grid, *self.random]:
+        for key in [*self.grid_keys, *self.random]:
             if key == "sweep" or key.startswith("sweep."):
                 raise ValueError(f"{key}: a sweep cannot sweep its own section")
         return self

@@ -27,26 +27,35 @@ from mtal_ray.sweep.config import (
     SweepConfig,
 )
 
+#: Key of the grid point in a Tune trial's config (see :func:`tune_param_space`).
+GRID_PARAM = "grid"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]+")
 #: Keys shown first in trial names, in this order; the seed always comes last.
 _NAME_ORDER = (DATASET_KEY, METHOD_KEY, BETA_KEY)
 _SHORT = {METHOD_KEY: "", BETA_KEY: "beta", DATASET_KEY: "", SEED_KEY: "seed"}
 
 
-def dimensions(sweep: SweepConfig) -> dict[str, list[Any]]:
-    """Grid dimensions in trial-name order: ``dataset`` (from ``datasets``), then the grid."""
-    dims: dict[str, list[Any]] = {}
-    if sweep.datasets:
-        dims[DATASET_KEY] = list(sweep.datasets)
-    dims.update(sweep.grid)
-    return dims
-
-
 def grid_points(sweep: SweepConfig) -> list[dict[str, Any]]:
-    """Every combination of the grid dimensions (random dimensions not included)."""
-    dims = dimensions(sweep)
-    keys = list(dims)
-    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*dims.values())]
+    """Every trial's grid parameters: ``dataset`` × each grid's product, grids in order.
+
+    The union of several grids keeps the first of repeated points. Random dimensions are
+    not included.
+    """
+    points: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for grid in sweep.grids:
+        dims: dict[str, list[Any]] = {}
+        if sweep.datasets:
+            dims[DATASET_KEY] = list(sweep.datasets)
+        dims.update(grid)
+        keys = list(dims)
+        for values in itertools.product(*dims.values()):
+            point = dict(zip(keys, values, strict=True))
+            identity = json.dumps(point, sort_keys=True, default=str)
+            if identity not in seen:
+                seen.add(identity)
+                points.append(point)
+    return points
 
 
 def _format_value(value: Any, exact: bool) -> str:
@@ -127,7 +136,7 @@ def representative(dist: Distribution) -> Any:
 def space_digest(sweep: SweepConfig) -> str:
     """Digest of what defines the set of trials (grid, random space, samples, datasets)."""
     payload = {
-        "grid": sweep.grid,
+        "grid": sweep.grids,
         "random": {k: d.model_dump(exclude_none=True) for k, d in sweep.random.items()},
         "num_samples": sweep.num_samples,
         "datasets": sweep.datasets,
@@ -138,12 +147,11 @@ def space_digest(sweep: SweepConfig) -> str:
 
 
 def tune_param_space(sweep: SweepConfig) -> dict[str, Any]:
-    """The Tune ``param_space``: ``grid_search`` per grid dimension, samplers for random."""
+    """The Tune ``param_space``: one ``grid_search`` over the grid points (key ``grid``,
+    so unions of grids work) and a sampler per random dimension."""
     from ray import tune
 
-    space: dict[str, Any] = {
-        key: tune.grid_search(values) for key, values in dimensions(sweep).items()
-    }
+    space: dict[str, Any] = {GRID_PARAM: tune.grid_search(grid_points(sweep))}
     samplers = {
         "choice": tune.choice,
         "uniform": tune.uniform,
@@ -157,3 +165,10 @@ def tune_param_space(sweep: SweepConfig) -> dict[str, Any]:
             samplers[dist.kind](args) if dist.kind == "choice" else samplers[dist.kind](*args)
         )
     return space
+
+
+def trial_params(tune_config: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's parameters from its Tune config: the grid point plus the random samples."""
+    params = dict(tune_config.get(GRID_PARAM) or {})
+    params.update({k: v for k, v in tune_config.items() if k != GRID_PARAM})
+    return params

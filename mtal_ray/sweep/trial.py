@@ -21,7 +21,7 @@ from mtal_ray.config import validate
 from mtal_ray.errors import ConfigError, MtalError
 from mtal_ray.sweep.config import BETA_KEY, DATASET_KEY
 from mtal_ray.sweep.results import TRIALS_DIR, TrialRecord, load_trial
-from mtal_ray.sweep.space import trial_name, trial_raw_config
+from mtal_ray.sweep.space import trial_name, trial_params, trial_raw_config
 from mtal_ray.sweep.tracking import MlflowTarget, set_status, start_run
 
 Reporter = Callable[[dict[str, Any]], None]
@@ -201,6 +201,6 @@ def make_trainable(context: TrialContext) -> Callable[[dict[str, Any]], None]:
     def mtal_trial(config: dict[str, Any]) -> None:
         from ray import tune
 
-        run_trial(config, context, report=tune.report)
+        run_trial(trial_params(config), context, report=tune.report)
 
     return mtal_trial

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mtal_ray.config import apply_overrides, read_yaml, validate
-from mtal_ray.errors import ConfigError
+from mtal_ray.errors import ConfigError, MtalError
 from mtal_ray.sweep.config import SweepConfig
 from mtal_ray.sweep.report import score_table, write_report
 from mtal_ray.sweep.results import SWEEP_FILE, TRIALS_DIR, load_sweep_info, save_sweep_info
@@ -28,6 +28,7 @@ from mtal_ray.sweep.space import (
     representative,
     space_digest,
     trial_name,
+    trial_params,
     trial_raw_config,
     tune_param_space,
 )
@@ -57,6 +58,7 @@ def plan_trials(config: Any, raw: dict[str, Any]) -> list[tuple[str, Any]]:
             trial = validate(type(config), trial_raw_config(raw, params, sweep.datasets))
         except ConfigError as err:
             raise ConfigError(f"sweep trial {name}: {err}") from None
+        _check_selector(trial, name)
         mode = getattr(getattr(trial, "annotation", None), "mode", "oracle")
         if mode != "oracle":
             raise ConfigError(
@@ -68,6 +70,17 @@ def plan_trials(config: Any, raw: dict[str, Any]) -> list[tuple[str, Any]]:
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ConfigError(f"sweep.grid: values that give the same trial name: {', '.join(dupes)}")
     return planned
+
+
+def _check_selector(trial: Any, name: str) -> None:
+    """Build the trial's selector now, so e.g. ``mt-r`` with a β fails before any training."""
+    selection = getattr(trial, "selection", None)
+    if selection is None or not hasattr(selection, "selector"):
+        return
+    try:
+        selection.selector()
+    except MtalError as err:
+        raise ConfigError(f"sweep trial {name}: selection: {err}") from None
 
 
 def planned_trials(config: Any, raw: dict[str, Any]) -> list[str]:
@@ -274,7 +287,7 @@ def _fit(sweep: SweepConfig, tune_dir: Path, context: TrialContext, concurrency:
         print(f"running at most {concurrency} trial(s) at once")
 
         def name_of(trial: Any) -> str:
-            return trial_name(trial.config, random_keys)
+            return trial_name(trial_params(trial.config), random_keys)
 
         tuner = tune.Tuner(
             trainable,
