@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from mtal_ray.cli import main as cli_main
 from mtal_ray.sweep.report import (
+    beta_references,
     beta_series,
     curve_series,
     overlap,
@@ -191,6 +192,19 @@ def test_score_against_beta_per_method(beta_sweep: Path):
     assert [p[0] for p in sf["mt-avg"]] == [0.5, 1.0]
     assert sf["mt-avg"][0][1] == pytest.approx(0.82) and sf["mt-avg"][1][1] == pytest.approx(0.70)
     assert sf["mt-r"][1] == pytest.approx((1.0, 0.55, 0.0))
+
+
+def test_methods_without_beta_are_reference_lines(beta_sweep: Path):
+    make_trial(beta_sweep, "mt-r", None, 0, {"sf": 0.3, "id": 0.2})
+    make_trial(beta_sweep, "mt-r", None, 1, {"sf": 0.5, "id": 0.2})
+    trials = load_trials(beta_sweep)
+    refs = beta_references(trials, "test")
+    assert refs[(None, "sf")]["mt-r"] == pytest.approx((0.4, math.sqrt(0.02)))
+    # The β lines hold only the trials run with a β.
+    assert [p[1] for p in beta_series(trials, "test")[(None, "sf")]["mt-r"]] == pytest.approx(
+        [0.55, 0.55]
+    )
+    assert "beta.png" in {p.name for p in write_report(beta_sweep)}
 
 
 def test_no_beta_plot_without_a_beta_sweep(tmp_path: Path):

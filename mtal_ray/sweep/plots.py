@@ -93,13 +93,17 @@ def plot_beta(
     path: Path,
     title: str = "",
     scale: float = 1.0,
+    references: Mapping[Column, Mapping[str, tuple[float, float]]] | None = None,
 ) -> Path:
     """One panel per (dataset, task): final score against β, one line per method.
 
-    A dashed black line shows the average over methods (the paper's Figure 6).
+    A dashed black line shows the average over the β methods (the paper's Figure 6);
+    methods run without β (``references``, e.g. MT-R) are dotted horizontal lines.
     """
     fig, axes = _panels(len(series))
     for ax, (column, lines) in zip(axes, series.items(), strict=True):
+        for label, (mean, _std) in (references or {}).get(column, {}).items():
+            ax.axhline(mean * scale, linestyle=":", color="gray", label=label)
         by_beta: dict[float, list[float]] = {}
         for label, points in lines.items():
             betas = [p[0] for p in points]

@@ -328,6 +328,26 @@ def beta_series(
     return out
 
 
+def beta_references(
+    trials: Sequence[TrialResult], split: str = "test", datasets: Sequence[str] = ()
+) -> dict[Column, dict[str, tuple[float, float]]]:
+    """Per (dataset, task): final score (mean, std) of methods run without β (e.g. MT-R).
+
+    Drawn as horizontal reference lines in the β plot, like MT-R in the paper's Figure 6.
+    """
+    finished = [t for t in _finished(trials) if t.record.beta is None]
+    keys = [k for k in varying_keys(finished) if k != BETA_KEY]
+    values: dict[Column, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for trial in sorted(finished, key=lambda t: _order_key(t, keys)):
+        label = trial_label(trial, keys)
+        for task, score in trial.final_scores(split).items():
+            values[(trial.record.dataset, task)][label].append(score)
+    return {
+        column: {label: _mean_std(v) for label, v in lines.items()}
+        for column, lines in values.items()
+    }
+
+
 def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
     """(Re)write the report files of ``sweep_dir`` from its stored trials; returns them.
 
@@ -350,10 +370,12 @@ def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
         "overlap.png": (plot_overlap, overlap_matrices(trials, datasets)),
         "beta.png": (plot_beta, beta_series(trials, split, datasets)),
     }
+    references = beta_references(trials, split, datasets)
     for filename, (plot, data) in images.items():
         path = sweep_dir / filename
         if data:
-            plot(data, path, title=name, scale=score_scale(table))
+            extra = {"references": references} if filename == "beta.png" else {}
+            plot(data, path, title=name, scale=score_scale(table), **extra)
             written.append(path)
         elif path.exists():
             path.unlink()
