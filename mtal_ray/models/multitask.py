@@ -57,6 +57,7 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.tasks = dict(tasks)
         self.config = config
+        self.encoder_config = encoder.config
         self.order = _task_order(self.tasks)
         self.sharing = sharing_class(config.sharing)(encoder, list(self.tasks), config)
         hidden = encoder.config.hidden_size

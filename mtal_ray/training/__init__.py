@@ -1,0 +1,24 @@
+"""Training on Ray Train (DDP or DeepSpeed ZeRO) and checkpoints.
+
+Public API:
+
+* :func:`~mtal_ray.training.trainer.train_model` ``(train, dev, tasks, model_cfg,
+  training_cfg, output_dir, test=None) -> TrainResult`` — one training run.
+* :func:`~mtal_ray.training.checkpoint.load_checkpoint` ``(path) -> (model, collator,
+  info)`` — works outside Ray (import it from ``mtal_ray.training.checkpoint`` to avoid
+  importing Ray at all).
+* :class:`~mtal_ray.training.config.TrainingConfig` — the ``training`` config section.
+"""
+
+from mtal_ray.training.checkpoint import CheckpointInfo, LoadedCheckpoint, load_checkpoint
+from mtal_ray.training.config import TrainingConfig
+from mtal_ray.training.trainer import TrainResult, train_model
+
+__all__ = [
+    "CheckpointInfo",
+    "LoadedCheckpoint",
+    "TrainResult",
+    "TrainingConfig",
+    "load_checkpoint",
+    "train_model",
+]

@@ -1,0 +1,87 @@
+"""``TrainingConfig``: the ``training`` section of the experiment config (no torch import).
+
+Example YAML::
+
+    training:
+      strategy: ddp            # ddp | deepspeed
+      zero_stage: 2            # DeepSpeed ZeRO stage (0-3), used with strategy: deepspeed
+      num_workers: 2           # Ray Train workers
+      use_gpu: false
+      cpus_per_worker: 1
+      lr: 5.0e-5               # AdamW, paper §5.4
+      head_lr: null            # task heads' learning rate (null = lr)
+      weight_decay: 0.01
+      batch_size: 32           # global batch per step, split evenly over the workers
+      eval_every: 100          # steps between dev evaluations (each one checkpoints)
+      patience: 5              # evaluations without dev improvement before stopping
+      max_steps: 20000
+      label_smoothing: {dp: 0.2, ner: 0.2, sf: 0.1, id: 0.1, re: 0.1}   # α per task
+      loss_weights: {}         # per task, default 1.0
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: Label smoothing α per task (paper: 0.2 for DP/NER in §5.4, 0.1 for SF/ID in §7.3).
+DEFAULT_LABEL_SMOOTHING: dict[str, float] = {"dp": 0.2, "ner": 0.2, "sf": 0.1, "id": 0.1, "re": 0.1}
+
+
+class TrainingConfig(BaseModel):
+    """How one model is trained (optimizer, schedule, early stopping, Ray Train scaling)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["ddp", "deepspeed"] = "ddp"
+    zero_stage: int = Field(default=2, ge=0, le=3, description="DeepSpeed ZeRO stage.")
+    num_workers: int = Field(default=2, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    lr: float = Field(default=5e-5, gt=0)
+    head_lr: float | None = Field(default=None, gt=0, description="Heads' lr; None = lr.")
+    weight_decay: float = Field(default=0.01, ge=0)
+    batch_size: int = Field(default=32, ge=1, description="Global batch, split over workers.")
+    eval_batch_size: int = Field(default=64, ge=1)
+    eval_every: int = Field(default=100, ge=1)
+    patience: int = Field(default=5, ge=1, description="Evaluations without improvement.")
+    max_steps: int = Field(default=20000, ge=1)
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    label_smoothing: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_LABEL_SMOOTHING))
+    loss_weights: dict[str, float] = Field(default_factory=dict)
+    seed: int = 0
+    max_failures: int = Field(default=0, ge=-1, description="Worker-group restarts (-1: any).")
+    keep_checkpoints: int = Field(default=2, ge=1, description="Best checkpoints kept on disk.")
+
+    @field_validator("label_smoothing", mode="before")
+    @classmethod
+    def _merge_defaults(cls, value: object) -> object:
+        """A partial mapping (``{ner: 0.1}``) overrides only the tasks it names."""
+        if isinstance(value, dict):
+            return {**DEFAULT_LABEL_SMOOTHING, **value}
+        return value
+
+    @field_validator("label_smoothing")
+    @classmethod
+    def _alpha_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for task, alpha in value.items():
+            if not 0.0 <= alpha < 1.0:
+                raise ValueError(f"label_smoothing.{task}: {alpha} is not in [0, 1)")
+        return value
+
+    @field_validator("loss_weights")
+    @classmethod
+    def _weights_non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for task, weight in value.items():
+            if weight < 0:
+                raise ValueError(f"loss_weights.{task}: {weight} is negative")
+        return value
+
+    def weight(self, task: str) -> float:
+        """Loss weight of ``task`` (1.0 unless configured)."""
+        return float(self.loss_weights.get(task, 1.0))
+
+    def micro_batch_size(self) -> int:
+        """Per-worker batch: ``batch_size / num_workers`` (at least 1)."""
+        return max(1, self.batch_size // self.num_workers)

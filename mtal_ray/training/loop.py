@@ -1,0 +1,313 @@
+"""The per-worker training function run by Ray Train (one process per worker).
+
+:func:`train_loop_per_worker` builds the model, resumes from ``ray.train.get_checkpoint()``
+if the run is restarted (after a worker failure, or when ``fit()`` is called again with
+the same run directory), and trains with AdamW under DDP or a DeepSpeed ZeRO engine.
+
+* Data: each epoch is one permutation (seeded by ``seed + epoch``, identical on all
+  workers); worker ``r`` of ``w`` takes its own contiguous share and cuts it into micro
+  batches of ``batch_size / w`` rows; every worker runs the same number of steps.
+* Every ``eval_every`` steps (and at ``max_steps``) the dev set is predicted, sharded over
+  the workers and gathered, so every worker computes the same scores and takes the same
+  early-stopping decision (stop after ``patience`` evaluations without a better geometric
+  mean). Each evaluation reports metrics and a checkpoint (``mtal_ray.training.checkpoint``
+  layout plus the resume state).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from mtal_ray.data.vocab import LabelVocab
+from mtal_ray.models.build import build_model
+from mtal_ray.models.collate import Collator
+from mtal_ray.models.config import ModelConfig
+from mtal_ray.models.inference import geometric_mean, predict_rows, score_predictions
+from mtal_ray.models.multitask import MultiTaskModel
+from mtal_ray.tasks.base import Prediction
+from mtal_ray.tasks.registry import build_tasks
+from mtal_ray.training.checkpoint import PREDICTIONS_FILE, CheckpointInfo, save_checkpoint
+from mtal_ray.training.config import TrainingConfig
+
+LOOP_FILE = "loop.json"
+TRAIN_STATE_FILE = "train_state.pt"
+
+
+@dataclass
+class LoopState:
+    """Where training stands; saved in every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    epoch_batch: int = 0
+    best_gmean: float = -1.0
+    best_step: int = 0
+    bad_evals: int = 0
+
+
+def param_groups(model: MultiTaskModel, config: TrainingConfig) -> list[dict[str, Any]]:
+    """AdamW groups: no decay on biases/LayerNorm; new modules (heads, gates) at ``head_lr``."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        new = name.startswith("heads.") or ".gates." in name or name.startswith("sharing.gates")
+        no_decay = param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
+        groups.setdefault((new, no_decay), []).append(param)
+    head_lr = config.head_lr or config.lr
+    return [
+        {
+            "params": params,
+            "lr": head_lr if new else config.lr,
+            "weight_decay": 0.0 if no_decay else config.weight_decay,
+        }
+        for (new, no_decay), params in groups.items()
+    ]
+
+
+def epoch_batches(
+    n_rows: int, rank: int, world: int, micro_batch: int, seed: int, epoch: int
+) -> list[np.ndarray]:
+    """This worker's micro batches (row indices) of one epoch."""
+    share = max(1, n_rows // world)
+    order = np.random.default_rng(seed + epoch).permutation(n_rows)
+    if n_rows < world:  # tiny sets: workers reuse rows rather than idle
+        order = np.resize(order, world)
+    mine = order[rank * share : (rank + 1) * share]
+    return [mine[i : i + micro_batch] for i in range(0, share, micro_batch)]
+
+
+def evaluate_sharded(
+    model: MultiTaskModel,
+    collator: Collator,
+    table: pa.Table,
+    batch_size: int,
+    device: torch.device,
+) -> tuple[list[Prediction], dict[str, dict[str, float]], float]:
+    """Predict ``table`` sharded over the process group; every rank gets all predictions."""
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    rank = dist.get_rank() if world > 1 else 0
+    rows = list(range(rank, table.num_rows, world))
+    mine = predict_rows(model, collator, table.take(rows), batch_size, device) if rows else []
+    shards: list[Any] = [(rows, mine)]
+    if world > 1:
+        shards = [None] * world
+        dist.all_gather_object(shards, (rows, mine))
+    predictions: list[Prediction] = [{} for _ in range(table.num_rows)]
+    for shard_rows, shard_preds in shards:
+        for row, pred in zip(shard_rows, shard_preds, strict=True):
+            predictions[row] = pred
+    scores = score_predictions(model, predictions, table)
+    return predictions, scores, geometric_mean([s["main"] for s in scores.values()])
+
+
+def _skip_shm_build_without_compiler() -> None:
+    """DeepSpeed JIT-compiles a CPU comm op with g++; without one, fall back to torch.dist."""
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        import importlib
+
+        importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
+
+
+class _Runner:
+    """One optimizer step and checkpoint I/O, for DDP or DeepSpeed."""
+
+    def __init__(self, model: MultiTaskModel, config: TrainingConfig, world: int) -> None:
+        self.config = config
+        self.module = model
+        optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr)
+        if config.strategy == "deepspeed":
+            _skip_shm_build_without_compiler()
+            import deepspeed
+
+            micro = config.micro_batch_size()
+            self.engine, self.optimizer, _, _ = deepspeed.initialize(
+                model=model,
+                optimizer=optimizer,
+                config={
+                    "train_micro_batch_size_per_gpu": micro,
+                    "train_batch_size": micro * world,
+                    "gradient_accumulation_steps": 1,
+                    "gradient_clipping": config.max_grad_norm or 0.0,
+                    "zero_optimization": {"stage": config.zero_stage},
+                    "zero_allow_untested_optimizer": True,
+                    "steps_per_print": 10**9,
+                },
+            )
+            self.wrapped: nn.Module = self.engine
+        else:
+            import ray.train.torch
+
+            self.optimizer = optimizer
+            self.wrapped = ray.train.torch.prepare_model(model) if world > 1 else model
+
+    def step(self, loss: torch.Tensor) -> None:
+        if self.config.strategy == "deepspeed":
+            self.engine.backward(loss)
+            self.engine.step()
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+
+    def save(self, directory: Path, rank: int) -> None:
+        if self.config.strategy == "deepspeed":
+            self.engine.save_checkpoint(str(directory / "deepspeed"), tag="state")
+        elif rank == 0:
+            torch.save({"optimizer": self.optimizer.state_dict()}, directory / TRAIN_STATE_FILE)
+
+    def restore(self, directory: Path) -> None:
+        if self.config.strategy == "deepspeed":
+            self.engine.load_checkpoint(str(directory / "deepspeed"), tag="state")
+        else:
+            state = torch.load(directory / TRAIN_STATE_FILE, map_location="cpu", weights_only=False)
+            self.optimizer.load_state_dict(state["optimizer"])
+
+    def state_dict_for_inference(self) -> dict[str, torch.Tensor]:
+        """Full weights, or ``{}`` when ZeRO-3 partitions them (rebuilt at load time)."""
+        if self.config.strategy == "deepspeed" and self.config.zero_stage == 3:
+            return {}
+        return self.module.state_dict()
+
+
+def _batches_from(state: LoopState, rows: int, rank: int, world: int, cfg: TrainingConfig):
+    """Yield ``(epoch, index_in_epoch, row indices)`` forever, resuming inside an epoch."""
+    epoch, skip = state.epoch, state.epoch_batch
+    while True:
+        batches = epoch_batches(rows, rank, world, cfg.micro_batch_size(), cfg.seed, epoch)
+        for i, batch in enumerate(batches):
+            if i >= skip:
+                yield epoch, i, batch
+        epoch, skip = epoch + 1, 0
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Ray Train worker entry point (see the module docstring for the protocol).
+
+    ``config`` keys: ``train``/``dev`` (Arrow tables), ``tasks``, ``vocabs`` (task ->
+    ``LabelVocab.to_dict()``), ``model`` and ``training`` (config dumps), and optionally
+    ``fault_at_step`` (tests: the last worker kills itself at that step on a fresh start).
+    """
+    import ray.train
+    import ray.train.torch
+    from ray.train import Checkpoint
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    cfg = TrainingConfig(**config["training"])
+    model_cfg = ModelConfig(**config["model"])
+    vocabs = {t: LabelVocab.from_dict(v) for t, v in config["vocabs"].items()}
+    train: pa.Table = config["train"]
+    dev: pa.Table = config["dev"]
+    device = ray.train.torch.get_device()
+
+    torch.manual_seed(cfg.seed)
+    tasks = build_tasks(config["tasks"], vocabs)
+    model, collator = build_model(tasks, model_cfg)
+    model.to(device)
+    state = LoopState()
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = LoopState(**json.loads((Path(directory) / LOOP_FILE).read_text()))
+            if (Path(directory) / "model.pt").is_file():
+                weights = torch.load(Path(directory) / "model.pt", map_location=device)
+                model.load_state_dict(weights)
+    start_step = state.step
+    runner = _Runner(model, cfg, world)
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            runner.restore(Path(directory))
+
+    alphas = {t: cfg.label_smoothing.get(t, 0.0) for t in tasks}
+    losses_since_eval: list[float] = []
+    stop = state.step >= cfg.max_steps
+    model.train()
+    for epoch, index, rows in _batches_from(state, train.num_rows, rank, world, cfg):
+        if stop:
+            break
+        if config.get("fault_at_step") == state.step and start_step == 0 and rank == world - 1:
+            # injected fault (tests): let the controller register the last checkpoint
+            # (it polls workers every 2 s), then die as a crashed process would
+            time.sleep(8)
+            os.kill(os.getpid(), signal.SIGKILL)
+        batch = collator(train.take(rows)).to(device)
+        losses = runner.wrapped(batch, alphas)
+        loss = sum(cfg.weight(t) * losses[t] for t in tasks)
+        runner.step(loss)
+        losses_since_eval.append(float(loss.detach()))
+        state.step += 1
+        state.epoch, state.epoch_batch = epoch, index + 1
+        if state.step % cfg.eval_every and state.step < cfg.max_steps:
+            continue
+        predictions, scores, gmean = evaluate_sharded(
+            model, collator, dev, cfg.eval_batch_size, device
+        )
+        if gmean > state.best_gmean:
+            state.best_gmean, state.best_step, state.bad_evals = gmean, state.step, 0
+        else:
+            state.bad_evals += 1
+        stop = state.bad_evals >= cfg.patience or state.step >= cfg.max_steps
+        metrics = {
+            "step": state.step,
+            "epoch": state.epoch,
+            "train_loss": float(np.mean(losses_since_eval)),
+            "dev_gmean": gmean,
+            "best_dev_gmean": state.best_gmean,
+            "best_step": state.best_step,
+            "start_step": start_step,
+            "stopped": stop,
+            **{f"dev_{t}": s["main"] for t, s in scores.items()},
+        }
+        losses_since_eval = []
+        with tempfile.TemporaryDirectory(prefix="mtal-ckpt-") as tmp:
+            directory = Path(tmp)
+            runner.save(directory, rank)
+            if rank == 0:
+                info = CheckpointInfo(
+                    tasks=list(tasks),
+                    vocabs=vocabs,
+                    model=model_cfg,
+                    training=cfg.model_dump(),
+                    step=state.step,
+                    dev_scores={t: s["main"] for t, s in scores.items()},
+                    dev_gmean=gmean,
+                )
+                save_checkpoint(directory, model, collator, info, runner.state_dict_for_inference())
+                (directory / LOOP_FILE).write_text(json.dumps(asdict(state)))
+                _write_predictions(directory / PREDICTIONS_FILE, dev, predictions, model)
+            has_files = any(directory.iterdir())
+            ray.train.report(
+                metrics, checkpoint=Checkpoint.from_directory(tmp) if has_files else None
+            )
+        if math.isnan(metrics["train_loss"]):
+            raise FloatingPointError(f"training loss is NaN at step {state.step}")
+
+
+def _write_predictions(
+    path: Path, dev: pa.Table, predictions: list[Prediction], model: MultiTaskModel
+) -> None:
+    import pyarrow.parquet as pq
+
+    from mtal_ray.data.schema import make_table
+
+    columns: dict[str, list[Any]] = {"id": dev.column("id").to_pylist()}
+    for name in model.order:
+        for column in model.tasks[name].columns:
+            columns[column] = [p.get(column) for p in predictions]
+    pq.write_table(make_table(columns), path)

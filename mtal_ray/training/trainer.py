@@ -1,0 +1,226 @@
+"""``train_model``: one multi-task training run on Ray Train (DDP or DeepSpeed ZeRO).
+
+The driver side: it builds the label vocabularies from the labeled training table, starts
+a ``TorchTrainer`` (``ScalingConfig(num_workers, use_gpu)``, ``FailureConfig``,
+``CheckpointConfig`` keeping the best checkpoints by dev geometric mean), then exports the
+best checkpoint to ``output_dir/best`` (inference-only: weights, vocabularies, configs,
+tokenizer) and scores it on the test table outside Ray.
+
+It works from a plain script (``ray.init`` is called if needed) and from inside a Ray
+actor or driver that already called ``ray.init`` (the actor must not hold the CPUs the
+workers need: give it ``num_cpus=0`` or a fraction).
+
+The run directory is ``output_dir/train`` (a fixed name): calling :func:`train_model`
+again with the same ``output_dir`` resumes that run from its latest checkpoint, which is
+how a killed driver continues; use a fresh ``output_dir`` for a new training run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from mtal_ray.data.vocab import build_vocabs
+from mtal_ray.errors import ConfigError, MtalError
+from mtal_ray.models.config import ModelConfig
+from mtal_ray.models.inference import evaluate, main_scores
+from mtal_ray.tasks.registry import build_tasks
+from mtal_ray.training.checkpoint import export_inference_checkpoint, load_checkpoint
+from mtal_ray.training.config import TrainingConfig
+from mtal_ray.training.loop import train_loop_per_worker
+
+RUN_NAME = "train"
+BEST_DIR = "best"
+
+
+class TrainingFailedError(MtalError):
+    """The Ray Train run failed (after its allowed restarts)."""
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_model`.
+
+    Attributes
+    ----------
+    checkpoint_dir
+        The best checkpoint, exported for inference (``load_checkpoint`` reads it).
+    dev_scores, test_scores
+        ``{task: main score}`` of the best checkpoint (test: ``None`` without a test table).
+    dev_gmean, test_gmean
+        Geometric means of those scores.
+    dev_metrics, test_metrics
+        All metrics per task (e.g. ``uas``/``las``, ``precision``/``recall``).
+    best_step, steps
+        Step of the best checkpoint; steps trained in total.
+    wall_time_s
+        Wall-clock seconds of the whole call.
+    resumed_from_step
+        Step the last worker-group attempt started from (0 = never restarted).
+    """
+
+    checkpoint_dir: Path
+    dev_scores: dict[str, float]
+    dev_gmean: float
+    test_scores: dict[str, float] | None
+    test_gmean: float | None
+    best_step: int
+    steps: int
+    wall_time_s: float
+    resumed_from_step: int = 0
+    dev_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    test_metrics: dict[str, dict[str, float]] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly summary."""
+        return {
+            "checkpoint_dir": str(self.checkpoint_dir),
+            "dev": self.dev_scores,
+            "dev_gmean": self.dev_gmean,
+            "test": self.test_scores,
+            "test_gmean": self.test_gmean,
+            "best_step": self.best_step,
+            "steps": self.steps,
+            "wall_time_s": round(self.wall_time_s, 2),
+            "resumed_from_step": self.resumed_from_step,
+        }
+
+
+def _check_inputs(train: pa.Table, dev: pa.Table, tasks: list[str]) -> None:
+    if not tasks:
+        raise ConfigError("tasks: at least one task is needed to train a model")
+    for name, table in (("train", train), ("dev", dev)):
+        for column in ("id", "tokens"):
+            if column not in table.column_names:
+                raise ConfigError(f"{name} table: missing column {column!r}")
+        if table.num_rows == 0:
+            raise ConfigError(f"{name} table: no rows")
+
+
+def _worker_env(training: TrainingConfig) -> dict[str, str]:
+    env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if training.strategy == "deepspeed" and not training.use_gpu:
+        env["DS_ACCELERATOR"] = "cpu"
+    for key in ("HF_HOME", "TRANSFORMERS_CACHE", "TORCH_EXTENSIONS_DIR"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def train_model(
+    train: pa.Table,
+    dev: pa.Table,
+    tasks: list[str],
+    model_cfg: ModelConfig,
+    training_cfg: TrainingConfig,
+    output_dir: str | Path,
+    test: pa.Table | None = None,
+    *,
+    fault_at_step: int | None = None,
+) -> TrainResult:
+    """Train a multi-task model on Ray Train and keep its best checkpoint.
+
+    Parameters
+    ----------
+    train
+        Labeled rows (data contract); a null task column = not annotated for that task
+        (no loss). Label vocabularies are built from this table.
+    dev
+        Rows for evaluation every ``training.eval_every`` steps and early stopping on the
+        geometric mean of the tasks' main scores.
+    tasks
+        Task names (``dp``, ``ner``, ``sf``, ``id``, ``re``; ``re`` needs ``ner``).
+    model_cfg, training_cfg
+        The ``model`` and ``training`` config sections.
+    output_dir
+        Run directory (Ray Train storage under ``train/``, best checkpoint in ``best/``).
+    test
+        Optional table scored with the best checkpoint.
+    fault_at_step
+        Test hook: the last worker kills itself at this step of a fresh attempt.
+    """
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    start = time.perf_counter()
+    tasks = list(tasks)
+    _check_inputs(train, dev, tasks)
+    vocabs = build_vocabs(train, tasks)
+    build_tasks(tasks, vocabs)  # validates task names and prerequisites early
+    if training_cfg.strategy == "deepspeed":
+        try:
+            import deepspeed  # noqa: F401
+        except ImportError as err:
+            raise ConfigError(
+                "training.strategy: 'deepspeed' needs the deepspeed package "
+                "(DS_BUILD_OPS=0 pip install --no-build-isolation deepspeed==0.19.8)"
+            ) from err
+    output_dir = Path(output_dir).absolute()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "train": train,
+            "dev": dev,
+            "tasks": tasks,
+            "vocabs": {t: v.to_dict() for t, v in vocabs.items()},
+            "model": model_cfg.model_dump(),
+            "training": training_cfg.model_dump(),
+            "fault_at_step": fault_at_step,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=training_cfg.num_workers,
+            use_gpu=training_cfg.use_gpu,
+            resources_per_worker={"CPU": training_cfg.cpus_per_worker},
+        ),
+        torch_config=TorchConfig(backend="nccl" if training_cfg.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=RUN_NAME,
+            storage_path=str(output_dir),
+            failure_config=FailureConfig(max_failures=training_cfg.max_failures),
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=training_cfg.keep_checkpoints,
+                checkpoint_score_attribute="dev_gmean",
+                checkpoint_score_order="max",
+            ),
+            worker_runtime_env={"env_vars": _worker_env(training_cfg)},
+        ),
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise TrainingFailedError(f"training in {output_dir} failed: {result.error}")
+    candidates = [(c, m) for c, m in result.best_checkpoints if m and "dev_gmean" in m]
+    if not candidates:
+        raise TrainingFailedError(f"training in {output_dir} reported no checkpoint")
+    best, best_metrics = max(candidates, key=lambda cm: (cm[1]["dev_gmean"], -cm[1]["step"]))
+    last_metrics = result.metrics or best_metrics
+    with best.as_directory() as directory:
+        best_dir = export_inference_checkpoint(directory, output_dir / BEST_DIR)
+
+    loaded = load_checkpoint(best_dir)
+    dev_metrics, dev_gmean = evaluate(loaded.model, loaded.collator, dev)
+    test_metrics = test_gmean = None
+    if test is not None:
+        test_metrics, test_gmean = evaluate(loaded.model, loaded.collator, test)
+    return TrainResult(
+        checkpoint_dir=best_dir,
+        dev_scores=main_scores(dev_metrics),
+        dev_gmean=dev_gmean,
+        test_scores=main_scores(test_metrics) if test_metrics is not None else None,
+        test_gmean=test_gmean,
+        best_step=int(best_metrics["step"]),
+        steps=int(last_metrics["step"]),
+        wall_time_s=time.perf_counter() - start,
+        resumed_from_step=int(last_metrics.get("start_step", 0)),
+        dev_metrics=dev_metrics,
+        test_metrics=test_metrics,
+    )
