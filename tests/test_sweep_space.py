@@ -155,7 +155,12 @@ def test_a_list_of_grids_runs_their_union_once_per_point():
 
 def test_a_method_that_takes_no_beta_is_refused_before_training():
     cfg = load_config(
-        None, ["sweep.grid.selection.method=[mt-avg, mt-r]", "sweep.grid.selection.beta=[0.5]"]
+        None,
+        [
+            "sweep.grid.selection.method=[mt-avg, mt-r]",
+            "sweep.grid.selection.beta=[0.5]",
+            "selection.task=id",
+        ],
     )
     with pytest.raises(ConfigError, match=r"sweep trial mt-r_beta=0\.5: selection: method mt-r"):
         planned_trials(cfg, {})
@@ -200,3 +205,9 @@ def test_a_sweep_whose_train_workers_could_never_start_is_refused():
     assert "training.cpus_per_worker (e.g. 0.99)" in message
     with pytest.raises(ConfigError):
         trial_concurrency(SweepConfig(max_concurrent_trials=200), [_trial(1, 1.0)], 2.0)
+
+
+def test_beta_without_its_task_is_refused_before_training():
+    cfg = load_config(None, ["sweep.grid.selection.beta=[0.5]"])
+    with pytest.raises(ConfigError, match=r"selection\.beta needs selection\.task"):
+        planned_trials(cfg, {})

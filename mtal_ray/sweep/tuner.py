@@ -81,6 +81,10 @@ def _check_selector(trial: Any, name: str) -> None:
         selection.selector()
     except MtalError as err:
         raise ConfigError(f"sweep trial {name}: selection: {err}") from None
+    if getattr(selection, "beta", None) is not None and getattr(selection, "task", 1) is None:
+        raise ConfigError(
+            f"sweep trial {name}: selection.beta needs selection.task (the task weighted β)"
+        )
 
 
 def planned_trials(config: Any, raw: dict[str, Any]) -> list[str]:
