@@ -142,14 +142,14 @@ def test_a_list_of_grids_runs_their_union_once_per_point():
         None,
         [
             "sweep.grid=[{selection.method: [mt-avg, mt-par], selection.beta: [0.5, 1.0],"
-            " seed: [0]}, {selection.method: [mt-r], seed: [0]}, {selection.method: [mt-r],"
-            " seed: [0]}]"
+            " selection.task: [id], seed: [0]}, {selection.method: [mt-r], seed: [0]},"
+            " {selection.method: [mt-r], seed: [0]}]"
         ],
     )
     points = grid_points(cfg.sweep)
     assert len(points) == 2 * 2 + 1
     assert points[-1] == {"selection.method": "mt-r", "seed": 0}
-    assert cfg.sweep.grid_keys == {"selection.method", "selection.beta", "seed"}
+    assert cfg.sweep.grid_keys == {"selection.method", "selection.beta", "selection.task", "seed"}
     assert planned_trials(cfg, {})[-1] == "mt-r_seed=0"
 
 
@@ -159,11 +159,10 @@ def test_a_method_that_takes_no_beta_is_refused_before_training():
         [
             "sweep.grid.selection.method=[mt-avg, mt-r]",
             "sweep.grid.selection.beta=[0.5]",
-            "selection.task=id",
         ],
     )
     with pytest.raises(ConfigError, match=r"sweep trial mt-r_beta=0\.5: selection: method mt-r"):
-        planned_trials(cfg, {})
+        planned_trials(cfg, {"selection": {"task": "id"}})
 
 
 def test_sweep_directory_defaults_to_config_name(tmp_path: Path):
