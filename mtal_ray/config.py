@@ -1,6 +1,10 @@
 """Experiment configuration: YAML files validated into typed objects, with overrides.
 
-A config file has one section per component (``data``, ``model``, ``training``,
+A config file has one section per component (the section models live with their
+components: :class:`~mtal_ray.models.config.ModelConfig`,
+:class:`~mtal_ray.training.config.TrainingConfig`,
+:class:`~mtal_ray.scoring.config.ScoringConfig`,
+:class:`~mtal_ray.selection.config.SelectionConfig`). Sections (``data``, ``model``, ``training``,
 ``scoring``, ``selection``, ``al``, ``annotation``, ``tracking``, ``sweep``) plus a
 top-level ``seed``. Each component owns the pydantic model of its section; this module
 composes them. Command-line overrides ``key.sub=value`` are applied before validation
@@ -19,7 +23,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mtal_ray.errors import ConfigError
+from mtal_ray.models.config import ModelConfig
+from mtal_ray.scoring.config import ScoringConfig
+from mtal_ray.selection.config import SelectionConfig
 from mtal_ray.sweep.config import SweepConfig
+from mtal_ray.training.config import TrainingConfig
 
 
 class Section(BaseModel):
@@ -155,13 +163,6 @@ class ALConfig(Section):
     """The active-learning loop (paper §5.4: 5 iterations, each adding 2 % of train)."""
 
     iterations: int = Field(5, ge=1, description="trainings; selections = iterations - 1")
-    round_size: float | None = Field(
-        None, gt=0, description="sentences per round: a fraction of train if < 1, a count if "
-        ">= 1; default = the initial labeled set's size"
-    )
-    budget: float | None = Field(
-        None, gt=0, description="annotation budget per round (budgeted methods, paper §7)"
-    )
     run_dir: str | None = Field(None, description="default: runs/<config file name>")
 
 
@@ -176,6 +177,10 @@ class ExperimentConfig(Section):
 
     seed: int = 0
     data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
     al: ALConfig = Field(default_factory=ALConfig)
     annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

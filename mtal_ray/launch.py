@@ -100,13 +100,16 @@ def run_experiment(args: argparse.Namespace) -> int:
 
 
 def unwrap_ray_error(err: BaseException) -> BaseException:
-    """The user-facing cause of an error raised inside a Ray actor or task."""
-    seen = 0
-    while seen < 5:
-        cause = getattr(err, "cause", None) or err.__cause__
-        if isinstance(err, MtalError) or cause is None:
-            return err
-        err, seen = cause, seen + 1
+    """The user-facing cause of an error raised inside a Ray actor or task.
+
+    Ray re-raises a remote exception as a ``RayTaskError`` subclass of the original class
+    whose message holds the remote traceback; its ``cause`` is the original exception.
+    """
+    for _ in range(5):
+        cause = getattr(err, "cause", None)
+        if cause is None or cause is err:
+            break
+        err = cause
     return err
 
 

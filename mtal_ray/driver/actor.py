@@ -24,6 +24,13 @@ class DriverActor:
 
     def __init__(self, config: Any, run_dir: str, base_dir: str) -> None:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+        # The loop prints one line per step; Ray Data's per-operator bars would flood the
+        # job log (they redraw through the log stream, not a terminal).
+        import ray.data
+
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         self.loop = ActiveLearningLoop(
             config, Path(run_dir), Path(base_dir), echo=lambda line: print(line, flush=True)
         )

@@ -105,6 +105,10 @@ class ActiveLearningLoop:
             run_dir=self.run_dir,
             artifact_location=config.tracking.artifact_location,
         )
+        from mtal_ray.metrics import ALMetrics
+
+        # One recorder for the whole run: it re-sends the state gauges in the background.
+        self.metrics = ALMetrics(config.tracking.experiment)
         self.corpus: Corpus | None = None
         self.tasks: list[str] = []
         self.state: LoopState | None = None
@@ -282,6 +286,11 @@ class ActiveLearningLoop:
         labeled = self._labeled_table()
         record.n_labeled = {t: len(state.labeled.get(t, [])) for t in self.tasks}
         record.n_labeled["total"] = labeled.num_rows
+        self.metrics.record_iteration(
+            state.iteration,
+            labeled={t: n for t, n in record.n_labeled.items() if t != "total"},
+            pool_size=len(state.pool),
+        )
         test = self._split_table("test_split")
         started = time.perf_counter()
         result = train_model(
@@ -289,14 +298,12 @@ class ActiveLearningLoop:
             self._dev_table(),
             self.tasks,
             self.cfg.model,
-            self.cfg.training.model_copy(update={"seed": self.cfg.seed + state.iteration})
-            if "seed" in type(self.cfg.training).model_fields
-            else self.cfg.training,
+            self.cfg.training.model_copy(update={"seed": self.cfg.seed + state.iteration}),
             self._round_path("train"),
             test=test,
         )
         record.seconds["train"] = time.perf_counter() - started
-        record.checkpoint = str(result.checkpoint)
+        record.checkpoint = str(result.checkpoint_dir)
         record.dev = {k: float(v) for k, v in result.dev_scores.items()}
         record.test = {k: float(v) for k, v in (result.test_scores or {}).items()}
         metrics: dict[str, float] = {
@@ -312,6 +319,7 @@ class ActiveLearningLoop:
             if scores:
                 metrics[f"{split}.geo_mean"] = geometric_mean(scores)
         self.tracker.log_metrics(metrics, step=state.iteration)
+        self.metrics.record_dev_scores({t: {"main": v} for t, v in record.dev.items()})
         self.echo(
             f"  trained on {labeled.num_rows} sentences in {record.seconds['train']:.0f}s: "
             + ", ".join(f"dev {t} {v:.4f}" for t, v in record.dev.items())
@@ -321,7 +329,7 @@ class ActiveLearningLoop:
         self._save()
 
     def _step_score(self) -> None:
-        from mtal_ray.scoring import score_pool_to_file
+        from mtal_ray.scoring.pool import score_pool_to_file
 
         state = self.state
         assert state is not None
@@ -362,12 +370,9 @@ class ActiveLearningLoop:
 
     def _round_size(self) -> int:
         assert self.state is not None
-        size = self.cfg.al.round_size
-        if size is None:  # the paper: each round adds as many as the initial set
-            return max(1, self.state.initial_size)
-        if size < 1:
-            return max(1, round(size * self.train_table.num_rows))
-        return int(size)
+        if self.cfg.selection.n is not None:
+            return int(self.cfg.selection.n)
+        return max(1, self.state.initial_size)  # the paper: each round adds the initial size
 
     def _step_select(self) -> None:
         from mtal_ray.selection import select
@@ -378,7 +383,7 @@ class ActiveLearningLoop:
         assert record.confidence_table is not None
         table = pq.read_table(record.confidence_table)
         sel = self.cfg.selection
-        budget = self.cfg.al.budget
+        budget = sel.budget
         started = time.perf_counter()
         result = select(
             table,
@@ -389,15 +394,19 @@ class ActiveLearningLoop:
             beta=sel.beta,
             task=sel.task,
             seed=self.cfg.seed + state.iteration,
-            time_limit=sel.time_limit,
+            time_limit=sel.time_limit if sel.method.lower().startswith("blp-") else None,
+            cost_model=sel.cost_model(),
         )
         seconds = time.perf_counter() - started
+        self.metrics.record_selection(sel.method, seconds)
         tasks_per_id = {
             sid: with_dependencies(list(result.tasks[sid]) if result.tasks else self.tasks)
             for sid in result.ids
         }
         payload = json.loads(result.to_json())
         payload["tasks"] = tasks_per_id
+        if payload.get("cost") is None:
+            payload["cost"] = self._annotation_cost(table, tasks_per_id)
         path = self._round_path("selection.json")
         write_json(path, payload)
         record.selection = str(path)
@@ -411,6 +420,18 @@ class ActiveLearningLoop:
         fault_point(f"after_select:{state.iteration}", self.run_dir)
         state.step = "annotate"
         self._save()
+
+    def _annotation_cost(self, table: pa.Table, tasks_per_id: dict[str, list[str]]) -> float | None:
+        """Cost of the selection under the paper's cost model (§7), for the record."""
+        from mtal_ray.selection import annotation_cost
+
+        scored = {c.removesuffix(".ec") for c in table.column_names if c.endswith(".ec")}
+        known = {sid: [t for t in ts if t in scored] for sid, ts in tasks_per_id.items()}
+        try:
+            return annotation_cost(table, known, self.cfg.selection.cost_model())
+        except MtalError as err:
+            log.warning("annotation cost not computed: %s", err)
+            return None
 
     def _selection(self) -> dict[str, list[str]]:
         assert self.state is not None
@@ -465,6 +486,7 @@ class ActiveLearningLoop:
             record.cost = float(cost)
             state.cost_spent += float(cost)
         state.apply_selection(tasks_per_id)
+        self.metrics.record_annotation_cost(state.cost_spent, self.cfg.selection.budget)
         state.iteration += 1
         state.step = "train"
         self._save()
