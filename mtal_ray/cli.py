@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mtal_ray.sweep.command",
     "mtal_ray.scoring.command",
     "mtal_ray.selection.command",
+    "mtal_ray.training.command",
 )
 
 

@@ -1,0 +1,110 @@
+"""``mtal-ray train``: train once on the configured labeled data and report scores.
+
+::
+
+    mtal-ray train --config configs/quickstart.yaml --output runs/train-once \
+        training.max_steps=200 model.sharing=cmt [--json]
+
+Uses the ``data`` section for the corpus, tasks and splits (the whole training split,
+``data.limit_train`` rows if set; no active-learning subset), and the ``model`` and
+``training`` sections for the model. Keeps the best checkpoint in ``OUTPUT/best`` and
+prints dev/test scores per task as a table, or as one JSON object on the last line with
+``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mtal_ray.errors import ConfigError
+
+
+def _load_data(cfg: Any, base: Path | None) -> tuple[list[str], Any, Any, Any]:
+    from mtal_ray.data import load_corpus, make_synthetic_corpus
+
+    data = cfg.data
+    if data.path == "synthetic":
+        syn = data.synthetic
+        corpus = make_synthetic_corpus(syn.n_train, syn.n_dev, syn.n_test, seed=cfg.seed)
+    else:
+        corpus = load_corpus(data.resolved_path(base), data.format, strict_bio=data.strict_bio)
+    splits = corpus.splits
+    for key in ("train_split", "dev_split"):
+        name = getattr(data, key)
+        if name is None or name not in splits:
+            raise ConfigError(
+                f"data.{key}: the corpus has no split {name!r} (available: {', '.join(splits)})"
+            )
+    train = splits[data.train_split]
+    dev = splits[data.dev_split]
+    test = splits.get(data.test_split) if data.test_split else None
+    if data.limit_train:
+        train = train.slice(0, data.limit_train)
+    if data.limit_eval:
+        dev = dev.slice(0, data.limit_eval)
+        test = test.slice(0, data.limit_eval) if test is not None else None
+    tasks = list(data.tasks or corpus.tasks)
+    unknown = [t for t in tasks if t not in corpus.tasks]
+    if unknown:
+        raise ConfigError(
+            f"data.tasks: {', '.join(unknown)} not annotated in the corpus "
+            f"(it has: {', '.join(corpus.tasks)})"
+        )
+    return tasks, train, dev, test
+
+
+def _print_table(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"best checkpoint (step {summary['best_step']}/{summary['steps']})")
+    table.add_column("task")
+    table.add_column("dev", justify="right")
+    table.add_column("test", justify="right")
+    test = summary["test"] or {}
+    for task, value in summary["dev"].items():
+        table.add_row(task, f"{value:.4f}", f"{test[task]:.4f}" if task in test else "-")
+    test_gmean = summary["test_gmean"]
+    table.add_row(
+        "geo. mean",
+        f"{summary['dev_gmean']:.4f}",
+        f"{test_gmean:.4f}" if test_gmean is not None else "-",
+    )
+    console = Console()
+    console.print(table)
+    console.print(f"checkpoint: {summary['checkpoint_dir']}  ({summary['wall_time_s']:.0f} s)")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Entry point of ``mtal-ray train``."""
+    from mtal_ray.config import load_config
+    from mtal_ray.training.trainer import train_model
+
+    config_path = Path(args.config) if args.config else None
+    cfg = load_config(config_path, args.overrides)
+    tasks, train, dev, test = _load_data(cfg, config_path.parent if config_path else None)
+    output = Path(args.output) if args.output else Path("runs") / "train"
+    training = cfg.training.model_copy(update={"seed": cfg.seed})
+    result = train_model(train, dev, tasks, cfg.model, training, output, test=test)
+    summary = result.summary()
+    if args.json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        _print_table(summary)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``mtal-ray train``."""
+    parser = subparsers.add_parser(
+        "train", help="train one model on the configured labeled data and report scores"
+    )
+    parser.add_argument("--config", help="experiment YAML (default: built-in defaults)")
+    parser.add_argument("--output", help="run directory (default: runs/train)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    parser.set_defaults(func=run_train)

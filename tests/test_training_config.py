@@ -1,0 +1,56 @@
+"""TrainingConfig validation and the ``mtal-ray train`` error path (no Ray started)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydantic
+import pytest
+
+from mtal_ray.cli import main
+from mtal_ray.training.config import TrainingConfig
+from mtal_ray.training.loop import epoch_batches
+
+
+def test_defaults_follow_the_paper() -> None:
+    cfg = TrainingConfig()
+    assert (cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.strategy) == (5e-5, 0.01, 32, "ddp")
+    assert cfg.label_smoothing["dp"] == cfg.label_smoothing["ner"] == 0.2
+    assert cfg.label_smoothing["sf"] == cfg.label_smoothing["id"] == 0.1
+
+
+def test_partial_label_smoothing_overrides_only_named_tasks() -> None:
+    cfg = TrainingConfig(label_smoothing={"ner": 0.0})
+    assert cfg.label_smoothing["ner"] == 0.0 and cfg.label_smoothing["dp"] == 0.2
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("label_smoothing", {"dp": 1.0}, "label_smoothing.dp"),
+        ("loss_weights", {"ner": -1.0}, "loss_weights.ner"),
+        ("strategy", "fsdp", "strategy"),
+        ("zero_stage", 4, "zero_stage"),
+    ],
+)
+def test_bad_values_name_the_key(field: str, value: object, message: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=message):
+        TrainingConfig(**{field: value})
+
+
+def test_micro_batch_splits_the_global_batch() -> None:
+    assert TrainingConfig(batch_size=32, num_workers=2).micro_batch_size() == 16
+    assert TrainingConfig(batch_size=1, num_workers=2).micro_batch_size() == 1
+
+
+def test_epoch_batches_partition_rows_equally_across_workers() -> None:
+    shards = [epoch_batches(10, r, 2, 2, seed=0, epoch=3) for r in range(2)]
+    assert [len(s) for s in shards] == [3, 3]  # 5 rows each, micro batch 2
+    rows = np.concatenate([np.concatenate(s) for s in shards])
+    assert sorted(rows.tolist()) == list(range(10))
+    # tiny sets: fewer rows than workers still gives every worker a batch
+    assert all(len(epoch_batches(1, r, 2, 4, 0, 0)) == 1 for r in range(2))
+
+
+def test_train_command_reports_bad_config_key(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "training.nope=1"]) == 2
+    assert "training.nope" in capsys.readouterr().err
