@@ -1,0 +1,223 @@
+"""The AL driver end to end through ``python -m mtal_ray.launch`` on a slice of real ATIS.
+
+* an uninterrupted 2-iteration run (MLflow run, learning curve, summary);
+* ``kill -9`` after selection (before the state update) and during scoring, then a
+  relaunch: the final labeled set equals the uninterrupted run's;
+* human annotation: export, a malformed import refused (state unchanged), a valid import,
+  resume to the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtal_ray.data import make_table, read_slu, write_slu
+from mtal_ray.data.slu import UNANNOTATED
+
+pytestmark = [pytest.mark.integration, pytest.mark.realdata]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(shared_data: Path, folder: Path, **extra: object) -> Path:
+    """A 2-iteration ATIS SF+ID experiment small enough for CI."""
+    config = {
+        "seed": 3,
+        "data": {
+            "path": str(shared_data / "atis"),
+            "tasks": ["sf", "id"],
+            "initial_count": 16,
+            "dev_multiple": 1.0,
+            "limit_train": 80,
+            "limit_eval": 24,
+        },
+        "model": {"sharing": "smt"},
+        "training": {
+            "num_workers": 1,
+            "batch_size": 8,
+            "max_steps": 12,
+            "eval_every": 6,
+            "patience": 2,
+        },
+        "scoring": {"k": 2, "concurrency": 1, "cpus_per_actor": 0.5},
+        "selection": {"method": "mt-avg", "n": 8},
+        "al": {"iterations": 2},
+        "tracking": {"experiment": "ci-driver"},
+    }
+    for key, value in extra.items():
+        section, _, name = key.partition("__")
+        config.setdefault(section, {})[name] = value
+    path = folder / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def launch(config: Path, run_dir: Path, env: dict[str, str] | None = None, **kwargs):
+    """Start ``python -m mtal_ray.launch`` as its own process (group)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mtal_ray.launch",
+            "--config",
+            str(config),
+            "--run-dir",
+            str(run_dir),
+        ],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+def state_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "state.json").read_text())
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"launcher exited early:\n{proc.stdout.read()[-4000:]}")
+        time.sleep(0.2)
+    kill_group(proc)
+    raise AssertionError("timed out waiting for the driver")
+
+
+@pytest.fixture(scope="module")
+def reference(shared_data, tmp_path_factory):
+    """One uninterrupted run; the kill tests compare against it."""
+    folder = tmp_path_factory.mktemp("reference")
+    config = tiny_config(shared_data, folder)
+    run_dir = folder / "run"
+    out = finish(launch(config, run_dir))
+    return config, run_dir, out
+
+
+def test_uninterrupted_run_tracks_everything(reference):
+    _, run_dir, out = reference
+    state = state_of(run_dir)
+    assert state["step"] == "done" and state["iteration"] == 1
+    assert len(state["labeled"]["sf"]) == 16 + 8 == len(state["labeled"]["id"])
+    assert not set(state["labeled"]["sf"]) & set(state["pool"])
+    assert (run_dir / "learning_curve.png").stat().st_size > 1000
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [row["labeled"] for row in summary["rows"]] == [16, 24]
+    assert "finished 2 iterations" in out
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{run_dir.parent / 'mlruns.db'}")
+    runs = mlflow.search_runs(experiment_names=["ci-driver"])
+    assert len(runs) == 1 and runs.status[0] == "FINISHED"
+    assert runs["params.selection.method"][0] == "mt-avg"
+    history = mlflow.tracking.MlflowClient().get_metric_history(runs.run_id[0], "dev.sf")
+    assert [m.step for m in history] == [0, 1]
+    artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(runs.run_id[0])}
+    assert {"learning_curve.png", "summary.json", "rounds"} <= artifacts
+
+
+@pytest.mark.parametrize("where", ["after_select", "during_score"])
+def test_kill_9_then_relaunch_gives_the_same_labeled_set(reference, tmp_path, where):
+    config, ref_dir, _ = reference
+    run_dir = tmp_path / "run"
+    if where == "after_select":
+        # Paused after the selection was persisted, before the state update: kill -9 there.
+        proc = launch(config, run_dir, env={"MTAL_RAY_PAUSE_AT": "after_select:0"})
+        wait_for(lambda: (run_dir / ".paused").exists(), proc)
+    else:
+        # Killed while the Ray Data actors score the pool.
+        proc = launch(config, run_dir)
+        wait_for(
+            lambda: (run_dir / "state.json").exists() and state_of(run_dir)["step"] == "score", proc
+        )
+        time.sleep(2.0)
+    kill_group(proc)
+    assert state_of(run_dir)["step"] in {"score", "annotate", "select"}
+    (run_dir / ".paused").unlink(missing_ok=True)
+    out = finish(launch(config, run_dir))
+    assert "resuming" in out
+    resumed, ref = state_of(run_dir), state_of(ref_dir)
+    assert resumed["step"] == "done"
+    assert resumed["labeled"] == ref["labeled"]
+    assert resumed["pool"] == ref["pool"]
+
+
+def test_human_annotation_round_trip(shared_data, tmp_path):
+    config = tiny_config(shared_data, tmp_path, annotation__mode="human")
+    run_dir = tmp_path / "run"
+    out = finish(launch(config, run_dir))
+    assert "wait for annotation" in out and "mtal-ray import" in out
+    state_before = (run_dir / "state.json").read_text()
+    batch_dir = run_dir / "annotation" / "round_0"
+    manifest = json.loads((batch_dir / "manifest.json").read_text())
+    exported = read_slu(batch_dir / manifest["file"])
+    assert exported.num_rows == 8
+    prefilled = exported.column("sf.tags").to_pylist()
+    assert all(tags is not None for tags in prefilled)  # model predictions pre-filled
+
+    # The annotator writes the gold labels (ATIS train, matched by words).
+    gold = read_slu(shared_data / "atis" / "train")
+    by_words = {tuple(r["tokens"]): r for r in gold.slice(0, 80).to_pylist()}
+    rows = [by_words[tuple(toks)] for toks in exported.column("tokens").to_pylist()]
+    returned = tmp_path / "returned"
+    write_slu(
+        make_table(
+            {
+                "id": exported.column("id").to_pylist(),
+                "tokens": [r["tokens"] for r in rows],
+                "sf.tags": [r["sf.tags"] for r in rows],
+                "id.label": [r["id.label"] for r in rows],
+            }
+        ),
+        returned,
+    )
+
+    # First a malformed file: one slot line with a tag missing.
+    lines = (returned / "seq.out").read_text().split("\n")
+    good_line = lines[2]
+    lines[2] = " ".join(good_line.split(" ")[:-1]) or UNANNOTATED
+    (returned / "seq.out").write_text("\n".join(lines))
+    cli = [sys.executable, "-m", "mtal_ray.cli", "import", str(run_dir), str(returned)]
+    bad = subprocess.run(cli, cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "returned/seq.out:3:" in bad.stderr or "returned/label:3:" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert (run_dir / "state.json").read_text() == state_before
+
+    lines[2] = good_line
+    (returned / "seq.out").write_text("\n".join(lines))
+    ok = subprocess.run(cli, cwd=REPO, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert state_of(run_dir)["step"] == "update"
+
+    out = finish(launch(config, run_dir))
+    final = state_of(run_dir)
+    assert final["step"] == "done"
+    assert set(manifest["ids"]) <= set(final["labeled"]["sf"])
