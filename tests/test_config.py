@@ -46,3 +46,13 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(bad)
+
+
+def test_every_shipped_config_validates():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert any(p.name == "quickstart.yaml" for p in configs)
+    for path in configs:
+        cfg = load_config(path)
+        assert cfg.data.path, path
