@@ -87,3 +87,29 @@ def test_deepspeed_zero2_two_workers(ray_session, encoder: str, tmp_path: Path):
     assert set(result.dev_scores) == set(TASKS)
     model, collator, _ = load_checkpoint(result.checkpoint_dir)
     assert predict(model, collator, table.slice(16)).num_rows == 8
+
+
+def test_train_command_prints_json_scores(ray_session, encoder: str, tmp_path: Path, capsys):
+    import json
+
+    from mtal_ray.cli import main
+
+    code = main(
+        [
+            "train",
+            "--output",
+            str(tmp_path),
+            "--json",
+            f"model.encoder={encoder}",
+            "data.synthetic={n_train: 16, n_dev: 8, n_test: 8}",
+            "training.num_workers=2",
+            "training.batch_size=8",
+            "training.max_steps=2",
+            "training.eval_every=2",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary["dev"]) == {"sf", "id"} and set(summary["test"]) == {"sf", "id"}
+    assert summary["steps"] == 2
+    assert (tmp_path / "best" / "model.pt").is_file()
