@@ -30,3 +30,32 @@ def test_cli_errors_exit_2_without_output(tmp_path, capsys) -> None:  # type: ig
     assert main([*base, "--checkpoint", str(tmp_path), "batch_size=0"]) == 2
     assert "scoring.batch_size" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.integration
+def test_score_command_end_to_end(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from mtal_ray.data.synthetic import make_synthetic_corpus, write_synthetic_corpus
+    from mtal_ray.data.vocab import build_vocabs
+    from mtal_ray.models import ModelConfig, build_model
+    from mtal_ray.scoring.table import read_confidence_table, table_metadata
+    from mtal_ray.tasks.registry import build_tasks
+    from mtal_ray.training.checkpoint import CheckpointInfo, save_checkpoint
+
+    data = write_synthetic_corpus(tmp_path / "data", n_train=30, n_dev=12, n_test=2, seed=1)
+    vocabs = build_vocabs(make_synthetic_corpus(30, 12, 2, seed=1).split("train"), ["sf", "id"])
+    torch.manual_seed(0)
+    model, collator = build_model(build_tasks(["sf", "id"], vocabs), ModelConfig())
+    info = CheckpointInfo(tasks=["sf", "id"], vocabs=vocabs, model=ModelConfig())
+    ckpt = save_checkpoint(tmp_path / "ckpt", model, collator, info)
+    out = tmp_path / "conf.parquet"
+    argv = ["score", "--checkpoint", str(ckpt), "--data", str(data / "dev"), "--output", str(out)]
+    assert main([*argv, "k=3", "batch_size=4"]) == 0
+    table = read_confidence_table(out)
+    assert table.num_rows == 12
+    assert table.column_names == [
+        "id", "n_tokens", "sf.ec", "sf.da", "sf.n_entities", "id.ec", "id.da",
+    ]  # fmt: skip
+    assert table_metadata(table)["k"] == 3
+    assert "sentences/s" in capsys.readouterr().out

@@ -1,28 +1,29 @@
 """The scorer on the real multi-task model (MiniLM encoder, untrained heads).
 
-Checks that MC dropout really is on in the stochastic passes and off in the deterministic
-one, that stacking ``copies`` passes into one forward keeps rows apart, and that a small
-pool scored by two Ray Data actors comes back complete.
+Checks, in process (no Ray), that MC dropout really is on in the stochastic passes and off
+in the deterministic one, that stacking ``copies`` passes into one forward keeps rows
+apart, and that the scorer produces the documented columns for dp, ner and re.
 """
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
-import ray.cloudpickle
 import torch
 from torch import nn
 
+from mtal_ray.data.vocab import LabelVocab
+from mtal_ray.errors import ScoringError
 from mtal_ray.models import ModelConfig, build_model
-from mtal_ray.scoring.config import ScoringConfig
-from mtal_ray.scoring.model_adapter import MultiTaskScoringModel
-from mtal_ray.scoring.pool import score_pool
+from mtal_ray.scoring.mc_dropout import MCDropoutScorer
+from mtal_ray.scoring.model_adapter import MultiTaskScoringModel, load_scoring_model
+from mtal_ray.tasks.registry import build_tasks
+from mtal_ray.training.checkpoint import CheckpointInfo, save_checkpoint
 
 pytestmark = pytest.mark.integration
-ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 LABELS = {
     "dp": ["nsubj", "obj", "root", "punct"],
@@ -37,17 +38,19 @@ SENTENCES = [
 ]
 
 
-def real_model(checkpoint: str = "") -> MultiTaskScoringModel:
-    from mtal_ray.tasks.registry import build_tasks
-
-    torch.manual_seed(0)  # identical heads in every actor
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint: MiniLM encoder with fresh (seeded) dp/ner/re heads."""
+    torch.manual_seed(0)
     model, collator = build_model(build_tasks(["dp", "ner", "re"], LABELS), ModelConfig())
-    return MultiTaskScoringModel(model, collator)
+    vocabs = {t: LabelVocab(t, tuple(labels)) for t, labels in LABELS.items()}
+    info = CheckpointInfo(tasks=["dp", "ner", "re"], vocabs=vocabs, model=ModelConfig())
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), model, collator, info)
 
 
 @pytest.fixture(scope="module")
-def scorer_model() -> MultiTaskScoringModel:
-    return real_model()
+def scorer_model(checkpoint: Path) -> MultiTaskScoringModel:
+    return load_scoring_model(str(checkpoint))
 
 
 def test_deterministic_pass_has_dropout_off(scorer_model: MultiTaskScoringModel) -> None:
@@ -90,22 +93,41 @@ def test_stacked_copies_keep_rows_apart(scorer_model: MultiTaskScoringModel) -> 
             np.testing.assert_allclose(copy[task].probs, det[task].probs, atol=1e-5)
 
 
-def test_pool_with_two_actors_on_the_real_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(0)
-    words = [w for s in SENTENCES for w in s]
-    tokens = [list(rng.choice(words, size=int(rng.integers(1, 16)))) for _ in range(24)]
-    pool = pa.table({"id": [f"p{i}" for i in range(24)], "tokens": tokens})
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        cfg = ScoringConfig(k=3, concurrency=2, batch_size=5, cpus_per_actor=0.5)
-        out = score_pool(pool, tmp_path, cfg, loader=real_model)
-    finally:
-        ray.shutdown()
-    assert out.column("id").to_pylist() == pool.column("id").to_pylist()
+def test_scorer_columns_for_dp_ner_re(checkpoint: Path) -> None:
+    scorer = MCDropoutScorer(str(checkpoint), k=3)
+    batch = pa.table(
+        {
+            "id": [f"p{i}" for i in range(len(SENTENCES))],
+            "tokens": SENTENCES,
+            "n_tokens": pa.array([len(s) for s in SENTENCES], pa.int32()),
+        }
+    )
+    out = scorer(batch)
+    assert sorted(out.column("id").to_pylist()) == sorted(batch.column("id").to_pylist())
+    assert out.column_names == [
+        "id", "n_tokens", "dp.ec", "dp.da", "ner.ec", "ner.da", "ner.n_entities",
+        "re.ec", "re.da", "re.n_entities", "re.n_pairs",
+    ]  # fmt: skip
     for col in ("dp.ec", "dp.da", "ner.ec", "ner.da", "re.ec", "re.da"):
         values = out.column(col).to_numpy()
         assert np.all((values >= 0) & (values <= 1)) and not np.isnan(values).any(), col
-    assert out.column("ner.da").to_numpy().min() < 1.0
-    assert (
-        out.column("re.n_pairs").to_numpy() <= out.column("re.n_entities").to_numpy() ** 2
-    ).all()
+    n_ent = out.column("re.n_entities").to_numpy()
+    assert (out.column("re.n_pairs").to_numpy() == n_ent * (n_ent - 1)).all()  # ordered pairs
+    one_word = out.column("id").to_pylist().index("p2")
+    assert out.column("dp.ec")[one_word].as_py() == 1.0  # its only head is the root
+
+
+def test_ec_only_runs_no_stochastic_pass(checkpoint: Path) -> None:
+    scorer = MCDropoutScorer(str(checkpoint), k=3, ec_only=True, tasks=["ner"])
+    calls = []
+    original = scorer.model.stochastic
+    scorer.model.stochastic = lambda *a, **kw: calls.append(a) or original(*a, **kw)  # type: ignore[method-assign]
+    batch = pa.table({"id": ["a"], "tokens": [SENTENCES[0]], "n_tokens": pa.array([5], pa.int32())})
+    out = scorer(batch)
+    assert calls == []
+    assert out.column_names == ["id", "n_tokens", "ner.ec", "ner.n_entities"]
+
+
+def test_unknown_task_is_a_scoring_error(checkpoint: Path) -> None:
+    with pytest.raises(ScoringError, match="no task sf"):
+        MCDropoutScorer(str(checkpoint), tasks=["sf"])

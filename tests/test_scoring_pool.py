@@ -1,107 +1,59 @@
-"""Ray Data plumbing of pool scoring with a small real torch model defined here.
+"""Pool scoring through Ray Data actors on a real (tiny) MiniLM checkpoint.
 
-Every pool id must come back exactly once: with several actors and uneven batches, and
-when an actor process dies in the middle of the pool (Ray restarts it and retries).
+Every pool id must come back exactly once, with the same scores as scoring the same
+length buckets in-process: with two actors and uneven batches, and when one actor
+process dies in the middle of the pool (Ray restarts it and retries its batch).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import zlib
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import ray
 import ray.cloudpickle
 import torch
-from torch import nn
 
-from mtal_ray.data.spans import bio_to_spans
+from mtal_ray.data.vocab import LabelVocab
+from mtal_ray.errors import ScoringError
+from mtal_ray.models import ModelConfig, build_model
+from mtal_ray.scoring.buckets import bucket_table
 from mtal_ray.scoring.config import ScoringConfig
 from mtal_ray.scoring.mc_dropout import MCDropoutScorer
-from mtal_ray.scoring.outputs import TaskOutput
 from mtal_ray.scoring.pool import score_pool, score_pool_to_file
 from mtal_ray.scoring.table import read_confidence_table
+from mtal_ray.tasks.registry import build_tasks
+from mtal_ray.training.checkpoint import CheckpointInfo, save_checkpoint
 
 pytestmark = pytest.mark.integration
 
 # Ray workers cannot import this test module by name: ship its classes by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-TAGS = ("O", "B-X", "I-X")
-
-
-class ToyTagger(nn.Module):
-    """Hashed word embeddings -> dropout -> a BIO tagger and a 3-way sentence classifier."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.embed = nn.Embedding(64, 16)
-        self.drop = nn.Dropout(0.3)
-        self.tagger = nn.Linear(16, len(TAGS))
-        self.intent = nn.Linear(16, 3)
-
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.drop(self.embed(ids))
-        pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return self.tagger(h).softmax(-1), self.intent(pooled).softmax(-1)
-
-
-class ToyModel:
-    """The ScoringModel interface over ToyTagger."""
-
-    tasks = ("ner", "id")
-
-    def __init__(self) -> None:
-        self.net = ToyTagger()
-
-    def _encode(self, tokens: Sequence[Sequence[str]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(t) for t in tokens)
-        ids = torch.zeros(len(tokens), width, dtype=torch.long)
-        mask = torch.zeros(len(tokens), width, dtype=torch.bool)
-        for row, words in enumerate(tokens):
-            ids[row, : len(words)] = torch.tensor([zlib.crc32(w.encode()) % 64 for w in words])
-            mask[row, : len(words)] = True
-        return ids, mask
-
-    def _outputs(self, tags: torch.Tensor, intent: torch.Tensor, mask: torch.Tensor) -> dict:
-        best = tags.argmax(-1)
-        n_ent = [
-            len(bio_to_spans([TAGS[j] for j in row[: int(m.sum())]]))
-            for row, m in zip(best.tolist(), mask, strict=True)
-        ]
-        return {
-            "ner": TaskOutput("token", tags.numpy(), mask.numpy(), np.array(n_ent)),
-            "id": TaskOutput("class", intent.numpy()),
-        }
-
-    def deterministic(
-        self, tokens: Sequence[Sequence[str]], tasks: Sequence[str]
-    ) -> tuple[Mapping[str, TaskOutput], Any]:
-        self.net.eval()
-        ids, mask = self._encode(tokens)
-        return self._outputs(*self.net(ids, mask), mask), None
-
-    def stochastic(
-        self, tokens: Sequence[Sequence[str]], tasks: Sequence[str], copies: int, context: Any
-    ) -> list[Mapping[str, TaskOutput]]:
-        self.net.train()
-        ids, mask = self._encode(tokens)
-        tags, intent = self.net(ids.repeat(copies, 1), mask.repeat(copies, 1))
-        n = len(tokens)
-        return [
-            self._outputs(tags[c * n : (c + 1) * n], intent[c * n : (c + 1) * n], mask)
-            for c in range(copies)
-        ]
-
-
-def toy_loader(checkpoint: str) -> ToyModel:
-    return ToyModel()
+LABELS = {"ner": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"], "id": ["greet", "ask", "book"]}
+WORDS = [
+    "john",
+    "lives",
+    "in",
+    "paris",
+    "mary",
+    "works",
+    "at",
+    "google",
+    "in",
+    "london",
+    "book",
+    "a",
+    "flight",
+    "to",
+    "berlin",
+]
+CONFIG = {"k": 3, "concurrency": 2, "batch_size": 5, "cpus_per_actor": 0.5}
 
 
 class DyingScorer(MCDropoutScorer):
@@ -120,82 +72,85 @@ class DyingScorer(MCDropoutScorer):
         return super().__call__(batch)
 
 
-def make_pool(n: int, seed: int = 0) -> pa.Table:
-    rng = np.random.default_rng(seed)
-    words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota"]
-    tokens = [list(rng.choice(words, size=int(rng.integers(1, 25)))) for _ in range(n)]
-    return pa.table({"id": [f"s{i:03d}" for i in range(n)], "tokens": tokens})
+def broken_loader(checkpoint: str) -> Any:
+    raise ScoringError(f"{checkpoint}: not a checkpoint (test)")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model, collator = build_model(build_tasks(["ner", "id"], LABELS), ModelConfig())
+    vocabs = {t: LabelVocab(t, tuple(labels)) for t, labels in LABELS.items()}
+    info = CheckpointInfo(tasks=["ner", "id"], vocabs=vocabs, model=ModelConfig())
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), model, collator, info)
+
+
+@pytest.fixture(scope="module")
+def pool() -> pa.Table:
+    rng = np.random.default_rng(0)
+    tokens = [list(rng.choice(WORDS, size=int(rng.integers(1, 14)))) for _ in range(23)]
+    return pa.table({"id": [f"s{i:02d}" for i in range(23)], "tokens": tokens})
+
+
+@pytest.fixture(scope="module")
+def in_process(checkpoint: Path, pool: pa.Table) -> pa.Table:
+    """The same length buckets scored by one scorer in this process (no Ray)."""
+    cfg = ScoringConfig(**CONFIG)
+    scorer = MCDropoutScorer(
+        str(checkpoint), k=cfg.k, threads=1, seed=cfg.seed, max_tokens=cfg.max_tokens
+    )
+    blocks = bucket_table(pool.select(["id", "tokens"]), cfg.batch_size, cfg.max_tokens)
+    assert len({b.num_rows for b in blocks}) > 1, "batches should be uneven"
+    table = pa.concat_tables([scorer(b) for b in blocks])
+    return table.take(pa.compute.index_in(pool.column("id"), value_set=table.column("id")))
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():  # type: ignore[no-untyped-def]
-    import ray
-
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
 
-def test_every_id_once_with_two_actors_and_uneven_batches(ray_cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pool = make_pool(53)
-    cfg = ScoringConfig(k=4, concurrency=2, batch_size=7, cpus_per_actor=0.5)
-    out = score_pool_to_file(pool, tmp_path, tmp_path / "conf.parquet", cfg, loader=toy_loader)
+def test_two_actors_uneven_batches_every_id_once(  # type: ignore[no-untyped-def]
+    ray_cluster, checkpoint: Path, pool: pa.Table, in_process: pa.Table, tmp_path
+) -> None:
+    target = tmp_path / "conf.parquet"
+    out = score_pool_to_file(pool, checkpoint, target, ScoringConfig(**CONFIG))
     assert out.column("id").to_pylist() == pool.column("id").to_pylist()
-    saved = read_confidence_table(tmp_path / "conf.parquet")
-    assert saved.schema.names == [
-        "id", "n_tokens", "ner.ec", "ner.da", "ner.n_entities", "id.ec", "id.da",
-    ]  # fmt: skip
-    assert saved.column("n_tokens").to_pylist() == [len(t) for t in pool["tokens"].to_pylist()]
+    assert read_confidence_table(target).replace_schema_metadata(None).equals(out)
+    assert out.column_names == [
+        "id",
+        "n_tokens",
+        "ner.ec",
+        "ner.da",
+        "ner.n_entities",
+        "id.ec",
+        "id.da",
+    ]
     for col in ("ner.ec", "ner.da", "id.ec", "id.da"):
-        values = saved.column(col).to_numpy()
-        assert np.all((values >= 0) & (values <= 1)), col
-    # dropout is on in the k passes: some sentences' passes disagree
-    assert saved.column("ner.da").to_numpy().min() < 1.0
+        np.testing.assert_allclose(out[col].to_numpy(), in_process[col].to_numpy(), atol=1e-6)
+    assert out["ner.da"].to_numpy().min() < 1.0  # dropout is on in the k passes
 
 
-def test_results_do_not_depend_on_actor_count_or_batching(ray_cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pool = make_pool(30, seed=1)
-    one = score_pool(
-        pool, tmp_path, ScoringConfig(k=3, batch_size=30, cpus_per_actor=1), loader=toy_loader
-    )
-    two = score_pool(
-        pool,
-        tmp_path,
-        ScoringConfig(k=3, concurrency=2, batch_size=30, cpus_per_actor=0.5, max_tokens=64),
-        loader=toy_loader,
-    )
-    # the deterministic pass is batch-independent: EC equal whatever the batching
-    np.testing.assert_allclose(one["ner.ec"].to_numpy(), two["ner.ec"].to_numpy(), atol=1e-6)
-    np.testing.assert_array_equal(
-        one["ner.n_entities"].to_numpy(), two["ner.n_entities"].to_numpy()
-    )
-
-
-def test_ec_only_runs_no_stochastic_pass(ray_cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    out = score_pool(make_pool(12), tmp_path, ScoringConfig(ec_only=True), loader=toy_loader)
-    assert out.column_names == ["id", "n_tokens", "ner.ec", "ner.n_entities", "id.ec"]
-
-
-def test_killed_actor_is_restarted_and_no_row_is_lost_or_duplicated(ray_cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pool = make_pool(41, seed=2)
-    cfg = ScoringConfig(k=3, concurrency=2, batch_size=5, cpus_per_actor=0.5)
-    clean = score_pool(pool, tmp_path / "clean", cfg, loader=toy_loader)
-    (tmp_path / "faulty").mkdir()
-    faulty = score_pool(pool, tmp_path / "faulty", cfg, loader=toy_loader, scorer_cls=DyingScorer)
-    assert (tmp_path / "faulty" / "died").exists(), "the fault was not injected"
-    assert faulty.column("id").to_pylist() == pool.column("id").to_pylist()
+def test_killed_actor_is_restarted_and_no_row_is_lost_or_duplicated(  # type: ignore[no-untyped-def]
+    ray_cluster, checkpoint: Path, pool: pa.Table, in_process: pa.Table
+) -> None:
+    out = score_pool(pool, checkpoint, ScoringConfig(**CONFIG), scorer_cls=DyingScorer)
+    assert (checkpoint / "died").exists(), "the fault was not injected"
+    assert out.column("id").to_pylist() == pool.column("id").to_pylist()
     # dropout masks are seeded per batch, so the retried batch scores exactly as before
-    assert faulty.equals(clean)
+    for col in ("ner.ec", "ner.da", "id.ec", "id.da"):
+        np.testing.assert_allclose(out[col].to_numpy(), in_process[col].to_numpy(), atol=1e-6)
 
 
-def broken_loader(checkpoint: str) -> ToyModel:
-    from mtal_ray.errors import ScoringError
-
-    raise ScoringError(f"{checkpoint}: not a checkpoint (test)")
-
-
-def test_loader_error_in_actor_surfaces_as_scoring_error(ray_cluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from mtal_ray.errors import ScoringError
-
+def test_loader_error_in_actor_surfaces_as_scoring_error(ray_cluster, pool: pa.Table) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ScoringError, match="not a checkpoint"):
-        score_pool(make_pool(6), tmp_path, ScoringConfig(ec_only=True), loader=broken_loader)
+        score_pool(pool, "nowhere", ScoringConfig(ec_only=True), loader=broken_loader)
+
+
+def test_bad_checkpoint_fails_in_the_driver(tmp_path, pool: pa.Table) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ScoringError, match="no such checkpoint"):
+        score_pool(pool, tmp_path / "missing", ScoringConfig())
+    with pytest.raises(Exception, match="not a checkpoint"):
+        score_pool(pool, tmp_path, ScoringConfig())

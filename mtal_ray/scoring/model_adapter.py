@@ -26,7 +26,6 @@ import pyarrow as pa
 import torch
 
 from mtal_ray.data.spans import bio_to_spans
-from mtal_ray.errors import ScoringError
 from mtal_ray.scoring.outputs import TaskOutput
 
 __all__ = ["MultiTaskScoringModel", "load_scoring_model"]
@@ -152,19 +151,14 @@ class MultiTaskScoringModel:
 def load_scoring_model(
     checkpoint: str, device: str | torch.device = "cpu"
 ) -> MultiTaskScoringModel:
-    """Load a training checkpoint (outside Ray) for scoring.
+    """Load a training checkpoint (``mtal_ray.training.checkpoint``) for scoring; no Ray needed.
 
     Raises
     ------
-    ScoringError
-        If the checkpoint cannot be loaded.
+    MtalError
+        ``CheckpointError`` if the directory is not a complete checkpoint.
     """
-    try:
-        from mtal_ray.training.checkpoint import load_checkpoint  # type: ignore[import-not-found]
-    except ImportError as err:  # pragma: no cover - until the training package provides it
-        raise ScoringError(f"{checkpoint}: no checkpoint loader available ({err})") from err
-    try:
-        model, collator = load_checkpoint(checkpoint)[:2]
-    except (OSError, KeyError, ValueError) as err:
-        raise ScoringError(f"{checkpoint}: cannot load checkpoint ({err})") from err
-    return MultiTaskScoringModel(model, collator, device)
+    from mtal_ray.training.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint, device)
+    return MultiTaskScoringModel(loaded.model, loaded.collator, device)

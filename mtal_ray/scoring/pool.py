@@ -40,7 +40,7 @@ def _pool_columns(pool: pa.Table) -> pa.Table:
     return pa.table({"id": ids, "tokens": pool.column("tokens")})
 
 
-_WRAPPED_ERROR = re.compile(r"mtal_ray\.errors\.\w+: (.+)")
+_WRAPPED_ERROR = re.compile(r"mtal_ray\.[\w.]*Error: (.+)")
 
 
 def _user_error(err: BaseException) -> str | None:
@@ -101,8 +101,18 @@ def score_pool(
 
     cfg = config or ScoringConfig()
     table = _pool_columns(pool)
-    if loader is None and not Path(checkpoint).exists():
-        raise ScoringError(f"{checkpoint}: no such checkpoint")
+    if loader is None:  # fail in the driver, not in every actor
+        from mtal_ray.training.checkpoint import read_info
+
+        if not Path(checkpoint).exists():
+            raise ScoringError(f"{checkpoint}: no such checkpoint")
+        known = read_info(checkpoint).tasks
+        unknown = [t for t in cfg.tasks or () if t not in known]
+        if unknown:
+            raise ScoringError(
+                f"{checkpoint}: the model has no task {', '.join(unknown)} "
+                f"(it predicts {', '.join(known)})"
+            )
     if not ray.is_initialized():
         ray.init(include_dashboard=False)
     blocks = bucket_table(table, cfg.batch_size, cfg.max_tokens)
