@@ -114,14 +114,15 @@ class MultiTaskScoringModel:
     def deterministic(
         self, tokens: Sequence[Sequence[str]], tasks: Sequence[str]
     ) -> tuple[Mapping[str, TaskOutput], Any]:
-        """Dropout-off outputs and the predicted ``re`` entities (or None)."""
+        """Dropout-off outputs; the context holds the collated batch and ``re`` entities."""
         from mtal_ray.models.inference import deterministic
 
         batch = self._collate(tokens)
         with deterministic(self.model):
             probs = self.model.predict_proba(batch)
         entities = probs["re"]["entities"] if "re" in probs else None
-        return self._outputs(probs, tasks, batch.n_words, count_entities=True), entities
+        context = {"batch": batch, "entities": entities}
+        return self._outputs(probs, tasks, batch.n_words, count_entities=True), context
 
     def stochastic(
         self, tokens: Sequence[Sequence[str]], tasks: Sequence[str], copies: int, context: Any
@@ -129,8 +130,10 @@ class MultiTaskScoringModel:
         """``copies`` MC-dropout passes in one forward over the repeated batch."""
         from mtal_ray.models.inference import mc_dropout
 
-        batch = _repeat(self._collate(tokens), copies)
-        entities = "predicted" if context is None else list(context) * copies
+        context = context or {}
+        batch = _repeat(context.get("batch") or self._collate(tokens), copies)
+        found = context.get("entities")
+        entities = "predicted" if found is None else list(found) * copies
         with mc_dropout(self.model):
             probs = self.model.predict_proba(batch, entities=entities)
         stacked = self._outputs(probs, tasks, batch.n_words, count_entities=False)

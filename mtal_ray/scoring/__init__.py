@@ -1,0 +1,38 @@
+"""Scoring the unlabeled pool: MC-dropout confidences with Ray Data actors.
+
+* :func:`~mtal_ray.scoring.pool.score_pool` / :func:`~mtal_ray.scoring.pool.score_pool_to_file`
+  — the whole pool through ``Dataset.map_batches`` with a pool of
+  :class:`~mtal_ray.scoring.mc_dropout.MCDropoutScorer` actors.
+* :mod:`~mtal_ray.scoring.table` — the confidence table's schema (what selection reads)
+  and its atomic Parquet I/O.
+* :class:`~mtal_ray.scoring.config.ScoringConfig` — the ``scoring`` config section.
+* :mod:`~mtal_ray.scoring.model_adapter` — the trained model behind the scorer (torch);
+  :mod:`~mtal_ray.scoring.calibration` — temperatures fitted on dev.
+* ``mtal-ray score`` — :mod:`~mtal_ray.scoring.command`.
+
+The confidence formulas themselves live in :mod:`mtal_ray.confidence` (pure numpy).
+"""
+
+from mtal_ray.scoring.config import ScoringConfig
+from mtal_ray.scoring.mc_dropout import MCDropoutScorer
+from mtal_ray.scoring.outputs import TaskOutput, score_outputs
+from mtal_ray.scoring.pool import score_pool, score_pool_to_file
+from mtal_ray.scoring.table import (
+    check_complete,
+    confidence_schema,
+    read_confidence_table,
+    write_confidence_table,
+)
+
+__all__ = [
+    "MCDropoutScorer",
+    "ScoringConfig",
+    "TaskOutput",
+    "check_complete",
+    "confidence_schema",
+    "read_confidence_table",
+    "score_outputs",
+    "score_pool",
+    "score_pool_to_file",
+    "write_confidence_table",
+]
