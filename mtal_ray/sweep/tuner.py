@@ -122,10 +122,19 @@ def trial_concurrency(sweep: SweepConfig, trial_configs: list[Any], cluster_cpus
     return concurrency
 
 
-def _identity_digest(raw: dict[str, Any]) -> str:
-    from mtal_ray.driver.loop import config_digest
+#: Sections whose change makes a sweep directory hold a different sweep (as for AL runs).
+_IDENTITY_SECTIONS = ("seed", "data", "model", "training", "scoring", "selection", "annotation")
 
-    return config_digest({k: v for k, v in raw.items() if k != "sweep"})
+
+def _identity_digest(raw: dict[str, Any]) -> str:
+    """Digest of the base config as the user wrote it (YAML + overrides, no defaults),
+    without the sections that may change between runs of one sweep (al, tracking, sweep)."""
+    import hashlib
+    import json
+
+    identity = {k: raw.get(k) for k in _IDENTITY_SECTIONS}
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _clear(sweep_dir: Path) -> None:
@@ -161,7 +170,7 @@ def run_sweep(config: Any, config_path: Path, args: argparse.Namespace) -> int:
     if getattr(args, "restart", False):
         _clear(sweep_dir)
     info = load_sweep_info(sweep_dir)
-    identity = _identity_digest(config.model_dump(mode="json"))
+    identity = _identity_digest(base_raw)
     if info.get("identity") not in (None, identity):
         raise ConfigError(
             f"{sweep_dir} holds a sweep over a different base config (data/model/training/"
