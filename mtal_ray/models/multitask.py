@@ -61,8 +61,12 @@ class MultiTaskModel(nn.Module):
         self.order = _task_order(self.tasks)
         self.sharing = sharing_class(config.sharing)(encoder, list(self.tasks), config)
         hidden = encoder.config.hidden_size
+        sizes = getattr(self.sharing, "output_sizes", {})  # e.g. hierarchical, sclstm
         self.heads = nn.ModuleDict(
-            {name: task.build_head(hidden, config.dropout) for name, task in self.tasks.items()}
+            {
+                name: task.build_head(sizes.get(name, hidden), config.dropout)
+                for name, task in self.tasks.items()
+            }
         )
 
     def features(self, batch: Batch) -> dict[str, Features]:

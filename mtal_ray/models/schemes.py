@@ -4,7 +4,10 @@ Each entry maps the ``model.sharing`` name to ``"module:Class"``; the class is i
 only when a model is built (:func:`sharing_class`). A scheme class is constructed as
 ``Class(encoder, tasks, config)`` and maps ``(input_ids, attention_mask)`` to one
 ``[batch, subwords, hidden]`` tensor per task (see :mod:`mtal_ray.models.sharing`).
-Later schemes (e.g. ``hierarchical``, ``sclstm``) add themselves with
+``hierarchical`` (:mod:`mtal_ray.models.hierarchical`) and ``sclstm``
+(:mod:`mtal_ray.models.sclstm`) may report per-task feature sizes in an ``output_sizes``
+attribute (default: the encoder's hidden size) and their freshly initialised modules in
+``fresh_modules`` (trained at ``training.head_lr``). Further schemes add themselves with
 :func:`register_sharing`.
 """
 
@@ -17,6 +20,8 @@ SHARING_SCHEMES: dict[str, str] = {
     "st": "mtal_ray.models.sharing:SingleTask",
     "smt": "mtal_ray.models.sharing:SharedEncoder",
     "cmt": "mtal_ray.models.sharing:GatedTopLayers",
+    "hierarchical": "mtal_ray.models.hierarchical:HierarchicalSupervision",
+    "sclstm": "mtal_ray.models.sclstm:SharedCellLSTM",
 }
 
 

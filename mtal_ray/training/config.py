@@ -16,7 +16,10 @@ Example YAML::
       patience: 5              # evaluations without dev improvement before stopping
       max_steps: 20000
       label_smoothing: {dp: 0.2, ner: 0.2, sf: 0.1, id: 0.1, re: 0.1}   # α per task
-      loss_weights: {}         # per task, default 1.0
+      loss_weights: {}         # per task λ, default 1.0
+      task_sampling: joint     # joint | uniform | proportional | temperature (one task per
+                               # step, batches of rows annotated for it: training/sampling.py)
+      sampling_temperature: 2.0  # temperature sampling: p_t ∝ n_t^(1/τ)
 """
 
 from __future__ import annotations
@@ -50,6 +53,14 @@ class TrainingConfig(BaseModel):
     max_grad_norm: float | None = Field(default=1.0, gt=0)
     label_smoothing: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_LABEL_SMOOTHING))
     loss_weights: dict[str, float] = Field(default_factory=dict)
+    task_sampling: Literal["joint", "uniform", "proportional", "temperature"] = Field(
+        default="joint",
+        description="joint: all tasks per batch; else one task per step, drawn uniformly, "
+        "proportionally to its annotated rows, or with temperature (mtal_ray.training.sampling).",
+    )
+    sampling_temperature: float = Field(
+        default=2.0, gt=0, description="task_sampling: temperature: p_t ∝ n_t^(1/τ)."
+    )
     seed: int = 0
     max_failures: int = Field(default=0, ge=-1, description="Worker-group restarts (-1: any).")
     keep_checkpoints: int = Field(default=2, ge=1, description="Best checkpoints kept on disk.")

@@ -43,6 +43,7 @@ from mtal_ray.tasks.base import Prediction
 from mtal_ray.tasks.registry import build_tasks
 from mtal_ray.training.checkpoint import PREDICTIONS_FILE, CheckpointInfo, save_checkpoint
 from mtal_ray.training.config import TrainingConfig
+from mtal_ray.training.sampling import TaskSampler, combine_losses
 
 LOOP_FILE = "loop.json"
 TRAIN_STATE_FILE = "train_state.pt"
@@ -63,8 +64,14 @@ class LoopState:
 def param_groups(model: MultiTaskModel, config: TrainingConfig) -> list[dict[str, Any]]:
     """AdamW groups: no decay on biases/LayerNorm; new modules (heads, gates) at ``head_lr``."""
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    fresh = tuple(f"sharing.{m}." for m in getattr(model.sharing, "fresh_modules", ()))
     for name, param in model.named_parameters():
-        new = name.startswith("heads.") or ".gates." in name or name.startswith("sharing.gates")
+        new = (
+            name.startswith("heads.")
+            or ".gates." in name
+            or name.startswith("sharing.gates")
+            or name.startswith(fresh)
+        )
         no_decay = param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
         groups.setdefault((new, no_decay), []).append(param)
     head_lr = config.head_lr or config.lr
@@ -238,7 +245,22 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     losses_since_eval: list[float] = []
     stop = state.step >= cfg.max_steps
     model.train()
-    for epoch, index, rows in _batches_from(state, train.num_rows, rank, world, cfg):
+    sampler = None  # training.task_sampling: one task per step (mtal_ray.training.sampling)
+    if cfg.task_sampling != "joint":
+        sampler = TaskSampler.from_table(
+            train,
+            {t: tasks[t].columns[0] for t in tasks},
+            cfg.task_sampling,
+            cfg.micro_batch_size() * world,
+            cfg.sampling_temperature,
+            cfg.seed,
+        )
+    source = (
+        _batches_from(state, train.num_rows, rank, world, cfg)
+        if sampler is None
+        else sampler.batches(state.step, rank, world)
+    )
+    for epoch, index, rows in source:
         if stop:
             break
         if config.get("fault_at_step") == state.step and start_step == 0 and rank == world - 1:
@@ -248,7 +270,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         batch = collator(train.take(rows)).to(device)
         losses = runner.wrapped(batch, alphas)
-        loss = sum(cfg.weight(t) * losses[t] for t in tasks)
+        drawn = sampler.task_at(state.step) if sampler is not None else None
+        loss = combine_losses({t: losses[t] for t in tasks}, cfg.weight, drawn)
         runner.step(loss)
         losses_since_eval.append(float(loss.detach()))
         state.step += 1
