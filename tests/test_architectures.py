@@ -230,3 +230,16 @@ def test_sclstm_embeddings_input_keeps_only_the_embedding_table(tiny: str) -> No
     assert lr_of[id(model.sharing.encoder.weight)] == 1e-5
     assert lr_of[id(model.sharing.cells[0].task_hidden_weight)] == 1e-3
     assert lr_of[id(model.sharing.lower[0].weight_ih_l0)] == 1e-3
+
+
+def test_conll04_hierarchical_config() -> None:
+    from pathlib import Path
+
+    from mtal_ray.config import load_config
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "conll04_ner_re_hierarchical.yaml"
+    config = load_config(path)
+    assert config.model.sharing == "hierarchical" and config.data.tasks == ["ner", "re"]
+    assert readout_layers(config.data.tasks, 6, config.model.hierarchy) == {"ner": 4, "re": 6}
+    override = load_config(path, ["model.sharing=sclstm", "model.sclstm.input=embeddings"])
+    assert override.model.sclstm.input == "embeddings"
