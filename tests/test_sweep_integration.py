@@ -1,0 +1,147 @@
+"""A tiny real sweep end to end: 2 methods × 2 β × 1 dataset, killed and resumed.
+
+Runs ``mtal-ray sweep`` in a subprocess on the synthetic SF+ID corpus (tiny slice,
+2 iterations, a few training steps), kills the whole process group with SIGKILL once a
+trial has finished and another is running, relaunches the same command and checks that
+only the missing trials ran again, that every trial is a FINISHED MLflow child run of
+the sweep's parent run, and that the report files are there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mtal_ray.sweep.results import TRIALS_DIR, load_sweep_info
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "data.synthetic.n_train=48",
+    "data.synthetic.n_dev=12",
+    "data.synthetic.n_test=16",
+    "data.initial_count=8",
+    "data.dev_multiple=1.0",
+    "training.max_steps=3",
+    "training.eval_every=3",
+    "training.batch_size=8",
+    "scoring.k=2",
+    "al.iterations=2",
+    "sweep.grid=[{selection.method: [mt-avg, mt-par], selection.beta: [0.5, 1.0],"
+    " selection.task: [id], seed: [0]}]",
+]
+LABELS = ["mt-avg (β=0.5)", "mt-avg (β=1)", "mt-par (β=0.5)", "mt-par (β=1)"]
+
+
+def _statuses(sweep_dir: Path) -> dict[str, str]:
+    out = {}
+    for path in (sweep_dir / TRIALS_DIR).glob("*/trial.json"):
+        try:
+            out[path.parent.name] = json.loads(path.read_text())["status"]
+        except (OSError, ValueError, KeyError):
+            continue  # being replaced right now
+    return out
+
+
+def _attempts(sweep_dir: Path) -> dict[str, int]:
+    return {
+        p.parent.name: json.loads(p.read_text())["attempts"]
+        for p in (sweep_dir / TRIALS_DIR).glob("*/trial.json")
+    }
+
+
+def _command(sweep_dir: Path) -> list[str]:
+    config = REPO / "configs" / "sweep_quickstart.yaml"
+    return [
+        sys.executable, "-m", "mtal_ray.cli", "sweep", "--config", str(config),
+        "--sweep-dir", str(sweep_dir), *TINY,
+    ]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", RAY_DEDUP_LOGS="0")
+    env.pop("RAY_ADDRESS", None)  # a local Ray of its own
+    return env
+
+
+def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(tmp_path: Path):
+    sweep_dir = tmp_path / "sweep"
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(
+        _command(sweep_dir), cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    killed = False
+    deadline = time.monotonic() + 600
+    try:
+        while first.poll() is None and time.monotonic() < deadline:
+            status = _statuses(sweep_dir)
+            if "finished" in status.values() and "running" in status.values():
+                os.killpg(first.pid, signal.SIGKILL)  # the sweep and the Ray it started
+                killed = True
+                break
+            time.sleep(1)
+    finally:
+        if first.poll() is None and not killed:
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        log.close()
+    assert killed, (
+        "the first run ended before it could be killed:\n"
+        + (tmp_path / "first.log").read_text()[-3000:]
+    )
+    before = _statuses(sweep_dir)
+    done_before = {name for name, s in before.items() if s == "finished"}
+    assert done_before and len(done_before) < 4
+
+    second = subprocess.run(
+        _command(sweep_dir), cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600
+    )
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "resuming the sweep" in second.stdout
+
+    # Only the missing trials ran again.
+    attempts = _attempts(sweep_dir)
+    assert len(attempts) == 4 and set(_statuses(sweep_dir).values()) == {"finished"}
+    assert all(attempts[name] == 1 for name in done_before)
+    assert all(attempts[name] == 2 for name in before if name not in done_before)
+
+    # The report.
+    for name in ("report.md", "report.csv", "learning_curves.png", "overlap.png", "beta.png"):
+        assert (sweep_dir / name).stat().st_size > 0, name
+    rows = list(csv.DictReader(io.StringIO((sweep_dir / "report.csv").read_text())))
+    assert [r["method"] for r in rows] == LABELS
+    for row in rows:
+        for task in ("sf", "id"):
+            assert 0.0 <= float(row[f"{task}.mean"]) <= 1.0 and row[f"{task}.n"] == "1"
+    assert "Trials: 4 finished, 0 failed, 0 unfinished." in (sweep_dir / "report.md").read_text()
+
+    # MLflow: one parent, one FINISHED child per trial with the driver's metrics.
+    from mlflow.tracking import MlflowClient
+
+    info = load_sweep_info(sweep_dir)
+    client = MlflowClient(tracking_uri=info["tracking_uri"])
+    parent = client.get_run(info["parent_run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep.failed_trials"] == "0"
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"report.md", "report.csv", "overlap.png", "beta.png"} <= artifacts
+    experiment = client.get_experiment_by_name(info["experiment"]).experiment_id
+    children = client.search_runs(
+        [experiment], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert sorted(r.info.run_name for r in children) == sorted(attempts)
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.tags["sweep.status"] == "finished"
+        assert child.data.params["selection.method"] in ("mt-avg", "mt-par")
+        steps = {m.step for m in client.get_metric_history(child.info.run_id, "dev.sf")}
+        assert steps == {0, 1}
