@@ -177,7 +177,8 @@ class ActiveLearningLoop:
         """Load the corpus and the persisted state (or create the initial split)."""
         self.corpus = self._load_corpus()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        digest = config_digest(self.raw_config)
+        # Only what the user set: a default added in a later release keeps old runs resumable.
+        digest = config_digest(self.cfg.model_dump(mode="json", exclude_defaults=True))
         state = load_state(self.run_dir)
         iterations = self.cfg.al.iterations
         if state is None:
