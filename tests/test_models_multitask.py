@@ -155,5 +155,10 @@ def test_probability_shapes_and_mc_dropout(tiny: str) -> None:
     with mc_dropout(model):
         q1 = model.predict_proba(batch)["ner"]["probs"]
         q2 = model.predict_proba(batch)["ner"]["probs"]
+        # Attention-probability dropout too: HF attention modules drop out on their own
+        # training flag, so MC dropout must switch them on as training does.
+        attention = [m for m in model.modules() if type(m).__name__.endswith("SelfAttention")]
+        assert attention and all(m.training for m in attention)
+        assert not any(m.training for m in model.modules() if isinstance(m, torch.nn.LayerNorm))
     assert not torch.equal(q1, q2)
     assert model.training  # modes restored (build_model leaves the model in train mode)

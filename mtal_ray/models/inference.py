@@ -42,12 +42,20 @@ def deterministic(model: nn.Module) -> Iterator[nn.Module]:
 
 @contextmanager
 def mc_dropout(model: nn.Module) -> Iterator[nn.Module]:
-    """Dropout active (MC dropout), all else in eval mode, ``torch.no_grad`` inside."""
+    """Dropout active (MC dropout), all else in eval mode, ``torch.no_grad`` inside.
+
+    Every place that drops out during training drops out here: ``nn.Dropout`` modules and
+    the modules that own one and consult their own ``training`` flag for functional dropout
+    (Hugging Face attention applies attention-probability dropout with
+    ``dropout=self.dropout.p if self.training``).
+    """
     modes = {m: m.training for m in model.modules()}
     model.eval()
     for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.train()
+        if isinstance(module, nn.Dropout) or any(
+            isinstance(child, nn.Dropout) for child in module.children()
+        ):
+            module.training = True  # this module only (train() would recurse)
     try:
         with torch.no_grad():
             yield model
