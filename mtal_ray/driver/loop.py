@@ -348,7 +348,9 @@ class ActiveLearningLoop:
         )
         fault_point(f"during_score:{state.iteration}", self.run_dir)
         started = time.perf_counter()
-        score_pool_to_file(pool, record.checkpoint, output, scoring)
+        score_pool_to_file(
+            pool, record.checkpoint, output, scoring, experiment=self.cfg.tracking.experiment
+        )
         seconds = time.perf_counter() - started
         record.seconds["score"] = seconds
         record.scoring_rows_per_s = pool.num_rows / seconds if seconds > 0 else None

@@ -66,6 +66,9 @@ class MCDropoutScorer:
         Most padded words per forward pass.
     loader : callable, optional
         ``loader(checkpoint) -> ScoringModel``.
+    experiment : str, optional
+        Label of the ``mtal_scored_rows`` / ``mtal_scoring_rows_per_second`` metrics this
+        actor records per batch; no metrics when ``None``.
     """
 
     def __init__(
@@ -80,8 +83,11 @@ class MCDropoutScorer:
         seed: int = 0,
         max_tokens: int = 8192,
         loader: ModelLoader | None = None,
+        experiment: str | None = None,
     ) -> None:
         import torch
+
+        from mtal_ray.metrics import ALMetrics
 
         torch.set_num_threads(threads)
         self.model = (loader or _default_loader)(checkpoint)
@@ -98,9 +104,20 @@ class MCDropoutScorer:
         self.seed = seed
         self.max_tokens = max_tokens
         self.schema = confidence_schema(self.tasks, ec_only)
+        # Rows scored and throughput for Prometheus (a no-op when Ray is not running).
+        self.metrics = ALMetrics(experiment) if experiment else None
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         """Score one batch (``id``, ``tokens``, ``n_tokens``) into confidence-table rows."""
+        import time
+
+        started = time.perf_counter()
+        result = self._score_batch(batch)
+        if self.metrics is not None:
+            self.metrics.record_scored(batch.num_rows, time.perf_counter() - started)
+        return result
+
+    def _score_batch(self, batch: pa.Table) -> pa.Table:
         lengths = np.asarray(batch.column("n_tokens").to_numpy(zero_copy_only=False))
         parts = [
             self._score_rows(batch.take(pa.array(rows)), int(lengths[rows].max(initial=1)))

@@ -70,6 +70,7 @@ def score_pool(
     *,
     loader: ModelLoader | None = None,
     scorer_cls: type[MCDropoutScorer] = MCDropoutScorer,
+    experiment: str | None = None,
 ) -> pa.Table:
     """Confidence table of every sentence of ``pool``.
 
@@ -126,6 +127,7 @@ def score_pool(
         "seed": cfg.seed,
         "max_tokens": cfg.max_tokens,
         "loader": loader,
+        "experiment": experiment,
     }
     dataset = ray.data.from_arrow(blocks).map_batches(
         scorer_cls,
@@ -157,6 +159,7 @@ def score_pool_to_file(
     config: ScoringConfig | None = None,
     *,
     loader: ModelLoader | None = None,
+    experiment: str | None = None,
 ) -> pa.Table:
     """:func:`score_pool`, then write the table atomically to ``output`` (Parquet).
 
@@ -164,7 +167,7 @@ def score_pool_to_file(
     scoring fails.
     """
     cfg = config or ScoringConfig()
-    result = score_pool(pool, checkpoint, cfg, loader=loader)
+    result = score_pool(pool, checkpoint, cfg, loader=loader, experiment=experiment)
     tasks = [c.removesuffix(".ec") for c in result.column_names if c.endswith(".ec")]
     write_confidence_table(
         result,
