@@ -203,6 +203,24 @@ def _batches_from(state: LoopState, rows: int, rank: int, world: int, cfg: Train
         epoch, skip = epoch + 1, 0
 
 
+def _quiet_worker_logs() -> None:
+    """Keep job logs readable: no per-report Ray Train lines, no HF weight-loading reports.
+
+    Metrics still reach the driver through ``ray.train.report``; only log lines are dropped.
+    """
+    import logging
+
+    try:  # Ray Train v2 logs every report at INFO under a logger named after its file.
+        from ray.train.v2._internal.execution import context as train_context
+
+        logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+    except ImportError:  # pragma: no cover - other Ray versions
+        pass
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train worker entry point (see the module docstring for the protocol).
 
@@ -214,6 +232,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train.torch
     from ray.train import Checkpoint
 
+    _quiet_worker_logs()
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     cfg = TrainingConfig(**config["training"])
