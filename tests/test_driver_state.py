@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from mtal_ray.driver.state import LoopState, RoundRecord, load_state, save_state
-from mtal_ray.driver.tracking import flatten, geometric_mean
+from mtal_ray.driver.tracking import flatten
+from mtal_ray.models.inference import geometric_mean
 
 
 def test_state_round_trips_through_json(tmp_path):
@@ -38,8 +39,8 @@ def test_missing_state_means_new_run(tmp_path):
 
 
 def test_geometric_mean_and_flatten():
-    assert abs(geometric_mean({"a": 0.25, "b": 1.0}) - 0.5) < 1e-12
-    assert geometric_mean({"a": 0.0, "b": 0.9}) == 0.0
+    assert abs(geometric_mean([0.25, 1.0]) - 0.5) < 1e-12
+    assert geometric_mean([0.0, 0.9]) == 0.0
     assert flatten({"a": {"b": 1, "c": {"d": None}}, "e": [1, 2]}) == {
         "a.b": "1",
         "a.c.d": "None",

@@ -39,7 +39,7 @@ from mtal_ray.driver.state import (
     save_state,
     write_json,
 )
-from mtal_ray.driver.tracking import Tracker, geometric_mean
+from mtal_ray.driver.tracking import Tracker
 from mtal_ray.errors import ConfigError, MtalError
 
 log = logging.getLogger("mtal_ray.driver")
@@ -314,11 +314,12 @@ class ActiveLearningLoop:
         }
         for task, n in record.n_labeled.items():
             metrics[f"labeled.{task}"] = n
+        gmeans = {"dev": result.dev_gmean, "test": result.test_gmean}  # computed by training
         for split, scores in (("dev", record.dev), ("test", record.test)):
             for task, value in scores.items():
                 metrics[f"{split}.{task}"] = value
-            if scores:
-                metrics[f"{split}.geo_mean"] = geometric_mean(scores)
+            if scores and gmeans[split] is not None:
+                metrics[f"{split}.geo_mean"] = float(gmeans[split])
         self.tracker.log_metrics(metrics, step=state.iteration)
         self.metrics.record_dev_scores({t: {"main": v} for t, v in record.dev.items()})
         self.echo(
@@ -436,11 +437,12 @@ class ActiveLearningLoop:
             log.warning("annotation cost not computed: %s", err)
             return None
 
-    def _selection(self) -> dict[str, list[str]]:
+    def _selection(self) -> dict[str, Any]:
+        """The persisted selection of the current round (``ids``, ``tasks``, ``cost``...)."""
         assert self.state is not None
         record = self.state.round()
         assert record.selection is not None
-        return json.loads(Path(record.selection).read_text(encoding="utf-8"))["tasks"]
+        return json.loads(Path(record.selection).read_text(encoding="utf-8"))
 
     def _step_annotate(self) -> None:
         state = self.state
@@ -454,15 +456,15 @@ class ActiveLearningLoop:
             state.step = "update"
             self._save()
             return
+        tasks_per_id = self._selection()["tasks"]
         if not (folder / "manifest.json").exists():
-            tasks_per_id = self._selection()
             predictions = self._predictions(list(tasks_per_id))
             fmt = self.corpus.format if self.corpus else "slu"
             export_batch(
                 self.run_dir, state.iteration, self.train_table, tasks_per_id, predictions, fmt
             )
         raise AwaitingAnnotation(
-            f"round {state.iteration}: {len(self._selection())} sentences wait for annotation in "
+            f"round {state.iteration}: {len(tasks_per_id)} sentences wait for annotation in "
             f"{folder}/ (model predictions pre-filled). Correct them, then run: "
             f"mtal-ray import {self.run_dir} <files>  and relaunch the same command to continue."
         )
@@ -482,8 +484,8 @@ class ActiveLearningLoop:
         state = self.state
         assert state is not None
         record = state.round()
-        tasks_per_id = self._selection()
-        payload = json.loads(Path(record.selection or "").read_text(encoding="utf-8"))
+        payload = self._selection()
+        tasks_per_id = payload["tasks"]
         cost = payload.get("cost")
         if cost is not None:
             record.cost = float(cost)

@@ -35,16 +35,6 @@ def default_tracking_uri(run_dir: Path) -> str:
     return f"sqlite:///{(Path(run_dir).resolve().parent / 'mlruns.db')}"
 
 
-def geometric_mean(scores: Mapping[str, float]) -> float:
-    """Geometric mean of task scores (the paper's multi-task stopping criterion)."""
-    values = [max(float(v), 0.0) for v in scores.values()]
-    if not values:
-        return 0.0
-    if min(values) == 0.0:
-        return 0.0
-    return math.exp(sum(math.log(v) for v in values) / len(values))
-
-
 class Tracker:
     """Logs an AL run to MLflow (or does nothing when disabled)."""
 
