@@ -33,13 +33,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_run_dir(config: Any, config_path: Path, explicit: str | None) -> Path:
-    """``--run-dir``, else ``al.run_dir``, else ``runs/<config file stem>`` (absolute)."""
+    """``--run-dir``, else ``al.run_dir``, else ``runs/<config file stem>`` (absolute).
+
+    Relative paths in a config (``data.path``, ``al.run_dir``) are relative to the working
+    directory: the repository root locally, the uploaded working dir under ``ray job submit``.
+    """
     chosen = explicit or config.al.run_dir or str(Path("runs") / config_path.stem)
     return Path(chosen).expanduser().resolve()
 
-
-# Relative paths in a config (data.path, al.run_dir) are relative to the working directory:
-# the repository root locally, the uploaded working dir under `ray job submit`.
 
 
 def _print_summary(summary: Any) -> None:
