@@ -6,8 +6,9 @@ scheme, with the same seed and training settings:
 * **full**: one :func:`mtal_ray.training.train_model` run on the (optionally limited)
   training split, test scores and wall time;
 * **AL**: the MT-AL loop (:class:`mtal_ray.driver.loop.ActiveLearningLoop`) with MT-AVG for
-  ``--al-iterations`` trainings (3 = the initial set + 2 selected rounds), test scores of
-  the last model and wall time of the whole run.
+  ``--al-iterations`` trainings (default 4 = the initial set + 3 selected rounds), test
+  scores of the last model and wall time of the whole run. ``--limit-pool`` bounds the
+  unlabeled pool (the AL part only), so a large corpus's pool scoring stays affordable.
 
 ``st`` trains one single-task model per task (wall time summed) and, in the AL columns,
 runs ST-AL per task (``st-ec`` on that task's own model and selection). RE needs NER in
@@ -18,7 +19,7 @@ prints each scheme's test geometric mean next to it. CPU budget: MiniLM-L6 train
 sentences/s on 2 idle cores; ``--max-steps`` bounds every training.
 
     python benchmarks/architectures.py --scenarios conll04 --max-steps 150
-    python benchmarks/architectures.py --scenarios ewt_dp_ner --limit-train 2000
+    python benchmarks/architectures.py --scenarios ewt_dp_ner --limit-pool 3000
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 from mtal_ray.config import ExperimentConfig
 from mtal_ray.data import load_corpus
+from mtal_ray.data.atomic import atomic_write_text
 from mtal_ray.models import ModelConfig
 from mtal_ray.training import TrainingConfig, train_model
 
@@ -106,7 +108,7 @@ def al_run(
                     "path": str(DATA / scenario),
                     "tasks": run_tasks,
                     "initial_fraction": args.initial_fraction,
-                    "limit_train": args.limit_train,
+                    "limit_train": args.limit_pool or args.limit_train,
                     "limit_eval": args.limit_eval,
                 },
                 "model": {"sharing": sharing, **MODEL_KEYS.get(sharing, {})},
@@ -175,7 +177,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--al-iterations", type=int, default=3)
+    parser.add_argument("--limit-pool", type=int, default=None, help="AL part: first N train rows")
+    parser.add_argument("--al-iterations", type=int, default=4)
     parser.add_argument("--initial-fraction", type=float, default=0.02)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=REPO / "runs" / "bench_architectures")
@@ -200,8 +203,7 @@ def main() -> None:
                     run = full_training if part == "full" else al_run
                     entry[part] = run(scenario, tasks, scheme, args, out)
                     print(f"{scenario} {scheme} {part}: {json.dumps(entry[part])}", flush=True)
-                    args.output.mkdir(parents=True, exist_ok=True)
-                    results_file.write_text(json.dumps(results, indent=2))
+                    atomic_write_text(results_file, json.dumps(results, indent=2))
     finally:
         ray.shutdown()
     print_table(results)
