@@ -185,6 +185,65 @@ def model_flops(pool: pa.Table, passes: int) -> tuple[float, int]:
     return passes * (2 * params * tokens + attention), tokens
 
 
+#: Op-name fragments -> family, for the profile summary (first match wins).
+OP_FAMILIES = (
+    ("matmul", ("addmm", "mm", "bmm", "matmul", "linear", "baddbmm")),
+    ("attention", ("scaled_dot_product", "_softmax", "softmax")),
+    ("dropout (mask RNG + multiply)", ("dropout", "bernoulli", "native_dropout", "uniform")),
+    ("layer norm", ("layer_norm",)),
+    ("gelu / activations", ("gelu", "tanh", "sigmoid")),
+    (
+        "copies / indexing / layout",
+        (
+            "copy_",
+            "index",
+            "gather",
+            "cat",
+            "repeat",
+            "contiguous",
+            "clone",
+            "to",
+            "embedding",
+            "masked_fill",
+            "where",
+        ),
+    ),
+)
+
+
+def profile_scorer(pool: pa.Table, k: int, threads: int) -> None:
+    """Where one actor's time goes: torch.profiler over our scorer, grouped by op family."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from mtal_ray.scoring.mc_dropout import MCDropoutScorer
+
+    scorer = MCDropoutScorer("benchmark", k=k, threads=threads, loader=lambda _: bench_model())
+    batch = pool.append_column(
+        "n_tokens", pa.array([len(t) for t in pool.column("tokens").to_pylist()], pa.int32())
+    )
+    scorer(batch.slice(0, 16))  # warm-up
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        scorer(batch)
+    wall = time.perf_counter() - start
+    totals: dict[str, float] = {}
+    for event in prof.key_averages():
+        name = event.key.lower()
+        family = next(
+            (fam for fam, keys in OP_FAMILIES if any(key in name for key in keys)), "other ops"
+        )
+        totals[family] = totals.get(family, 0.0) + event.self_cpu_time_total / 1e6
+    ops = sum(totals.values())
+    print(f"profile: {pool.num_rows} sentences, k={k}, {threads} thread(s), {wall:.1f} s wall")
+    for family, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {family:<32} {seconds:7.2f} s  {100 * seconds / ops:5.1f} % of op time")
+    print(f"  {'python / numpy outside torch ops':<32} {max(wall - ops, 0):7.2f} s")
+    print("top ops by self time:")
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    for event in events[:12]:
+        print(f"  {event.key:<40} {event.self_cpu_time_total / 1e6:7.2f} s  x{event.count}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="/work/shared/data/atis")
@@ -194,6 +253,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="(a), (c) batch size")
     parser.add_argument("--checkpoint", default="", help="default: fresh heads, same speed")
     parser.add_argument("--skip", default="", help="comma list of routes to skip: a,b1,b1t2,b2,c")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only profile one actor (1 thread) on the first N pool sentences, by op family",
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -205,6 +271,9 @@ def main() -> None:
         tasks=corpus.tasks,
         vocabs=build_vocabs(split, corpus.tasks),
     )
+    if args.profile:
+        profile_scorer(pool.slice(0, args.profile), args.k, threads=1)
+        return
     n = pool.num_rows
     words = sum(len(t) for t in pool.column("tokens").to_pylist())
     print(
