@@ -19,3 +19,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real corpora not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """A private 2-CPU local Ray for one test module (shut down after it)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random BERT encoder on disk (fast stand-in for MiniLM in Ray tests)."""
+    from mtal_ray.models.tiny import make_tiny_encoder
+
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder")

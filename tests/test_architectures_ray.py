@@ -25,26 +25,12 @@ import pytest
 from models_sample_rows import multitask_table, sf_id_table
 
 from mtal_ray.models import ModelConfig
-from mtal_ray.models.tiny import make_tiny_encoder
 from mtal_ray.scoring.model_adapter import load_scoring_model
 from mtal_ray.training import TrainingConfig, train_model
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder")
 
 
 def small_config(**overrides: object) -> TrainingConfig:

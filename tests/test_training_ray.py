@@ -15,26 +15,12 @@ import pytest
 from models_sample_rows import sf_id_table
 
 from mtal_ray.models import ModelConfig, predict
-from mtal_ray.models.tiny import make_tiny_encoder
 from mtal_ray.training import TrainingConfig, load_checkpoint, train_model
 from mtal_ray.training.checkpoint import PREDICTIONS_FILE
 
 pytestmark = pytest.mark.integration
 
 TASKS = ["sf", "id"]
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder")
 
 
 def small_config(**overrides: object) -> TrainingConfig:
