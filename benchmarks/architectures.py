@@ -140,6 +140,15 @@ def al_run(
     return {"test": scores, "wall_s": time.perf_counter() - started, "labeled": labeled}
 
 
+def settings(args: argparse.Namespace, part: str) -> dict[str, Any]:
+    """What a part was measured with (kept beside its scores in ``results.json``)."""
+    keys = ["max_steps", "eval_every", "batch_size", "workers", "limit_eval", "seed"]
+    keys += (
+        ["limit_train"] if part == "full" else ["limit_pool", "al_iterations", "initial_fraction"]
+    )
+    return {key: getattr(args, key) for key in keys}
+
+
 def _fmt(value: float | None) -> str:
     return "  n/a " if value is None else f"{100 * value:6.2f}"
 
@@ -164,6 +173,14 @@ def print_table(results: dict[str, dict[str, dict[str, Any]]]) -> None:
             print(f"{scheme:<13}| " + " | ".join(cells))
         if base:
             print("(baseline: smt, the paper's shared encoder, same seed and settings)")
+        for kind in ("full", "al"):
+            seen = {
+                json.dumps(res[kind].get("settings"), sort_keys=True)
+                for res in by_scheme.values()
+                if kind in res
+            }
+            for item in sorted(seen):
+                print(f"{kind} settings: {item}")
 
 
 def main() -> None:
@@ -202,6 +219,7 @@ def main() -> None:
                     out = args.output / scenario / scheme / part
                     run = full_training if part == "full" else al_run
                     entry[part] = run(scenario, tasks, scheme, args, out)
+                    entry[part]["settings"] = settings(args, part)
                     print(f"{scenario} {scheme} {part}: {json.dumps(entry[part])}", flush=True)
                     atomic_write_text(results_file, json.dumps(results, indent=2))
     finally:
