@@ -42,7 +42,6 @@ def resolve_run_dir(config: Any, config_path: Path, explicit: str | None) -> Pat
     return Path(chosen).expanduser().resolve()
 
 
-
 def _print_summary(summary: Any) -> None:
     from rich.console import Console
     from rich.table import Table

@@ -23,6 +23,7 @@ whenever CBC proves the core optimal; otherwise ``bound`` says how far it can be
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import mip
@@ -30,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 _TOL = 1e-9
+_MAX_CUTS = 25  # re-solves after CBC returns a choice over the budget (see _solve_core)
 _DP_CELLS = 100_000_000  # group × capacity choice table of the exact DP (bytes)
 
 
@@ -44,7 +46,8 @@ class KnapsackSolution:
     objective : float
         Σ profit of the chosen items.
     weight : float
-        Σ weight of the chosen items (≤ budget).
+        Σ weight of the chosen items: ≤ budget·(1 + 1e-9) (costs are float sums, so a
+        choice over the budget by rounding noise only counts as within it).
     bound : float
         A proven upper bound on the optimum.
     optimal : bool
@@ -102,6 +105,8 @@ def solve_mckp(
     group = np.asarray(group, dtype=np.intp)
     if (weight <= 0).any():
         raise ValueError("knapsack weights must be positive")
+    # one feasibility rule everywhere: float rounding noise over the budget is within it
+    budget = float(budget) + _TOL * max(1.0, abs(float(budget)))
     useful = np.flatnonzero((profit > 0) & (weight <= budget))
     p, w, g = profit[useful], weight[useful], group[useful]
     if not useful.size:
@@ -136,11 +141,13 @@ def solve_mckp(
         chosen, value, mip_bound, optimal = _solve_core(
             p, w, gid, budget, free, forced_groups, incumbent, time_limit, mip_gap
         )
-    over = float(w[chosen].sum()) > budget + _TOL * max(1.0, budget) if len(chosen) else False
+    over = float(w[chosen].sum()) > budget if len(chosen) else False
     if over or value < inc_value - _TOL:  # nothing (valid) from CBC in time: keep the greedy one
         chosen, value = incumbent, inc_value
+        mip_bound, optimal = math.inf, False  # CBC's bound was about an invalid answer
     best_bound = min(bound, mip_bound) if reduce else mip_bound
-    optimal = optimal or best_bound - value <= _TOL * max(1.0, abs(best_bound))
+    if math.isfinite(best_bound):
+        optimal = optimal or best_bound - value <= _TOL * max(1.0, abs(best_bound))
     return _solution(useful, chosen, p, w, max(best_bound, value), optimal)
 
 
@@ -262,7 +269,7 @@ def _solve_core_dp(p, w, gid, budget, free, forced_groups) -> NDArray[np.intp] |
     groups = core_gid[starts]
     forced = forced_groups[groups]
     base = np.where(forced, np.minimum.reduceat(w[free], starts), 0.0)
-    cap = math.floor(budget - float(base.sum()) + _TOL)
+    cap = math.floor(budget - float(base.sum()))
     n_groups = starts.size
     if cap < 0 or n_groups * (cap + 1) > _DP_CELLS:
         return None
@@ -330,11 +337,21 @@ def _solve_core(p, w, gid, budget, free, forced_groups, incumbent, time_limit, m
     start = [(z[position[int(j)]], 1.0) for j in incumbent if int(j) in position]
     if start:
         model.start = start
-    status = model.optimize(max_seconds=max(time_limit, 0.1))
-    if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
+    deadline = time.monotonic() + max(time_limit, 0.1)
+    capacity = budget - fixed_weight
+    for _ in range(_MAX_CUTS):
+        status = model.optimize(max_seconds=max(deadline - time.monotonic(), 0.1))
+        if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
+            return np.array(fixed, dtype=np.intp), -math.inf, math.inf, False
+        chosen = [i for i in range(core.size) if z[i].x is not None and z[i].x >= 0.5]
+        if float(w[core[chosen]].sum()) <= capacity:
+            break
+        # CBC's feasibility tolerance (~1e-7, absolute) admitted a choice over the budget:
+        # cut off exactly that choice and solve again
+        model += mip.xsum(z[i] for i in chosen) <= len(chosen) - 1
+    else:
         return np.array(fixed, dtype=np.intp), -math.inf, math.inf, False
-    picked = [int(core[i]) for i in range(core.size) if z[i].x is not None and z[i].x >= 0.5]
-    items = np.array(fixed + picked, dtype=np.intp)
+    items = np.array(fixed + [int(core[i]) for i in chosen], dtype=np.intp)
     value = float(p[items].sum())
     optimal = status == mip.OptimizationStatus.OPTIMAL and mip_gap == 0
     mip_bound = fixed_value + float(model.objective_bound)
