@@ -9,7 +9,6 @@ an interrupted run from its run directory.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -78,23 +77,21 @@ def run_experiment(args: argparse.Namespace) -> int:
     run_dir = resolve_run_dir(config, config_path, args.run_dir)
     if args.restart and run_dir.exists():
         shutil.rmtree(run_dir)
-    if args.local:
+    return run_loop(config, run_dir, Path.cwd(), local=args.local)
+
+
+def run_loop(config: Any, run_dir: Path, base_dir: Path, *, local: bool = False) -> int:
+    """Run (or resume) one AL experiment in a driver actor (or in this process)."""
+    if local:
         from mtal_ray.driver.loop import ActiveLearningLoop
 
-        summary = ActiveLearningLoop(config, run_dir, Path.cwd(), echo=print).run()
+        summary = ActiveLearningLoop(config, run_dir, base_dir, echo=print).run()
     else:
-        import ray
-
         from mtal_ray.driver.actor import run_on_ray
+        from mtal_ray.ray_session import ensure_ray
 
-        if not ray.is_initialized():
-            ray.init(
-                address=os.environ.get("RAY_ADDRESS"),
-                include_dashboard=False,
-                log_to_driver=True,
-                configure_logging=False,
-            )
-        summary = run_on_ray(config, run_dir, Path.cwd())
+        ensure_ray()
+        summary = run_on_ray(config, run_dir, base_dir)
     _print_summary(summary)
     return 0
 

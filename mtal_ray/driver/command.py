@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 from mtal_ray.driver.annotation import import_annotations, read_manifest
-from mtal_ray.driver.state import load_state, save_state
+from mtal_ray.driver.state import LAUNCH_FILE, load_state, save_state
 from mtal_ray.errors import MtalError
 
 
@@ -30,11 +32,31 @@ def _import(args: argparse.Namespace) -> int:
     table = import_annotations(run_dir, state.iteration, [Path(f) for f in args.files])
     state.step = "update"
     save_state(run_dir, state)
-    print(
-        f"imported {table.num_rows} annotated sentences for round {state.iteration}; "
-        "relaunch the experiment to continue"
-    )
-    return 0
+    print(f"imported {table.num_rows} annotated sentences for round {state.iteration}")
+    if args.no_resume:
+        print("relaunch the experiment (same command) to continue")
+        return 0
+    from mtal_ray.launch import run_loop
+
+    config, base_dir = stored_experiment(run_dir)
+    print(f"resuming {run_dir}")
+    return run_loop(config, run_dir, base_dir, local=args.local)
+
+
+def stored_experiment(run_dir: Path) -> tuple[Any, Path]:
+    """The config a run was started with and the directory its relative paths start from."""
+    from mtal_ray.config import ExperimentConfig, validate
+
+    try:
+        raw = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise MtalError(f"{run_dir}: cannot read the run's config.json ({err})") from None
+    try:
+        launched = json.loads((run_dir / LAUNCH_FILE).read_text(encoding="utf-8"))
+        base_dir = Path(launched["base_dir"])
+    except (OSError, ValueError, KeyError):  # runs from before launch.json: the cwd
+        base_dir = Path.cwd()
+    return validate(ExperimentConfig, raw), base_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,8 +67,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_run_arguments(run)
     run.set_defaults(func=_run)
     imp = subparsers.add_parser(
-        "import", help="validate and store a human-annotated batch, so the run can continue"
+        "import", help="validate a human-annotated batch, store it and resume the run"
     )
     imp.add_argument("run_dir", help="the run directory waiting for annotation")
     imp.add_argument("files", nargs="+", help="the annotated file(s) (or split folder for slu)")
+    imp.add_argument(
+        "--no-resume", action="store_true", help="only validate and store; relaunch later"
+    )
+    imp.add_argument(
+        "--local", action="store_true", help="resume in this process (no driver actor)"
+    )
     imp.set_defaults(func=_import)

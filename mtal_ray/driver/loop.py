@@ -33,6 +33,7 @@ from mtal_ray.driver.annotation import (
 )
 from mtal_ray.driver.plots import plot_learning_curve
 from mtal_ray.driver.state import (
+    LAUNCH_FILE,
     LoopState,
     fault_point,
     load_state,
@@ -219,6 +220,7 @@ class ActiveLearningLoop:
                     state.step = "score"
                 save_state(self.run_dir, state)
             self.echo(f"resuming {self.run_dir} at iteration {state.iteration}, step {state.step}")
+        write_json(self.run_dir / LAUNCH_FILE, {"base_dir": str(self.base_dir.resolve())})
         self.state = state
         return state
 
@@ -466,7 +468,7 @@ class ActiveLearningLoop:
         raise AwaitingAnnotation(
             f"round {state.iteration}: {len(tasks_per_id)} sentences wait for annotation in "
             f"{folder}/ (model predictions pre-filled). Correct them, then run: "
-            f"mtal-ray import {self.run_dir} <files>  and relaunch the same command to continue."
+            f"mtal-ray import {self.run_dir} <files>  (it validates them and resumes the run)."
         )
 
     def _predictions(self, ids: list[str]) -> pa.Table | None:

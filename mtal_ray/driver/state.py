@@ -26,6 +26,8 @@ from mtal_ray.errors import MtalError
 
 STEPS = ("train", "score", "select", "annotate", "update")
 STATE_FILE = "state.json"
+#: Where the run was last launched from: relative paths of its config start there.
+LAUNCH_FILE = "launch.json"
 STATE_VERSION = 1
 
 

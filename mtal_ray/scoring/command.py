@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from mtal_ray.errors import ConfigError, MtalError, ScoringError
+from mtal_ray.ray_session import ensure_ray
 from mtal_ray.scoring.config import ScoringConfig
 
 __all__ = ["register", "scoring_config_from_overrides"]
@@ -51,9 +52,7 @@ def _score(args: argparse.Namespace) -> int:
     name, pool = _pick_split(corpus, args.split)
     if args.limit is not None:
         pool = pool.slice(0, args.limit)
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        ray.init(include_dashboard=False, log_to_driver=False)
+    started_ray = ensure_ray(log_to_driver=False)
     try:
         start = time.perf_counter()
         table = score_pool_to_file(pool, args.checkpoint, args.output, cfg)

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mtal_ray.errors import EmptyPoolError, MtalError, ScoringError
+from mtal_ray.ray_session import ensure_ray
 from mtal_ray.scoring.buckets import bucket_table
 from mtal_ray.scoring.config import ScoringConfig
 from mtal_ray.scoring.mc_dropout import MCDropoutScorer, ModelLoader
@@ -114,8 +115,7 @@ def score_pool(
                 f"{checkpoint}: the model has no task {', '.join(unknown)} "
                 f"(it predicts {', '.join(known)})"
             )
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False)
+    ensure_ray()
     blocks = bucket_table(table, cfg.batch_size, cfg.max_tokens)
     constructor: dict[str, Any] = {
         "checkpoint": str(checkpoint),

@@ -11,7 +11,6 @@ in the same directory, and trials whose parameters did not change are found agai
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import time
@@ -261,17 +260,9 @@ def _loaded(sweep_dir: Path) -> list[Any]:
 
 def _ensure_ray() -> bool:
     """Connect to ``RAY_ADDRESS`` or start a local Ray; True when this call started it."""
-    import ray
+    from mtal_ray.ray_session import ensure_ray
 
-    if ray.is_initialized():
-        return False
-    ray.init(
-        address=os.environ.get("RAY_ADDRESS"),
-        include_dashboard=False,
-        configure_logging=False,
-        log_to_driver=True,
-    )
-    return True
+    return ensure_ray()
 
 
 def ray_cluster_cpus() -> float:

@@ -29,6 +29,7 @@ from mtal_ray.data.vocab import build_vocabs
 from mtal_ray.errors import ConfigError, MtalError
 from mtal_ray.models.config import ModelConfig
 from mtal_ray.models.inference import evaluate, main_scores
+from mtal_ray.ray_session import ensure_ray
 from mtal_ray.tasks.registry import build_tasks
 from mtal_ray.training.checkpoint import export_inference_checkpoint, load_checkpoint
 from mtal_ray.training.config import TrainingConfig
@@ -144,7 +145,6 @@ def train_model(
     fault_at_step
         Test hook: the last worker kills itself at this step of a fresh attempt.
     """
-    import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -163,8 +163,7 @@ def train_model(
             ) from err
     output_dir = Path(output_dir).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
+    ensure_ray(log_to_driver=False)
 
     trainer = TorchTrainer(
         train_loop_per_worker,
