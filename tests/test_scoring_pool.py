@@ -116,8 +116,18 @@ def test_two_actors_uneven_batches_every_id_once(  # type: ignore[no-untyped-def
     ray_cluster, checkpoint: Path, pool: pa.Table, in_process: pa.Table, tmp_path
 ) -> None:
     target = tmp_path / "conf.parquet"
-    out = score_pool_to_file(pool, checkpoint, target, ScoringConfig(**CONFIG))
+    reports: list[tuple[int, int]] = []
+    out = score_pool_to_file(
+        pool,
+        checkpoint,
+        target,
+        ScoringConfig(**CONFIG),
+        progress=lambda done, total, _secs: reports.append((done, total)),
+    )
     assert out.column("id").to_pylist() == pool.column("id").to_pylist()
+    # progress: rows counted as they stream in, ending at the whole pool
+    assert reports and reports[-1] == (pool.num_rows, pool.num_rows)
+    assert [d for d, _ in reports] == sorted(d for d, _ in reports)
     assert read_confidence_table(target).replace_schema_metadata(None).equals(out)
     assert out.column_names == [
         "id",

@@ -54,3 +54,23 @@ def test_epoch_batches_partition_rows_equally_across_workers() -> None:
 def test_train_command_reports_bad_config_key(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "training.nope=1"]) == 2
     assert "training.nope" in capsys.readouterr().err
+
+
+def test_progress_line_reports_step_loss_scores_and_best() -> None:
+    from mtal_ray.training.loop import progress_line
+
+    metrics = {
+        "step": 200,
+        "epoch": 1,
+        "train_loss": 0.53125,
+        "dev_gmean": 0.7,
+        "best_dev_gmean": 0.72,
+        "best_step": 100,
+        "stopped": True,
+        "dev_dp": 0.84,
+        "dev_ner": 0.5833333,
+    }
+    assert progress_line(metrics, 800, ["dp", "ner"]) == (
+        "train step 200/800 (epoch 1): loss 0.5312; dev dp 0.8400, ner 0.5833; "
+        "geo-mean 0.7000 (best 0.7200 at step 100) - stopping"
+    )

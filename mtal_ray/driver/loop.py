@@ -352,7 +352,14 @@ class ActiveLearningLoop:
         fault_point(f"during_score:{state.iteration}", self.run_dir)
         started = time.perf_counter()
         score_pool_to_file(
-            pool, record.checkpoint, output, scoring, experiment=self.cfg.tracking.experiment
+            pool,
+            record.checkpoint,
+            output,
+            scoring,
+            experiment=self.cfg.tracking.experiment,
+            progress=lambda done, total, secs: self.echo(
+                f"  scoring: {done}/{total} sentences ({done / max(secs, 1e-9):.1f}/s)"
+            ),
         )
         seconds = time.perf_counter() - started
         record.seconds["score"] = seconds

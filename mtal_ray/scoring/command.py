@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -55,7 +56,17 @@ def _score(args: argparse.Namespace) -> int:
     started_ray = ensure_ray(log_to_driver=False)
     try:
         start = time.perf_counter()
-        table = score_pool_to_file(pool, args.checkpoint, args.output, cfg)
+        table = score_pool_to_file(
+            pool,
+            args.checkpoint,
+            args.output,
+            cfg,
+            progress=lambda done, total, secs: print(
+                f"scored {done}/{total} sentences ({done / max(secs, 1e-9):.1f}/s)",
+                file=sys.stderr,
+                flush=True,
+            ),
+        )
         seconds = time.perf_counter() - start
     finally:
         if started_ray:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,7 @@ def score_pool(
     loader: ModelLoader | None = None,
     scorer_cls: type[MCDropoutScorer] = MCDropoutScorer,
     experiment: str | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> pa.Table:
     """Confidence table of every sentence of ``pool``.
 
@@ -88,6 +91,9 @@ def score_pool(
         ``loader(checkpoint) -> ScoringModel`` run inside each actor.
     scorer_cls : type, optional
         The actor class (a subclass of :class:`MCDropoutScorer`).
+    progress : callable, optional
+        ``progress(rows_done, rows_total, seconds)``, called at most every 10 s and at
+        the end while scored rows stream in.
 
     Returns
     -------
@@ -139,13 +145,23 @@ def score_pool(
         num_gpus=cfg.gpus_per_actor or None,
         zero_copy_batch=True,
     )
-    try:
-        parts = ray.get(dataset.to_arrow_refs())
+    parts: list[pa.Table] = []
+    done, started, last_report = 0, time.perf_counter(), 0.0
+    try:  # streamed: scored blocks arrive as actors finish them
+        for part in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            parts.append(part)
+            done += part.num_rows
+            now = time.perf_counter()
+            if progress is not None and (now - last_report >= 10.0 or done == table.num_rows):
+                progress(done, table.num_rows, now - started)
+                last_report = now
     except Exception as err:  # Ray wraps errors raised in actors; surface the user's one
         cause = _user_error(err)
         if cause is None:
             raise
         raise ScoringError(cause) from err
+    if not parts:
+        raise ScoringError("scoring returned no rows (is the pool empty?)")
     result = pa.concat_tables([p for p in parts if p.num_rows] or parts)
     check_complete(result, table.column("id").to_pylist())
     order = pc.index_in(table.column("id"), value_set=result.column("id"))
@@ -160,6 +176,7 @@ def score_pool_to_file(
     *,
     loader: ModelLoader | None = None,
     experiment: str | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> pa.Table:
     """:func:`score_pool`, then write the table atomically to ``output`` (Parquet).
 
@@ -167,7 +184,9 @@ def score_pool_to_file(
     scoring fails.
     """
     cfg = config or ScoringConfig()
-    result = score_pool(pool, checkpoint, cfg, loader=loader, experiment=experiment)
+    result = score_pool(
+        pool, checkpoint, cfg, loader=loader, experiment=experiment, progress=progress
+    )
     tasks = [c.removesuffix(".ec") for c in result.column_names if c.endswith(".ec")]
     write_confidence_table(
         result,

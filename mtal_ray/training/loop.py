@@ -203,6 +203,17 @@ def _batches_from(state: LoopState, rows: int, rank: int, world: int, cfg: Train
         epoch, skip = epoch + 1, 0
 
 
+def progress_line(metrics: dict[str, Any], max_steps: int, tasks: list[str]) -> str:
+    """One evaluation's progress: step, loss, dev scores, the best so far."""
+    dev = ", ".join(f"{t} {metrics[f'dev_{t}']:.4f}" for t in tasks if f"dev_{t}" in metrics)
+    line = (
+        f"train step {metrics['step']}/{max_steps} (epoch {metrics['epoch']}): "
+        f"loss {metrics['train_loss']:.4f}; dev {dev}; geo-mean {metrics['dev_gmean']:.4f} "
+        f"(best {metrics['best_dev_gmean']:.4f} at step {metrics['best_step']})"
+    )
+    return line + (" - stopping" if metrics["stopped"] else "")
+
+
 def _quiet_worker_logs() -> None:
     """Keep job logs readable: no per-report Ray Train lines, no HF weight-loading reports.
 
@@ -316,6 +327,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "stopped": stop,
             **{f"dev_{t}": s["main"] for t, s in scores.items()},
         }
+        if rank == 0:  # progress: one line per evaluation (the job log shows it)
+            print(progress_line(metrics, cfg.max_steps, list(tasks)), flush=True)
         losses_since_eval = []
         with tempfile.TemporaryDirectory(prefix="mtal-ckpt-") as tmp:
             directory = Path(tmp)
