@@ -311,3 +311,69 @@ def test_every_node_is_scraped(prometheus: str, recorded: tuple[ALMetrics, float
     }
     for node in nodes:
         assert up.get(node) == "1", f"node {node} not scraped: {up}"
+
+
+def test_a_real_experiment_exports_its_metrics(
+    prometheus: str, ray_session: Path, encoder: str, tmp_path: Path
+) -> None:
+    """A tiny AL run (synthetic SF+ID, tiny encoder) in this Ray session; its driver and its
+    Ray Data scoring actors publish mtal_ metrics that Prometheus scrapes."""
+    from mtal_ray.config import load_config
+    from mtal_ray.driver.loop import ActiveLearningLoop
+
+    experiment = "prom-real-run"
+    config = load_config(
+        None,
+        [
+            "data.path=synthetic",
+            "data.synthetic.n_train=40",
+            "data.synthetic.n_dev=10",
+            "data.synthetic.n_test=10",
+            "data.initial_count=8",
+            "data.dev_multiple=1.0",
+            f"model.encoder={encoder}",
+            "training.max_steps=2",
+            "training.eval_every=2",
+            "training.batch_size=8",
+            "scoring.k=2",
+            "scoring.concurrency=1",
+            "scoring.cpus_per_actor=0.5",
+            "selection.method=mt-avg",
+            "selection.n=6",
+            "al.iterations=2",
+            "tracking.enabled=false",
+            f"tracking.experiment={experiment}",
+        ],
+    )
+    run_dir = tmp_path / "run"
+    summary = ActiveLearningLoop(config, run_dir).run()
+    assert summary.status == "finished"
+    state = json.loads((run_dir / "state.json").read_text())
+    pool_scored = len(state["pool"]) + 6  # round 0 scored the pool it then selected 6 from
+    exp = (("experiment", experiment),)
+    expected = {
+        "ray_mtal_al_iteration": {exp: 1.0},
+        "ray_mtal_pool_sentences": {exp: float(len(state["pool"]))},
+        "ray_mtal_labeled_sentences": {
+            (("experiment", experiment), ("task", task)): float(len(ids))
+            for task, ids in state["labeled"].items()
+        },
+        "ray_mtal_scored_rows_total": {exp: float(pool_scored)},
+        "ray_mtal_selection_latency_seconds_count": {exp: 1.0},
+    }
+    got: dict[str, Any] = {}
+
+    def all_match() -> bool:
+        for expr, want in expected.items():
+            labels = sorted({k for key in want for k, _ in key})
+            selector = f'{{experiment="{experiment}"}}'
+            got[expr] = _values(prometheus, f"sum by ({', '.join(labels)}) ({expr}{selector})")
+            if got[expr] != pytest.approx(want):
+                return False
+        return True
+
+    try:
+        _wait_for(all_match, "timeout")
+    except AssertionError:
+        raise AssertionError(f"Prometheus holds {got}, expected {expected}") from None
+    assert len(state["labeled"]["sf"]) == 8 + 6
