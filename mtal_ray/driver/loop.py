@@ -416,7 +416,7 @@ class ActiveLearningLoop:
             sid: with_dependencies(list(result.tasks[sid]) if result.tasks else self.tasks)
             for sid in result.ids
         }
-        payload = json.loads(result.to_json())
+        payload = result.to_dict(name=sel.method.lower())
         payload["tasks"] = tasks_per_id
         if payload.get("cost") is None:
             payload["cost"] = self._annotation_cost(table, tasks_per_id)

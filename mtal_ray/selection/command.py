@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         time_limit=args.time_limit,
         cost_model=CostModel(tp=args.tp, ts=args.ts),
     )
-    _write_atomic(args.output, result.to_json(indent=1) + "\n")
+    _write_atomic(args.output, result.to_json(indent=1, name=args.method.lower()) + "\n")
     print(f"{result.method}: selected {len(result.ids)} ids -> {args.output}")
     return 0
 

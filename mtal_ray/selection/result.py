@@ -35,10 +35,21 @@ class SelectionResult:
     cost: float | None = None
     gap: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready dict: ``method`` and ``ids`` always, other keys when set."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+    def to_dict(self, name: str | None = None) -> dict[str, Any]:
+        """The JSON-ready dict: ``method`` and ``ids`` always, other keys when set.
 
-    def to_json(self, indent: int | None = None) -> str:
+        With ``name`` (the method name the user asked for, e.g. ``"mt-par"``), ``method``
+        is that name and ``selector`` holds the constructor form with its parameters.
+        """
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        if name is not None:
+            data = {
+                "method": name,
+                "selector": self.method,
+                **{k: v for k, v in data.items() if k != "method"},
+            }
+        return data
+
+    def to_json(self, indent: int | None = None, name: str | None = None) -> str:
         """Serialise :meth:`to_dict` as JSON."""
-        return json.dumps(self.to_dict(), indent=indent)
+        return json.dumps(self.to_dict(name), indent=indent)
