@@ -316,8 +316,9 @@ def test_every_node_is_scraped(prometheus: str, recorded: tuple[ALMetrics, float
 def test_a_real_experiment_exports_its_metrics(
     prometheus: str, ray_session: Path, encoder: str, tmp_path: Path
 ) -> None:
-    """A tiny AL run (synthetic SF+ID, tiny encoder) in this Ray session; its driver and its
-    Ray Data scoring actors publish mtal_ metrics that Prometheus scrapes."""
+    """A tiny AL run (synthetic SF+ID, tiny encoder, dev-calibrated scoring) in this Ray
+    session; its driver and its Ray Data scoring actors publish mtal_ metrics that
+    Prometheus scrapes."""
     from mtal_ray.config import load_config
     from mtal_ray.driver.loop import ActiveLearningLoop
 
@@ -338,6 +339,7 @@ def test_a_real_experiment_exports_its_metrics(
             "scoring.k=2",
             "scoring.concurrency=1",
             "scoring.cpus_per_actor=0.5",
+            "scoring.calibrate=true",  # the driver refits temperatures on dev each round
             "selection.method=mt-avg",
             "selection.n=6",
             "al.iterations=2",
@@ -377,3 +379,9 @@ def test_a_real_experiment_exports_its_metrics(
     except AssertionError:
         raise AssertionError(f"Prometheus holds {got}, expected {expected}") from None
     assert len(state["labeled"]["sf"]) == 8 + 6
+    # calibration: the round's confidence table was scored with temperatures fitted on dev
+    from mtal_ray.scoring.table import read_confidence_table, table_metadata
+
+    table = read_confidence_table(run_dir / "rounds" / "round_0" / "confidence.parquet")
+    temperatures = table_metadata(table)["temperatures"]
+    assert set(temperatures) == {"sf", "id"} and all(t > 0 for t in temperatures.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mtal_ray.cli import main
@@ -59,3 +60,20 @@ def test_score_command_end_to_end(tmp_path, capsys) -> None:  # type: ignore[no-
     ]  # fmt: skip
     assert table_metadata(table)["k"] == 3
     assert "sentences/s" in capsys.readouterr().out
+
+    # calibrate=true: temperatures fitted on annotated dev data, stored with the table,
+    # and applied to EC (the deterministic pass is the same, so only T changes EC)
+    calibrated = tmp_path / "calibrated.parquet"
+    argv = ["score", "--checkpoint", str(ckpt), "--data", str(data / "dev")]
+    argv += ["--output", str(calibrated), "--calibration-data", str(data / "dev")]
+    assert main([*argv, "--ec-only", "calibrate=true", "batch_size=4"]) == 0
+    assert "calibrated on dev (12 sentences)" in capsys.readouterr().err
+    cal = read_confidence_table(calibrated)
+    temperatures = table_metadata(cal)["temperatures"]
+    assert set(temperatures) == {"sf", "id"} and all(t > 0 for t in temperatures.values())
+    for task, t in temperatures.items():
+        plain, scaled = table[f"{task}.ec"].to_numpy(), cal[f"{task}.ec"].to_numpy()
+        if abs(t - 1.0) > 1e-2:
+            assert not np.allclose(plain, scaled), task
+        else:
+            np.testing.assert_allclose(plain, scaled, atol=1e-3)

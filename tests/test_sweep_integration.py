@@ -145,3 +145,40 @@ def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(tmp_path
         assert child.data.params["selection.method"] in ("mt-avg", "mt-par")
         steps = {m.step for m in client.get_metric_history(child.info.run_id, "dev.sf")}
         assert steps == {0, 1}
+
+
+def test_a_failed_trial_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path: Path, encoder: str):
+    """One trial's encoder does not exist: that trial fails (FAILED in MLflow, listed in
+    the report), the other finishes, and the sweep exits 1 after both."""
+    sweep_dir = tmp_path / "sweep"
+    missing = tmp_path / "no-such-encoder"
+    command = [
+        *_command(sweep_dir)[:-1],  # the last item of TINY is its grid
+        "training.max_steps=2",
+        "training.eval_every=2",
+        f"sweep.grid=[{{model.encoder: [{encoder}, {missing}], selection.method: [mt-avg],"
+        " seed: [0]}]",
+    ]
+    done = subprocess.run(
+        command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "2 trials, 1 failed" in done.stdout
+    statuses = _statuses(sweep_dir)
+    assert sorted(statuses.values()) == ["failed", "finished"], statuses
+    report = (sweep_dir / "report.md").read_text()
+    assert "Trials: 1 finished, 1 failed, 0 unfinished." in report
+
+    from mlflow.tracking import MlflowClient
+
+    info = load_sweep_info(sweep_dir)
+    client = MlflowClient(tracking_uri=info["tracking_uri"])
+    parent = client.get_run(info["parent_run_id"])
+    assert parent.data.tags["sweep.failed_trials"] == "1"
+    experiment = client.get_experiment_by_name(info["experiment"]).experiment_id
+    children = client.search_runs(
+        [experiment], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    by_encoder = {r.data.params["model.encoder"]: r for r in children}
+    assert by_encoder[str(missing)].info.status == "FAILED"
+    assert by_encoder[encoder].info.status == "FINISHED"

@@ -332,6 +332,23 @@ class ActiveLearningLoop:
         state.step = "done" if last else "score"
         self._save()
 
+    def _calibrate(self, record: Any) -> dict[str, float]:
+        """Temperature scaling: one temperature per task fitted on dev for this model."""
+        from mtal_ray.scoring.calibration import fit_temperatures
+        from mtal_ray.scoring.model_adapter import load_scoring_model
+
+        scorer = load_scoring_model(record.checkpoint)
+        temperatures = fit_temperatures(scorer, self._dev_table(), self.cfg.scoring.tasks)
+        self.tracker.log_metrics(
+            {f"calibration.temperature.{t}": v for t, v in temperatures.items()},
+            step=self.state.iteration if self.state else 0,
+        )
+        self.echo(
+            "  calibrated on dev: "
+            + ", ".join(f"T[{t}] = {v:.3f}" for t, v in temperatures.items())
+        )
+        return temperatures
+
     def _step_score(self) -> None:
         from mtal_ray.scoring.pool import score_pool_to_file
 
@@ -351,6 +368,8 @@ class ActiveLearningLoop:
         )
         fault_point(f"during_score:{state.iteration}", self.run_dir)
         started = time.perf_counter()
+        if scoring.calibrate:
+            scoring = scoring.model_copy(update={"temperatures": self._calibrate(record)})
         score_pool_to_file(
             pool,
             record.checkpoint,

@@ -53,6 +53,8 @@ def _score(args: argparse.Namespace) -> int:
     name, pool = _pick_split(corpus, args.split)
     if args.limit is not None:
         pool = pool.slice(0, args.limit)
+    if cfg.calibrate:
+        cfg = cfg.model_copy(update={"temperatures": _calibrate(args, corpus, cfg.tasks)})
     started_ray = ensure_ray(log_to_driver=False)
     try:
         start = time.perf_counter()
@@ -73,6 +75,28 @@ def _score(args: argparse.Namespace) -> int:
             ray.shutdown()
     _summary(table, name, args.output, seconds)
     return 0
+
+
+def _calibrate(args: argparse.Namespace, corpus: object, tasks: list[str] | None) -> dict:
+    """Temperatures fitted on ``--calibration-data`` (default: the corpus's dev split)."""
+    from mtal_ray.data.corpus import load_corpus
+    from mtal_ray.scoring.calibration import fit_temperatures
+    from mtal_ray.scoring.model_adapter import load_scoring_model
+
+    if args.calibration_data:
+        source = load_corpus(args.calibration_data, args.format)
+        name, dev = _pick_split(source, "dev" if "dev" in source.splits else None)
+    elif "dev" in corpus.splits:  # type: ignore[attr-defined]
+        name, dev = "dev", corpus.split("dev")  # type: ignore[attr-defined]
+    else:
+        raise ConfigError(
+            "calibrate=true fits temperatures on annotated data: --data has no dev split, "
+            "so pass --calibration-data PATH"
+        )
+    temperatures = fit_temperatures(load_scoring_model(args.checkpoint), dev, tasks)
+    shown = ", ".join(f"T[{t}] = {v:.3f}" for t, v in temperatures.items())
+    print(f"calibrated on {name} ({dev.num_rows} sentences): {shown}", file=sys.stderr)
+    return temperatures
 
 
 def _summary(table: object, split: str, output: str, seconds: float) -> None:
@@ -112,5 +136,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", help="corpus format (default: detected)")
     parser.add_argument("--ec-only", action="store_true", help="one deterministic pass, no DA")
     parser.add_argument("--limit", type=int, help="score only the first N sentences")
+    parser.add_argument(
+        "--calibration-data",
+        help="annotated data to fit temperatures on with calibrate=true (default: the dev "
+        "split of --data)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="scoring config keys")
     parser.set_defaults(func=_score)

@@ -35,6 +35,10 @@ class ScoringConfig(BaseModel):
         Optional post-hoc temperature per task (fitted on dev with
         :func:`mtal_ray.scoring.calibration.fit_temperatures`); applied to the
         probabilities before EC. Tasks not listed keep ``T = 1``.
+    calibrate
+        Fit ``temperatures`` on the dev split before each scoring (temperature scaling,
+        Guo et al. 2017): the AL driver refits after every training, so the calibration
+        follows the model from round to round (fitted values replace configured ones).
     seed
         Seeds the dropout masks of each batch (from the seed and the batch's ids), so a
         pool scores the same whichever actor takes which batch, retries included.
@@ -52,6 +56,7 @@ class ScoringConfig(BaseModel):
     threads_per_actor: int | None = Field(None, ge=1)
     tasks: list[str] | None = None
     temperatures: dict[str, float] = Field(default_factory=dict)
+    calibrate: bool = False
     seed: int = 0
 
     @field_validator("temperatures")

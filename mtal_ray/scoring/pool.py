@@ -197,6 +197,7 @@ def score_pool_to_file(
             "checkpoint": str(checkpoint),
             "tasks": tasks,
             "seed": cfg.seed,
+            "temperatures": cfg.temperatures or None,
         },
     )
     return result
