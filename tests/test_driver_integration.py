@@ -48,7 +48,7 @@ def tiny_config(shared_data: Path, folder: Path, **extra: object) -> Path:
             "eval_every": 6,
             "patience": 2,
         },
-        "scoring": {"k": 2, "concurrency": 1, "cpus_per_actor": 0.5},
+        "scoring": {"k": 2, "concurrency": 1, "cpus_per_actor": 0.5, "batch_size": 16},
         "selection": {"method": "mt-avg", "n": 8},
         "al": {"iterations": 2},
         "tracking": {"experiment": "ci-driver"},
@@ -146,15 +146,14 @@ def test_uninterrupted_run_tracks_everything(reference):
 def test_kill_9_then_relaunch_gives_the_same_labeled_set(reference, tmp_path):
     config, ref_dir, _ = reference
     run_dir = tmp_path / "run"
-    # 1. kill -9 while the Ray Data actors score the pool of round 0.
-    proc = launch(config, run_dir)
-    wait_for(
-        lambda: (run_dir / "state.json").exists() and state_of(run_dir)["step"] == "score",
-        proc,
-    )
-    time.sleep(2.0)
+    # 1. kill -9 while the Ray Data actors score the pool of round 0: after the first
+    #    scored batches arrived, before the last (the pool is 4 batches of 16).
+    proc = launch(config, run_dir, env={"MTAL_RAY_PAUSE_AT": "mid_score:0"})
+    wait_for(lambda: (run_dir / ".paused").exists(), proc)
     kill_group(proc)
-    assert state_of(run_dir)["step"] in {"score", "select"}
+    assert state_of(run_dir)["step"] == "score"
+    assert not (run_dir / "rounds" / "round_0" / "confidence.parquet").exists()
+    (run_dir / ".paused").unlink()
     # 2. Relaunch; kill -9 after the selection is persisted, before the state update.
     proc = launch(config, run_dir, env={"MTAL_RAY_PAUSE_AT": "after_select:0"})
     wait_for(lambda: (run_dir / ".paused").exists(), proc)

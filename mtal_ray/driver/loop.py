@@ -332,6 +332,11 @@ class ActiveLearningLoop:
         state.step = "done" if last else "score"
         self._save()
 
+    def _scoring_progress(self, done: int, total: int, seconds: float) -> None:
+        self.echo(f"  scoring: {done}/{total} sentences ({done / max(seconds, 1e-9):.1f}/s)")
+        if done < total and self.state is not None:  # tests: kill -9 with scoring half done
+            fault_point(f"mid_score:{self.state.iteration}", self.run_dir)
+
     def _calibrate(self, record: Any) -> dict[str, float]:
         """Temperature scaling: one temperature per task fitted on dev for this model."""
         from mtal_ray.scoring.calibration import fit_temperatures
@@ -376,9 +381,7 @@ class ActiveLearningLoop:
             output,
             scoring,
             experiment=self.cfg.tracking.experiment,
-            progress=lambda done, total, secs: self.echo(
-                f"  scoring: {done}/{total} sentences ({done / max(secs, 1e-9):.1f}/s)"
-            ),
+            progress=self._scoring_progress,
         )
         seconds = time.perf_counter() - started
         record.seconds["score"] = seconds

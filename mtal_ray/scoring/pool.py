@@ -146,7 +146,7 @@ def score_pool(
         zero_copy_batch=True,
     )
     parts: list[pa.Table] = []
-    done, started, last_report = 0, time.perf_counter(), 0.0
+    done, started, last_report = 0, time.perf_counter(), float("-inf")  # report the first
     try:  # streamed: scored blocks arrive as actors finish them
         for part in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             parts.append(part)
