@@ -167,6 +167,24 @@ def _values(url: str, expr: str) -> dict[tuple[tuple[str, str], ...], float]:
     }
 
 
+def _all_match(url: str, expected: dict, got: dict, selector: str = "") -> bool:
+    """Whether Prometheus holds ``expected`` ({expr: {label key: value}}); fills ``got``."""
+    for expr, want in expected.items():
+        # Sum over Ray's own labels (WorkerId, ...): one series per label set we set.
+        labels = sorted({k for key in want for k, _ in key})
+        got[expr] = _values(url, f"sum by ({', '.join(labels)}) ({expr}{selector})")
+        if got[expr] != pytest.approx(want):
+            return False
+    return True
+
+
+def _wait_for_match(url: str, expected: dict, got: dict, selector: str = "") -> None:
+    try:
+        _wait_for(lambda: _all_match(url, expected, got, selector), "timeout")
+    except AssertionError:
+        raise AssertionError(f"Prometheus holds {got}, expected {expected}") from None
+
+
 @ray.remote(num_cpus=0.5)
 class _ScoringActor:
     """Stands in for a Ray Data scoring actor: records what it scored."""
@@ -235,27 +253,14 @@ def test_mtal_metrics_read_back_through_prometheus(
         },
     }
     got: dict[str, Any] = {}
-
-    def all_match() -> bool:
-        for expr, want in expected.items():
-            # Sum over Ray's own labels (WorkerId, ...): one series per label set we set.
-            labels = sorted({k for key in want for k, _ in key})
-            got[expr] = _values(prometheus, f"sum by ({', '.join(labels)}) ({expr})")
-            if got[expr] != pytest.approx(want):
-                return False
-        return True
-
-    try:
-        _wait_for(all_match, "timeout")
-    except AssertionError:
-        raise AssertionError(f"Prometheus holds {got}, expected {expected}") from None
+    _wait_for_match(prometheus, expected, got)
 
     # Ray 2.60 drops a gauge that is not set again for a few report intervals. ALMetrics
     # re-publishes its state gauges, so they are still there long after the last record_*
     # call, while the throughput gauge, which it deliberately does not re-publish, is gone.
     time.sleep(max(0.0, recorded_at + STATE_GAUGE_CHECK_AFTER_S - time.monotonic()))
     throughput = expected.pop("ray_mtal_scoring_rows_per_second")
-    assert all_match(), f"state gauges vanished: Prometheus holds {got}"
+    assert _all_match(prometheus, expected, got), f"state gauges vanished: Prometheus holds {got}"
     assert throughput and not query(prometheus, "ray_mtal_scoring_rows_per_second"), (
         "a gauge that is not re-published should have expired (Ray's gauge TTL changed?)"
     )
@@ -363,21 +368,7 @@ def test_a_real_experiment_exports_its_metrics(
         "ray_mtal_scored_rows_total": {exp: float(pool_scored)},
         "ray_mtal_selection_latency_seconds_count": {exp: 1.0},
     }
-    got: dict[str, Any] = {}
-
-    def all_match() -> bool:
-        for expr, want in expected.items():
-            labels = sorted({k for key in want for k, _ in key})
-            selector = f'{{experiment="{experiment}"}}'
-            got[expr] = _values(prometheus, f"sum by ({', '.join(labels)}) ({expr}{selector})")
-            if got[expr] != pytest.approx(want):
-                return False
-        return True
-
-    try:
-        _wait_for(all_match, "timeout")
-    except AssertionError:
-        raise AssertionError(f"Prometheus holds {got}, expected {expected}") from None
+    _wait_for_match(prometheus, expected, {}, selector=f'{{experiment="{experiment}"}}')
     assert len(state["labeled"]["sf"]) == 8 + 6
     # calibration: the round's confidence table was scored with temperatures fitted on dev
     from mtal_ray.scoring.table import read_confidence_table, table_metadata

@@ -333,25 +333,24 @@ class ActiveLearningLoop:
         self._save()
 
     def _scoring_progress(self, done: int, total: int, seconds: float) -> None:
-        self.echo(f"  scoring: {done}/{total} sentences ({done / max(seconds, 1e-9):.1f}/s)")
+        from mtal_ray.scoring.pool import scoring_progress_text
+
+        self.echo(f"  {scoring_progress_text(done, total, seconds)}")
         if done < total and self.state is not None:  # tests: kill -9 with scoring half done
             fault_point(f"mid_score:{self.state.iteration}", self.run_dir)
 
     def _calibrate(self, record: Any) -> dict[str, float]:
         """Temperature scaling: one temperature per task fitted on dev for this model."""
-        from mtal_ray.scoring.calibration import fit_temperatures
-        from mtal_ray.scoring.model_adapter import load_scoring_model
+        from mtal_ray.scoring.calibration import calibrate_checkpoint, describe_temperatures
 
-        scorer = load_scoring_model(record.checkpoint)
-        temperatures = fit_temperatures(scorer, self._dev_table(), self.cfg.scoring.tasks)
+        temperatures = calibrate_checkpoint(
+            record.checkpoint, self._dev_table(), self.cfg.scoring.tasks
+        )
         self.tracker.log_metrics(
             {f"calibration.temperature.{t}": v for t, v in temperatures.items()},
             step=self.state.iteration if self.state else 0,
         )
-        self.echo(
-            "  calibrated on dev: "
-            + ", ".join(f"T[{t}] = {v:.3f}" for t, v in temperatures.items())
-        )
+        self.echo(f"  calibrated on dev: {describe_temperatures(temperatures)}")
         return temperatures
 
     def _step_score(self) -> None:
@@ -372,9 +371,9 @@ class ActiveLearningLoop:
             }
         )
         fault_point(f"during_score:{state.iteration}", self.run_dir)
-        started = time.perf_counter()
-        if scoring.calibrate:
+        if scoring.calibrate:  # before the clock: seconds.score is the pool's scoring only
             scoring = scoring.model_copy(update={"temperatures": self._calibrate(record)})
+        started = time.perf_counter()
         score_pool_to_file(
             pool,
             record.checkpoint,

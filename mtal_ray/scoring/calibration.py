@@ -21,7 +21,7 @@ from mtal_ray.errors import ScoringError
 from mtal_ray.scoring.buckets import length_buckets
 from mtal_ray.scoring.model_adapter import MultiTaskScoringModel
 
-__all__ = ["fit_temperatures"]
+__all__ = ["calibrate_checkpoint", "describe_temperatures", "fit_temperatures"]
 
 #: Per task: (key of the gold index tensor, key of its mask) in ``Task.targets``.
 _GOLD = {"token": ("tags", "mask"), "dp": ("heads", "head_mask"), "id": ("label", "mask")}
@@ -97,3 +97,17 @@ def fit_temperatures(
             raise ScoringError(f"{name}: no dev position where the gold label has probability > 0")
         out[name] = fit_temperature(stacked[ok], labels[ok])
     return out
+
+
+def calibrate_checkpoint(
+    checkpoint: str, dev: pa.Table, tasks: Sequence[str] | None = None
+) -> dict[str, float]:
+    """:func:`fit_temperatures` for a training checkpoint (loaded here, outside Ray)."""
+    from mtal_ray.scoring.model_adapter import load_scoring_model
+
+    return fit_temperatures(load_scoring_model(checkpoint), dev, tasks)
+
+
+def describe_temperatures(temperatures: dict[str, float]) -> str:
+    """``T[sf] = 1.234, T[id] = 0.870`` for progress lines."""
+    return ", ".join(f"T[{t}] = {v:.3f}" for t, v in temperatures.items())

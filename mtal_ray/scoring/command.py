@@ -44,7 +44,7 @@ def _score(args: argparse.Namespace) -> int:
     import ray
 
     from mtal_ray.data.corpus import load_corpus
-    from mtal_ray.scoring.pool import score_pool_to_file
+    from mtal_ray.scoring.pool import score_pool_to_file, scoring_progress_text
 
     cfg = scoring_config_from_overrides(args.overrides, args.ec_only)
     if not Path(args.checkpoint).exists():
@@ -64,9 +64,7 @@ def _score(args: argparse.Namespace) -> int:
             args.output,
             cfg,
             progress=lambda done, total, secs: print(
-                f"scored {done}/{total} sentences ({done / max(secs, 1e-9):.1f}/s)",
-                file=sys.stderr,
-                flush=True,
+                scoring_progress_text(done, total, secs), file=sys.stderr, flush=True
             ),
         )
         seconds = time.perf_counter() - start
@@ -80,8 +78,7 @@ def _score(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace, corpus: object, tasks: list[str] | None) -> dict:
     """Temperatures fitted on ``--calibration-data`` (default: the corpus's dev split)."""
     from mtal_ray.data.corpus import load_corpus
-    from mtal_ray.scoring.calibration import fit_temperatures
-    from mtal_ray.scoring.model_adapter import load_scoring_model
+    from mtal_ray.scoring.calibration import calibrate_checkpoint, describe_temperatures
 
     if args.calibration_data:
         source = load_corpus(args.calibration_data, args.format)
@@ -93,8 +90,8 @@ def _calibrate(args: argparse.Namespace, corpus: object, tasks: list[str] | None
             "calibrate=true fits temperatures on annotated data: --data has no dev split, "
             "so pass --calibration-data PATH"
         )
-    temperatures = fit_temperatures(load_scoring_model(args.checkpoint), dev, tasks)
-    shown = ", ".join(f"T[{t}] = {v:.3f}" for t, v in temperatures.items())
+    temperatures = calibrate_checkpoint(args.checkpoint, dev, tasks)
+    shown = describe_temperatures(temperatures)
     print(f"calibrated on {name} ({dev.num_rows} sentences): {shown}", file=sys.stderr)
     return temperatures
 

@@ -28,7 +28,7 @@ from mtal_ray.scoring.config import ScoringConfig
 from mtal_ray.scoring.mc_dropout import MCDropoutScorer, ModelLoader
 from mtal_ray.scoring.table import check_complete, write_confidence_table
 
-__all__ = ["score_pool", "score_pool_to_file"]
+__all__ = ["score_pool", "score_pool_to_file", "scoring_progress_text"]
 
 
 def _pool_columns(pool: pa.Table) -> pa.Table:
@@ -64,6 +64,11 @@ def _user_error(err: BaseException) -> str | None:
         stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])
     found = _WRAPPED_ERROR.findall(str(err))
     return found[-1].strip() if found else None
+
+
+def scoring_progress_text(done: int, total: int, seconds: float) -> str:
+    """``scoring: 320/1000 sentences (25.1/s)`` for a progress callback."""
+    return f"scoring: {done}/{total} sentences ({done / max(seconds, 1e-9):.1f}/s)"
 
 
 def score_pool(

@@ -211,7 +211,9 @@ def run_sweep(config: Any, config_path: Path, args: argparse.Namespace) -> int:
         random_keys=frozenset(sweep.random),
     )
     started = time.perf_counter()
-    started_ray = _ensure_ray()
+    from mtal_ray.ray_session import ensure_ray
+
+    started_ray = ensure_ray()
     try:
         cpus = float(ray_cluster_cpus())
         concurrency = trial_concurrency(sweep, [c for _, c in planned], cpus)
@@ -256,13 +258,6 @@ def _loaded(sweep_dir: Path) -> list[Any]:
     from mtal_ray.sweep.results import load_trials
 
     return load_trials(sweep_dir)
-
-
-def _ensure_ray() -> bool:
-    """Connect to ``RAY_ADDRESS`` or start a local Ray; True when this call started it."""
-    from mtal_ray.ray_session import ensure_ray
-
-    return ensure_ray()
 
 
 def ray_cluster_cpus() -> float:
