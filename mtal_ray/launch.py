@@ -75,6 +75,9 @@ def run_experiment(args: argparse.Namespace) -> int:
 
         return run_sweep(config, config_path, args)
     run_dir = resolve_run_dir(config, config_path, args.run_dir)
+    from mtal_ray.ray_session import warn_if_ephemeral
+
+    warn_if_ephemeral("run directory", run_dir)
     if args.restart and run_dir.exists():
         shutil.rmtree(run_dir)
     return run_loop(config, run_dir, Path.cwd(), local=args.local)

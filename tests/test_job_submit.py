@@ -126,6 +126,7 @@ def test_ray_job_submit_runs_the_launcher(ray_head, shared_data, tmp_path):
     output = submitted.stdout + submitted.stderr
     assert submitted.returncode == 0, output[-4000:]
     assert "succeeded" in output
+    assert "warning: the run directory" not in output  # an absolute path outside the copy
     state = json.loads((run_dir / "state.json").read_text())
     assert state["step"] == "done"
     assert json.loads((run_dir / "summary.json").read_text())["rows"][0]["labeled"] == 12

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from mtal_ray.errors import MtalError
-from mtal_ray.ray_session import ensure_ray
+from mtal_ray.ray_session import JOB_CONFIG_ENV, ensure_ray, ephemeral_output_warning
 
 TIMEOUT = (
     "The current node timed out during startup. This could happen because some of "
@@ -68,3 +71,37 @@ def test_an_initialized_ray_is_left_alone(monkeypatch):
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
     monkeypatch.setattr(ray, "init", lambda **kw: pytest.fail("ray.init called again"))
     assert ensure_ray() is False
+
+
+def _job_env(runtime_env: dict) -> dict[str, str]:
+    return {JOB_CONFIG_ENV: json.dumps({"runtime_env": runtime_env, "metadata": {}})}
+
+
+def test_a_run_dir_inside_the_job_working_dir_copy_is_warned_about(tmp_path: Path) -> None:
+    copy = tmp_path / "runtime_resources" / "working_dir_files" / "_ray_pkg_1"
+    env = _job_env({"working_dir": "gcs://_ray_pkg_1.zip"})
+    warning = ephemeral_output_warning("run directory", copy / "runs" / "x", environ=env, cwd=copy)
+    assert warning is not None
+    assert str(copy / "runs" / "x") in warning and "--run-dir /mnt/shared" in warning
+    assert warning.startswith("warning: the run directory ")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},  # not under ray job submit
+        _job_env({}),  # a job without --working-dir: cwd is the user's own directory
+        _job_env({"working_dir": None}),
+        {JOB_CONFIG_ENV: "not json"},
+    ],
+)
+def test_no_warning_without_a_job_working_dir(tmp_path: Path, env: dict) -> None:
+    path = tmp_path / "runs" / "x"
+    assert ephemeral_output_warning("run directory", path, environ=env, cwd=tmp_path) is None
+
+
+def test_no_warning_for_a_path_outside_the_copy(tmp_path: Path) -> None:
+    env = _job_env({"working_dir": "gcs://_ray_pkg_1.zip"})
+    copy = tmp_path / "copy"
+    shared = tmp_path / "shared" / "runs" / "x"
+    assert ephemeral_output_warning("run directory", shared, environ=env, cwd=copy) is None

@@ -19,6 +19,7 @@ from typing import Any
 
 from mtal_ray.config import apply_overrides, read_yaml, validate
 from mtal_ray.errors import ConfigError, MtalError
+from mtal_ray.ray_session import warn_if_ephemeral
 from mtal_ray.sweep.config import SweepConfig
 from mtal_ray.sweep.report import score_table, write_report
 from mtal_ray.sweep.results import SWEEP_FILE, TRIALS_DIR, load_sweep_info, save_sweep_info
@@ -162,6 +163,7 @@ def run_sweep(config: Any, config_path: Path, args: argparse.Namespace) -> int:
     base_raw = {k: v for k, v in raw.items() if k != "sweep"}
     name = sweep.name or config_path.stem
     sweep_dir = sweep_directory(sweep, config_path, getattr(args, "run_dir", None))
+    warn_if_ephemeral("sweep directory", sweep_dir)
     if getattr(args, "local", False):
         print("note: --local is ignored by sweeps (trials always run on Ray)")
     planned = plan_trials(config, base_raw)
