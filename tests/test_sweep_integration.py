@@ -149,16 +149,24 @@ def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(tmp_path
 
 def test_a_failed_trial_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path: Path, encoder: str):
     """One trial's encoder does not exist: that trial fails (FAILED in MLflow, listed in
-    the report), the other finishes, and the sweep exits 1 after both."""
+    the report), the other finishes, and the sweep exits 1 after both.
+
+    Run through the main job (``python -m mtal_ray.launch`` with a ``sweep:`` section) with
+    a random dimension: β is drawn from ``uniform(0.2, 0.9)`` for each grid point."""
     sweep_dir = tmp_path / "sweep"
     missing = tmp_path / "no-such-encoder"
     command = [
-        *_command(sweep_dir)[:-1],  # the last item of TINY is its grid
+        sys.executable, "-m", "mtal_ray.launch",
+        "--config", str(REPO / "configs" / "sweep_quickstart.yaml"),
+        "--run-dir", str(sweep_dir),
+        *TINY[:-1],  # the last item of TINY is its grid
         "training.max_steps=2",
         "training.eval_every=2",
         f"sweep.grid=[{{model.encoder: [{encoder}, {missing}], selection.method: [mt-avg],"
         " seed: [0]}]",
-    ]
+        "selection.task=id",
+        "sweep.random.selection.beta={uniform: [0.2, 0.9]}",
+    ]  # fmt: skip
     done = subprocess.run(
         command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900
     )
@@ -182,3 +190,14 @@ def test_a_failed_trial_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path: Pa
     by_encoder = {r.data.params["model.encoder"]: r for r in children}
     assert by_encoder[str(missing)].info.status == "FAILED"
     assert by_encoder[encoder].info.status == "FINISHED"
+    betas = [float(r.data.params["selection.beta"]) for r in children]
+    assert all(0.2 <= beta <= 0.9 for beta in betas), betas
+    assert len(set(betas)) == 2, betas  # one draw per grid point
+    records = [
+        json.loads(path.read_text()) for path in (sweep_dir / TRIALS_DIR).glob("*/trial.json")
+    ]
+    by_run = {r["mlflow_run_id"]: r for r in records}
+    for run in children:  # the trial's record holds the β its MLflow run logged
+        record = by_run[run.info.run_id]
+        assert record["beta"] == pytest.approx(float(run.data.params["selection.beta"]))
+        assert record["params"]["selection.beta"] == record["beta"]
