@@ -129,15 +129,19 @@ def al_run(
                 scores[task] = None
                 continue
             config = experiment([task], "st", {"method": "st-ec", "task": task})
-            summary = ActiveLearningLoop(config, out / task).run()
+            summary = ActiveLearningLoop(config, out / task, echo=_echo).run()
             scores[task] = summary.rows[-1].get(f"test.{task}")
             labeled = summary.rows[-1]["labeled"]
     else:
         config = experiment(tasks, scheme, {"method": "mt-avg"})
-        summary = ActiveLearningLoop(config, out).run()
+        summary = ActiveLearningLoop(config, out, echo=_echo).run()
         scores = {t: summary.rows[-1].get(f"test.{t}") for t in tasks}
         labeled = summary.rows[-1]["labeled"]
     return {"test": scores, "wall_s": time.perf_counter() - started, "labeled": labeled}
+
+
+def _echo(line: str) -> None:
+    print(f"    {line}", flush=True)
 
 
 def settings(args: argparse.Namespace, part: str) -> dict[str, Any]:
@@ -218,6 +222,7 @@ def main() -> None:
                         continue
                     out = args.output / scenario / scheme / part
                     run = full_training if part == "full" else al_run
+                    print(f"{scenario} {scheme} {part}: running", flush=True)
                     entry[part] = run(scenario, tasks, scheme, args, out)
                     entry[part]["settings"] = settings(args, part)
                     print(f"{scenario} {scheme} {part}: {json.dumps(entry[part])}", flush=True)
