@@ -60,11 +60,11 @@ def _attempts(sweep_dir: Path) -> dict[str, int]:
     }
 
 
-def _command(sweep_dir: Path) -> list[str]:
+def _command(sweep_dir: Path, encoder: str) -> list[str]:
     config = REPO / "configs" / "sweep_quickstart.yaml"
     return [
         sys.executable, "-m", "mtal_ray.cli", "sweep", "--config", str(config),
-        "--sweep-dir", str(sweep_dir), *TINY,
+        "--sweep-dir", str(sweep_dir), f"model.encoder={encoder}", *TINY,
     ]  # fmt: skip
 
 
@@ -74,11 +74,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(tmp_path: Path):
+def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(
+    tmp_path: Path, encoder: str
+):
     sweep_dir = tmp_path / "sweep"
     log = (tmp_path / "first.log").open("w")
     first = subprocess.Popen(
-        _command(sweep_dir), cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT,
+        _command(sweep_dir, encoder), cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     killed = False
@@ -105,7 +107,12 @@ def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(tmp_path
     assert done_before and len(done_before) < 4
 
     second = subprocess.run(
-        _command(sweep_dir), cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600
+        _command(sweep_dir, encoder),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming the sweep" in second.stdout
