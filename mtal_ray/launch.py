@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mtal_ray.errors import MtalError
+from mtal_ray.ray_session import warn_if_ephemeral
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,9 +76,6 @@ def run_experiment(args: argparse.Namespace) -> int:
 
         return run_sweep(config, config_path, args)
     run_dir = resolve_run_dir(config, config_path, args.run_dir)
-    from mtal_ray.ray_session import warn_if_ephemeral
-
-    warn_if_ephemeral("run directory", run_dir)
     if args.restart and run_dir.exists():
         shutil.rmtree(run_dir)
     return run_loop(config, run_dir, Path.cwd(), local=args.local)
@@ -85,6 +83,7 @@ def run_experiment(args: argparse.Namespace) -> int:
 
 def run_loop(config: Any, run_dir: Path, base_dir: Path, *, local: bool = False) -> int:
     """Run (or resume) one AL experiment in a driver actor (or in this process)."""
+    warn_if_ephemeral("run directory", run_dir)
     if local:
         from mtal_ray.driver.loop import ActiveLearningLoop
 
