@@ -1,136 +1,30 @@
 """``python -m mtal_ray.launch --config configs/X.yaml [k=v …]``: the main job.
 
-Connects to the Ray cluster named by ``RAY_ADDRESS`` (or the one ``ray job submit`` runs
-in), otherwise starts a local Ray; then runs the AL experiment in a driver actor — or, when
-the config has a ``sweep:`` section, a Ray Tune sweep. Relaunching the same command resumes
-an interrupted run from its run directory.
+A thin alias kept for the documented entry point (``ray job submit -- python -m
+mtal_ray.launch …``, the cluster configs); the command lives in :mod:`mtal_ray.cli.run`.
 """
 
 from __future__ import annotations
 
-import argparse
-import shutil
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-from mtal_ray.errors import MtalError
-from mtal_ray.ray_session import warn_if_ephemeral
+from mtal_ray.cli.run import (
+    add_run_arguments,
+    main,
+    resolve_run_dir,
+    run_experiment,
+    run_loop,
+    unwrap_ray_error,
+)
 
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments shared by ``python -m mtal_ray.launch`` and ``mtal-ray run``."""
-    parser.add_argument("--config", required=True, help="experiment YAML (see configs/)")
-    parser.add_argument("--run-dir", help="run directory (default: al.run_dir or runs/<config>)")
-    parser.add_argument(
-        "--restart", action="store_true", help="delete the run directory first and start over"
-    )
-    parser.add_argument(
-        "--local", action="store_true", help="run the loop in this process (no driver actor)"
-    )
-    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
-
-
-def resolve_run_dir(config: Any, config_path: Path, explicit: str | None) -> Path:
-    """``--run-dir``, else ``al.run_dir``, else ``runs/<config file stem>`` (absolute).
-
-    Relative paths in a config (``data.path``, ``al.run_dir``) are relative to the working
-    directory: the repository root locally, the uploaded working dir under ``ray job submit``.
-    """
-    chosen = explicit or config.al.run_dir or str(Path("runs") / config_path.stem)
-    return Path(chosen).expanduser().resolve()
-
-
-def _print_summary(summary: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    if summary.rows:
-        columns = list(summary.rows[0])
-        table = Table(title=f"mtal_ray: {summary.run_dir}")
-        for name in columns:
-            table.add_column(name, justify="right")
-        for row in summary.rows:
-            table.add_row(
-                *[
-                    f"{row.get(c):.4f}" if isinstance(row.get(c), float) else str(row.get(c, ""))
-                    for c in columns
-                ]
-            )
-        console.print(table)
-    console.print(summary.message)
-    if summary.mlflow_run_id:
-        console.print(f"MLflow run {summary.mlflow_run_id}")
-
-
-def run_experiment(args: argparse.Namespace) -> int:
-    """Load the config and run (or resume) the experiment; returns the exit status."""
-    from mtal_ray.config import load_config
-
-    config_path = Path(args.config)
-    config = load_config(config_path, args.overrides)
-    if getattr(config, "sweep", None) is not None:
-        from mtal_ray.sweep import run_sweep
-
-        return run_sweep(config, config_path, args)
-    run_dir = resolve_run_dir(config, config_path, args.run_dir)
-    if args.restart and run_dir.exists():
-        shutil.rmtree(run_dir)
-    return run_loop(config, run_dir, Path.cwd(), local=args.local)
-
-
-def run_loop(config: Any, run_dir: Path, base_dir: Path, *, local: bool = False) -> int:
-    """Run (or resume) one AL experiment in a driver actor (or in this process)."""
-    warn_if_ephemeral("run directory", run_dir)
-    if local:
-        from mtal_ray.driver.loop import ActiveLearningLoop
-
-        summary = ActiveLearningLoop(config, run_dir, base_dir, echo=print).run()
-    else:
-        from mtal_ray.driver.actor import run_on_ray
-        from mtal_ray.ray_session import ensure_ray
-
-        ensure_ray()
-        summary = run_on_ray(config, run_dir, base_dir)
-    _print_summary(summary)
-    return 0
-
-
-def unwrap_ray_error(err: BaseException) -> BaseException:
-    """The user-facing cause of an error raised inside a Ray actor or task.
-
-    Ray re-raises a remote exception as a ``RayTaskError`` subclass of the original class
-    whose message holds the remote traceback; its ``cause`` is the original exception.
-    """
-    for _ in range(5):
-        cause = getattr(err, "cause", None)
-        if cause is None or cause is err:
-            break
-        err = cause
-    return err
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m mtal_ray.launch``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mtal_ray.launch", description="Run or resume an MT-AL experiment."
-    )
-    add_run_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_experiment(args)
-    except KeyboardInterrupt:
-        print("interrupted; relaunch the same command to resume", file=sys.stderr)
-        return 130
-    except Exception as err:
-        cause = unwrap_ray_error(err)
-        if isinstance(cause, MtalError):
-            print(f"error: {cause}", file=sys.stderr)
-            return 2
-        raise
-
+__all__ = [
+    "add_run_arguments",
+    "main",
+    "resolve_run_dir",
+    "run_experiment",
+    "run_loop",
+    "unwrap_ray_error",
+]
 
 if __name__ == "__main__":
     sys.exit(main())

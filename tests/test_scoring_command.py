@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mtal_ray.cli import main
+from mtal_ray.cli.scoring import scoring_config_from_overrides
 from mtal_ray.errors import ConfigError
-from mtal_ray.scoring.command import scoring_config_from_overrides
 
 
 def test_overrides_with_and_without_section_prefix() -> None:

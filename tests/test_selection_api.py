@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from mtal_ray.cli import selection as select_command
 from mtal_ray.errors import EmptyPoolError, SelectionError
 from mtal_ray.selection import (
     METHODS,
@@ -21,7 +22,6 @@ from mtal_ray.selection import (
     load_table,
     select,
 )
-from mtal_ray.selection import command as select_command
 
 
 def _pool(n=50, seed=0):

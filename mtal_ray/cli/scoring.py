@@ -6,10 +6,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mtal_ray.errors import ConfigError, MtalError, ScoringError
-from mtal_ray.ray_session import ensure_ray
-from mtal_ray.scoring.config import ScoringConfig
+
+if TYPE_CHECKING:
+    from mtal_ray.scoring.config import ScoringConfig
 
 __all__ = ["register", "scoring_config_from_overrides"]
 
@@ -17,6 +19,7 @@ __all__ = ["register", "scoring_config_from_overrides"]
 def scoring_config_from_overrides(overrides: list[str], ec_only: bool = False) -> ScoringConfig:
     """A :class:`ScoringConfig` from ``key=value`` overrides (``scoring.`` prefix optional)."""
     from mtal_ray.config import apply_overrides, validate
+    from mtal_ray.scoring.config import ScoringConfig
 
     prefixed = [o if o.startswith("scoring.") else f"scoring.{o}" for o in overrides]
     for text in prefixed:
@@ -44,6 +47,7 @@ def _score(args: argparse.Namespace) -> int:
     import ray
 
     from mtal_ray.data.corpus import load_corpus
+    from mtal_ray.ray_session import ensure_ray
     from mtal_ray.scoring.pool import score_pool_to_file, scoring_progress_text
 
     cfg = scoring_config_from_overrides(args.overrides, args.ec_only)

@@ -1,4 +1,4 @@
-"""``mtal-ray run`` (same as ``python -m mtal_ray.launch``) and ``mtal-ray import``."""
+"""``mtal-ray import``: validate a human-annotated batch, store it and resume the run."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mtal_ray.driver.annotation import import_annotations, read_manifest
-from mtal_ray.driver.state import LAUNCH_FILE, load_state, save_state
 from mtal_ray.errors import MtalError
 
 
-def _run(args: argparse.Namespace) -> int:
-    from mtal_ray.launch import run_experiment
-
-    return run_experiment(args)
-
-
 def _import(args: argparse.Namespace) -> int:
+    from mtal_ray.driver.annotation import import_annotations, read_manifest
+    from mtal_ray.driver.state import load_state, save_state
+
     run_dir = Path(args.run_dir)
     state = load_state(run_dir)
     if state is None:
@@ -36,7 +31,7 @@ def _import(args: argparse.Namespace) -> int:
     if args.no_resume:
         print("relaunch the experiment (same command) to continue")
         return 0
-    from mtal_ray.launch import run_loop
+    from mtal_ray.cli.run import run_loop
 
     config, base_dir = stored_experiment(run_dir)
     print(f"resuming {run_dir}")
@@ -46,6 +41,7 @@ def _import(args: argparse.Namespace) -> int:
 def stored_experiment(run_dir: Path) -> tuple[Any, Path]:
     """The config a run was started with and the directory its relative paths start from."""
     from mtal_ray.config import ExperimentConfig, validate
+    from mtal_ray.driver.state import LAUNCH_FILE
 
     try:
         raw = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
@@ -60,12 +56,7 @@ def stored_experiment(run_dir: Path) -> tuple[Any, Path]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``mtal-ray run`` and ``mtal-ray import``."""
-    from mtal_ray.launch import add_run_arguments
-
-    run = subparsers.add_parser("run", help="run or resume an AL experiment (the main job)")
-    add_run_arguments(run)
-    run.set_defaults(func=_run)
+    """Add ``mtal-ray import``."""
     imp = subparsers.add_parser(
         "import", help="validate a human-annotated batch, store it and resume the run"
     )

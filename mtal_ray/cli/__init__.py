@@ -1,9 +1,12 @@
 """The ``mtal-ray`` command line: one program, one sub-command per component.
 
-Each component registers its sub-command from its own ``command`` module (listed in
-:data:`COMMAND_MODULES`), so adding a command never touches the others. User errors
-(:class:`~mtal_ray.errors.MtalError`) are printed as one line without a traceback and the
-process exits with status 2.
+Every command lives in this package, one module per sub-command group (listed in
+:data:`COMMAND_MODULES`), so adding a command never touches the others; the library below
+``mtal_ray.cli`` never imports from it. Building the parser stays light: a command module
+imports its heavy dependencies (torch, transformers, Ray, MLflow) only inside the function
+that runs the command, so ``mtal-ray --help`` and the pure commands never load them. User
+errors (:class:`~mtal_ray.errors.MtalError`) are printed as one line without a traceback
+and the process exits with status 2.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from mtal_ray.errors import MtalError
 
 #: Modules that expose ``register(subparsers)``; imported lazily by :func:`build_parser`.
 COMMAND_MODULES: tuple[str, ...] = (
-    "mtal_ray.data.command",
-    "mtal_ray.driver.command",
-    "mtal_ray.sweep.command",
-    "mtal_ray.scoring.command",
-    "mtal_ray.selection.command",
-    "mtal_ray.training.command",
+    "mtal_ray.cli.data",
+    "mtal_ray.cli.run",
+    "mtal_ray.cli.annotation",
+    "mtal_ray.cli.sweep",
+    "mtal_ray.cli.scoring",
+    "mtal_ray.cli.selection",
+    "mtal_ray.cli.training",
 )
 
 
@@ -51,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception as err:
         # Errors raised inside Ray actors arrive wrapped; show the user's error plainly.
-        from mtal_ray.launch import unwrap_ray_error
+        from mtal_ray.cli.run import unwrap_ray_error
 
         cause = unwrap_ray_error(err)
         if isinstance(cause, MtalError):
@@ -61,7 +65,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
