@@ -14,8 +14,8 @@ from mtal_ray.cli.run import (
     resolve_run_dir,
     run_experiment,
     run_loop,
-    unwrap_ray_error,
 )
+from mtal_ray.errors import unwrap_ray_error
 
 __all__ = [
     "add_run_arguments",

@@ -16,7 +16,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from mtal_ray.errors import MtalError
+from mtal_ray.errors import user_error
 
 #: Modules that expose ``register(subparsers)``; imported lazily by :func:`build_parser`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -50,18 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except MtalError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except Exception as err:
         # Errors raised inside Ray actors arrive wrapped; show the user's error plainly.
-        from mtal_ray.cli.run import unwrap_ray_error
-
-        cause = unwrap_ray_error(err)
-        if isinstance(cause, MtalError):
-            print(f"error: {cause}", file=sys.stderr)
-            return 2
-        raise
+        cause = user_error(err)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mtal_ray.errors import MtalError
+from mtal_ray.errors import user_error
 from mtal_ray.ray_session import warn_if_ephemeral
 
 
@@ -110,20 +110,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.set_defaults(func=_run)
 
 
-def unwrap_ray_error(err: BaseException) -> BaseException:
-    """The user-facing cause of an error raised inside a Ray actor or task.
-
-    Ray re-raises a remote exception as a ``RayTaskError`` subclass of the original class
-    whose message holds the remote traceback; its ``cause`` is the original exception.
-    """
-    for _ in range(5):
-        cause = getattr(err, "cause", None)
-        if cause is None or cause is err:
-            break
-        err = cause
-    return err
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m mtal_ray.launch``."""
     parser = argparse.ArgumentParser(
@@ -137,8 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; relaunch the same command to resume", file=sys.stderr)
         return 130
     except Exception as err:
-        cause = unwrap_ray_error(err)
-        if isinstance(cause, MtalError):
-            print(f"error: {cause}", file=sys.stderr)
-            return 2
-        raise
+        cause = user_error(err)  # also behind Ray's wrappers
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
+        return 2
