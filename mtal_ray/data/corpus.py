@@ -13,10 +13,11 @@ from mtal_ray.data.jsonl import read_jsonl, write_jsonl
 from mtal_ray.data.schema import tasks_in
 from mtal_ray.data.slu import is_slu_folder, read_slu, write_slu
 from mtal_ray.errors import DataFormatError, MtalError
+from mtal_ray.taskspec import tasks_of_format
 
 FORMATS = ("conllu", "slu", "jsonl")
-#: Tasks each format can carry.
-FORMAT_TASKS = {"conllu": ("dp", "ner"), "slu": ("sf", "id"), "jsonl": ("ner", "re")}
+#: Tasks each format can carry (from the task table).
+FORMAT_TASKS = {fmt: tasks_of_format(fmt) for fmt in FORMATS}
 _EXTENSIONS = {".conllu": "conllu", ".conll": "conllu", ".json": "jsonl", ".jsonl": "jsonl"}
 _SPLIT_ORDER = ("train", "dev", "valid", "validation", "test")
 

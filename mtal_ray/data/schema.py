@@ -2,20 +2,9 @@
 
 A corpus split is a :class:`pyarrow.Table` with a stable string ``id``, the words in
 ``tokens`` and, per task, a nullable column group. A null value means "this row is not
-annotated for that task", which makes partial and disjoint annotation natural.
-
-============  ===============================================  ==========================
-task          columns                                          meaning
-============  ===============================================  ==========================
-``dp``        ``dp.head`` list<int32>, ``dp.deprel`` list<str>  CoNLL-U HEAD (1-based, 0 =
-                                                               root) and DEPREL per word
-``ner``       ``ner.tags`` list<str>                           BIO tags (``B-PER``, ``O``)
-``sf``        ``sf.tags`` list<str>                            BIO slot tags
-``id``        ``id.label`` str                                 intent (``a#b`` is one label)
-``re``        ``re.relations`` list<struct<head, tail, type>>  head/tail index the entity
-                                                               spans of ``ner.tags`` in
-                                                               order of span start
-============  ===============================================  ==========================
+annotated for that task", which makes partial and disjoint annotation natural. The task
+column groups come from the task table, :data:`mtal_ray.taskspec.TASK_SPECS` (its
+docstring lists them); the names below are derived from it.
 
 Format-specific columns (``conllu.raw``, ``jsonl.extra``) carry what a writer needs to
 reproduce the source file byte for byte; they are optional and never read by models.
@@ -26,33 +15,39 @@ from __future__ import annotations
 import pyarrow as pa
 
 from mtal_ray.errors import MtalError
+from mtal_ray.taskspec import RELATION_TYPE, TASK_SPECS, task_spec
 
-RELATION_TYPE = pa.struct([("head", pa.int32()), ("tail", pa.int32()), ("type", pa.string())])
+__all__ = [
+    "BASE_COLUMNS",
+    "RELATION_TYPE",
+    "TAGGING_TASKS",
+    "TASK_COLUMNS",
+    "TASK_DEPENDS_ON",
+    "annotated_mask",
+    "make_table",
+    "task_columns",
+    "tasks_in",
+]
 
 #: Columns of each task, with their Arrow types, in a fixed order.
 TASK_COLUMNS: dict[str, dict[str, pa.DataType]] = {
-    "dp": {"dp.head": pa.list_(pa.int32()), "dp.deprel": pa.list_(pa.string())},
-    "ner": {"ner.tags": pa.list_(pa.string())},
-    "sf": {"sf.tags": pa.list_(pa.string())},
-    "id": {"id.label": pa.string()},
-    "re": {"re.relations": pa.list_(RELATION_TYPE)},
+    name: spec.column_types for name, spec in TASK_SPECS.items()
 }
 
 #: Tasks whose labels are BIO tags over the words.
-TAGGING_TASKS = ("ner", "sf")
+TAGGING_TASKS: tuple[str, ...] = tuple(name for name, spec in TASK_SPECS.items() if spec.bio)
 
 #: Tasks whose annotation depends on another task's annotation.
-TASK_DEPENDS_ON = {"re": "ner"}
+TASK_DEPENDS_ON: dict[str, str] = {
+    name: spec.requires[0] for name, spec in TASK_SPECS.items() if spec.requires
+}
 
 BASE_COLUMNS: dict[str, pa.DataType] = {"id": pa.string(), "tokens": pa.list_(pa.string())}
 
 
 def task_columns(task: str) -> list[str]:
     """Column names of ``task``; raises :class:`MtalError` for an unknown task."""
-    if task not in TASK_COLUMNS:
-        known = ", ".join(TASK_COLUMNS)
-        raise MtalError(f"unknown task {task!r} (known tasks: {known})")
-    return list(TASK_COLUMNS[task])
+    return list(task_spec(task).column_names)
 
 
 def tasks_in(table: pa.Table) -> list[str]:

@@ -18,7 +18,11 @@ from mtal_ray.data.schema import make_table
 from mtal_ray.data.spans import bio_errors
 from mtal_ray.errors import DataFormatError
 
-FILES = ("seq.in", "seq.out", "label")
+#: The three line-aligned files of a split folder: words, slot tags, intents.
+WORDS_FILE, SLOTS_FILE, INTENT_FILE = "seq.in", "seq.out", "label"
+FILES = (WORDS_FILE, SLOTS_FILE, INTENT_FILE)
+#: The file that holds each task's annotation.
+TASK_FILES: dict[str, str] = {"sf": SLOTS_FILE, "id": INTENT_FILE}
 UNANNOTATED = "_"
 
 
@@ -64,7 +68,7 @@ def read_slu(folder: str | Path, *, strict_bio: bool = False) -> pa.Table:
         toks = w_line.split(" ")
         if w_line.strip() == "" or any(t == "" for t in toks):
             raise DataFormatError(
-                folder / "seq.in", lineno, "empty word (blank line or double space)"
+                folder / WORDS_FILE, lineno, "empty word (blank line or double space)"
             )
         if s_line == UNANNOTATED:
             tags = None
@@ -72,15 +76,15 @@ def read_slu(folder: str | Path, *, strict_bio: bool = False) -> pa.Table:
             tags = s_line.split(" ")
             if len(tags) != len(toks):
                 raise DataFormatError(
-                    folder / "seq.out",
+                    folder / SLOTS_FILE,
                     lineno,
                     f"{len(tags)} slot tags for {len(toks)} words in seq.in",
                 )
             for pos, message in bio_errors(tags):
                 if strict_bio or "neither" in message:
-                    raise DataFormatError(folder / "seq.out", lineno, f"word {pos + 1}: {message}")
+                    raise DataFormatError(folder / SLOTS_FILE, lineno, f"word {pos + 1}: {message}")
         if label.strip() == "":
-            raise DataFormatError(folder / "label", lineno, "empty intent label")
+            raise DataFormatError(folder / INTENT_FILE, lineno, "empty intent label")
         ids.append(f"{folder.name}-{i}")
         tokens.append(toks)
         sf.append(tags)
@@ -101,5 +105,5 @@ def write_slu(table: pa.Table, folder: str | Path) -> None:
     seq_out = "".join((UNANNOTATED if t is None else " ".join(t)) + "\n" for t in tags)
     label = "".join((UNANNOTATED if x is None else x) + "\n" for x in labels)
     atomic_write_many(
-        {folder / "seq.in": seq_in, folder / "seq.out": seq_out, folder / "label": label}
+        {folder / WORDS_FILE: seq_in, folder / SLOTS_FILE: seq_out, folder / INTENT_FILE: label}
     )

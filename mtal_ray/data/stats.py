@@ -12,14 +12,16 @@ from mtal_ray.data.corpus import Corpus
 from mtal_ray.data.schema import annotated_mask
 from mtal_ray.data.spans import bio_to_spans
 from mtal_ray.data.vocab import build_vocabs, label_counts, unseen_labels
+from mtal_ray.taskspec import task_spec
 
 
 def task_label_counts(table: pa.Table, task: str) -> dict[str, int]:
     """Counts reported per task: DEPREL for ``dp``, entity types for ``ner``/``sf``
     (spans, not tags), intents for ``id``, relation types for ``re``."""
-    if task in ("ner", "sf"):
+    spec = task_spec(task)
+    if spec.bio:
         counts: Counter[str] = Counter()
-        for tags in table.column(f"{task}.tags").to_pylist():
+        for tags in table.column(spec.label_column).to_pylist():
             if tags is not None:
                 counts.update(kind for _, _, kind in bio_to_spans(tags))
         return dict(sorted(counts.items()))
@@ -37,7 +39,7 @@ def split_stats(table: pa.Table, tasks: list[str]) -> dict[str, Any]:
     for task in tasks:
         annotated = sum(annotated_mask(table, task))
         entry: dict[str, Any] = {"annotated": annotated, "labels": task_label_counts(table, task)}
-        if task in ("ner", "sf"):
+        if task_spec(task).bio:
             entry["entities"] = sum(entry["labels"].values())
         stats["tasks"][task] = entry
     return stats

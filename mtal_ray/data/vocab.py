@@ -7,17 +7,11 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from mtal_ray.data.schema import task_columns
 from mtal_ray.errors import MtalError, UnseenLabelError
+from mtal_ray.taskspec import TASK_SPECS, task_spec
 
 #: The column whose values are a task's labels.
-LABEL_COLUMN = {
-    "dp": "dp.deprel",
-    "ner": "ner.tags",
-    "sf": "sf.tags",
-    "id": "id.label",
-    "re": "re.relations",
-}
+LABEL_COLUMN = {name: spec.label_column for name, spec in TASK_SPECS.items()}
 
 
 @dataclass(frozen=True)
@@ -62,17 +56,17 @@ class LabelVocab:
 
 def label_counts(table: pa.Table, task: str) -> Counter[str]:
     """Counts of every label of ``task`` in ``table`` (unannotated rows skipped)."""
-    column = LABEL_COLUMN[task]
-    task_columns(task)
+    spec = task_spec(task)
+    column = spec.label_column
     counts: Counter[str] = Counter()
     if column not in table.column_names:
         return counts
     for value in table.column(column).to_pylist():
         if value is None:
             continue
-        if task == "id":
+        if spec.kind == "sentence":
             counts[value] += 1
-        elif task == "re":
+        elif spec.kind == "relation":
             counts.update(rel["type"] for rel in value)
         else:
             counts.update(value)
@@ -82,7 +76,7 @@ def label_counts(table: pa.Table, task: str) -> Counter[str]:
 def build_vocab(table: pa.Table, task: str) -> LabelVocab:
     """The vocabulary of ``task`` from a (training) table."""
     labels = sorted(label_counts(table, task))
-    if task in ("ner", "sf"):
+    if task_spec(task).bio:
         labels = ["O"] + [x for x in labels if x != "O"]
     if not labels:
         raise MtalError(f"task {task!r}: the training split has no annotated labels")

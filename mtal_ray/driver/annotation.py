@@ -26,23 +26,14 @@ import pyarrow.parquet as pq
 
 from mtal_ray.data import load_corpus, split_path, take_ids, write_split
 from mtal_ray.data.atomic import atomic_write_text
-from mtal_ray.data.schema import TASK_COLUMNS, TASK_DEPENDS_ON, annotated_mask
+from mtal_ray.data.schema import TASK_COLUMNS, annotated_mask
+from mtal_ray.data.slu import TASK_FILES as SLU_TASK_FILES
 from mtal_ray.errors import DataFormatError, MtalError
+from mtal_ray.taskspec import with_dependencies as with_dependencies  # re-exported
 
 ANNOTATION_DIR = "annotation"
 MANIFEST = "manifest.json"
 IMPORTED = "imported.parquet"
-
-
-def with_dependencies(tasks: list[str]) -> list[str]:
-    """``tasks`` plus the tasks they depend on (``re`` -> ``ner``), in a stable order."""
-    out = list(tasks)
-    for task in tasks:
-        dep = TASK_DEPENDS_ON.get(task)
-        if dep and dep not in out:
-            out.append(dep)
-    order = list(TASK_COLUMNS)
-    return sorted(out, key=order.index)
 
 
 def mask_tasks(table: pa.Table, labeled: dict[str, list[str]], tasks: list[str]) -> pa.Table:
@@ -191,7 +182,7 @@ def import_annotations(run_dir: Path, iteration: int, files: list[Path]) -> pa.T
                     if task in tasks_per_id.get(sid, []) and not annotated[i]:
                         where = file
                         if fmt == "slu":
-                            where = file / ("seq.out" if task == "sf" else "label")
+                            where = file / SLU_TASK_FILES[task]
                         raise DataFormatError(
                             where, lines[i], f"sentence {sid!r} is not annotated for task {task!r}"
                         )

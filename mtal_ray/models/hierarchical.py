@@ -40,6 +40,7 @@ from transformers import PreTrainedModel
 
 from mtal_ray.errors import ConfigError
 from mtal_ray.models.config import ModelConfig
+from mtal_ray.taskspec import TASK_SPECS
 
 
 def task_levels(tasks: Sequence[str], requires: Mapping[str, Sequence[str]]) -> dict[str, int]:
@@ -78,7 +79,7 @@ def readout_layers(
         ``model.hierarchy``: explicit layers (unnamed tasks read ``n_layers``), or ``None``
         for the level-based default (see the module docstring).
     requires
-        Task -> prerequisite tasks (default: from the task registry).
+        Task -> prerequisite tasks (default: from :data:`mtal_ray.taskspec.TASK_SPECS`).
 
     Raises
     ------
@@ -87,9 +88,7 @@ def readout_layers(
     """
     if hierarchy is None:
         if requires is None:
-            from mtal_ray.tasks.registry import TASKS
-
-            requires = {t: TASKS[t].requires for t in tasks if t in TASKS}
+            requires = {t: TASK_SPECS[t].requires for t in tasks if t in TASK_SPECS}
         levels = task_levels(tasks, requires)
         top = max(levels.values(), default=1)
         return {t: max(1, round(n_layers * levels[t] / top)) for t in tasks}

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mtal_ray.errors import ScoringError
+from mtal_ray.taskspec import TASK_SPECS
 
 __all__ = [
     "SPAN_TASKS",
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 #: Tasks whose predictions are entity spans (they get ``<task>.n_entities``).
-SPAN_TASKS: tuple[str, ...] = ("ner", "sf", "re")
+SPAN_TASKS: tuple[str, ...] = tuple(name for name, spec in TASK_SPECS.items() if spec.spans)
 
 
 def confidence_schema(tasks: Sequence[str], ec_only: bool) -> pa.Schema:
@@ -68,8 +69,8 @@ def confidence_schema(tasks: Sequence[str], ec_only: bool) -> pa.Schema:
             fields.append(pa.field(f"{task}.da", pa.float64()))
         if task in SPAN_TASKS:
             fields.append(pa.field(f"{task}.n_entities", pa.int32()))
-        if task == "re":
-            fields.append(pa.field("re.n_pairs", pa.int32()))
+        if task in TASK_SPECS and TASK_SPECS[task].kind == "relation":
+            fields.append(pa.field(f"{task}.n_pairs", pa.int32()))
     return pa.schema(fields)
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mtal_ray.data.spans import Span
+from mtal_ray.taskspec import TaskSpec
 
 #: A predicted row: contract column name -> python value (as in the corpus tables).
 Prediction = dict[str, Any]
@@ -58,12 +59,23 @@ class Task(ABC):
         for ``dp`` the dependency relations, for ``re`` the relation types.
     """
 
+    #: The task's facts (:mod:`mtal_ray.taskspec`); a concrete plugin sets only this, and
+    #: ``name``, ``columns`` and ``requires`` are derived from it.
+    spec: ClassVar[TaskSpec]
     #: Task name as used in configs and column prefixes.
     name: ClassVar[str]
     #: Contract columns this task reads and writes.
     columns: ClassVar[tuple[str, ...]]
     #: Tasks whose predictions this task needs at inference (``re`` needs ``ner``).
     requires: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is not None:
+            cls.name = spec.name
+            cls.columns = spec.column_names
+            cls.requires = spec.requires
 
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels: tuple[str, ...] = tuple(labels)

@@ -17,6 +17,7 @@ from torch import nn
 from mtal_ray.data.spans import Span
 from mtal_ray.tasks.base import Features, Prediction, Task
 from mtal_ray.tasks.losses import masked_mean, smoothed_nll
+from mtal_ray.taskspec import TASK_SPECS
 
 
 class ClassifierHead(nn.Module):
@@ -35,8 +36,7 @@ class ClassifierHead(nn.Module):
 class IntentTask(Task):
     """Intent detection over ``id.label``."""
 
-    name = "id"
-    columns = ("id.label",)
+    spec = TASK_SPECS["id"]
 
     def build_head(self, hidden_size: int, dropout: float) -> nn.Module:
         return ClassifierHead(hidden_size, len(self.labels), dropout)

@@ -36,6 +36,7 @@ from mtal_ray.data.spans import Span
 from mtal_ray.tasks.base import Features, Prediction, Task
 from mtal_ray.tasks.losses import masked_mean, smoothed_nll
 from mtal_ray.tasks.trees import decode_tree
+from mtal_ray.taskspec import TASK_SPECS
 
 
 def _mlp(hidden_size: int, out: int, dropout: float) -> nn.Module:
@@ -119,8 +120,7 @@ def attachment_scores(
 class DependencyTask(Task):
     """Biaffine dependency parsing over ``dp.head`` / ``dp.deprel``."""
 
-    name = "dp"
-    columns = ("dp.head", "dp.deprel")
+    spec = TASK_SPECS["dp"]
 
     def __init__(self, labels: Sequence[str], tree_decoding: bool = True) -> None:
         super().__init__(labels)

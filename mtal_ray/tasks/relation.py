@@ -34,6 +34,7 @@ from torch import nn
 from mtal_ray.data.spans import Span, bio_to_spans
 from mtal_ray.tasks.base import Features, Prediction, Task
 from mtal_ray.tasks.losses import masked_mean, smoothed_nll
+from mtal_ray.taskspec import TASK_SPECS
 
 NO_RELATION = "<none>"
 
@@ -80,12 +81,14 @@ class PairHead(nn.Module):
         return self.mlp(gathered), mask.to(device), pairs
 
 
+#: The tags column whose entity spans are the relations' mentions (``ner.tags``).
+MENTION_COLUMN = TASK_SPECS[TASK_SPECS["re"].requires[0]].label_column
+
+
 class RelationTask(Task):
     """Relation extraction over ``re.relations`` between ``ner.tags`` mentions."""
 
-    name = "re"
-    columns = ("re.relations",)
-    requires = ("ner",)
+    spec = TASK_SPECS["re"]
 
     def __init__(self, labels: Sequence[str]) -> None:
         super().__init__([NO_RELATION, *[x for x in labels if x != NO_RELATION]])
@@ -95,9 +98,9 @@ class RelationTask(Task):
 
     def annotated(self, table: pa.Table) -> torch.Tensor:
         mask = super().annotated(table)
-        if "ner.tags" not in table.column_names:
+        if MENTION_COLUMN not in table.column_names:
             return torch.zeros_like(mask)
-        return mask & torch.tensor(table.column("ner.tags").is_valid().to_pylist())
+        return mask & torch.tensor(table.column(MENTION_COLUMN).is_valid().to_pylist())
 
     def targets(self, table: pa.Table, n_words: int) -> dict[str, torch.Tensor]:
         annotated = self.annotated(table)
@@ -167,7 +170,7 @@ class RelationTask(Task):
         for row, rels in enumerate(gold_rels):
             if rels is None:
                 continue
-            pred_tags = predicted[row].get("ner.tags") or []
+            pred_tags = predicted[row].get(MENTION_COLUMN) or []
             pred_spans = bio_to_spans(pred_tags)
             g = relation_triples(rels, gold_spans[row])
             p = relation_triples(predicted[row]["re.relations"], pred_spans)
@@ -182,9 +185,10 @@ class RelationTask(Task):
 
 def gold_entities(table: pa.Table) -> list[list[Span]]:
     """Per row, the spans of the gold ``ner.tags`` (empty where not annotated)."""
-    if "ner.tags" not in table.column_names:
+    if MENTION_COLUMN not in table.column_names:
         return [[] for _ in range(table.num_rows)]
-    return [bio_to_spans(tags) if tags else [] for tags in table.column("ner.tags").to_pylist()]
+    tags_column = table.column(MENTION_COLUMN).to_pylist()
+    return [bio_to_spans(tags) if tags else [] for tags in tags_column]
 
 
 def relation_triples(

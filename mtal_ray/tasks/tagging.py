@@ -19,6 +19,7 @@ from torch import nn
 from mtal_ray.data.spans import Span
 from mtal_ray.tasks.base import Features, Prediction, Task
 from mtal_ray.tasks.losses import masked_mean, smoothed_nll
+from mtal_ray.taskspec import TASK_SPECS
 
 
 class TaggerHead(nn.Module):
@@ -103,14 +104,12 @@ class TaggingTask(Task):
 class NerTask(TaggingTask):
     """Named entity recognition over ``ner.tags``."""
 
-    name = "ner"
-    columns = ("ner.tags",)
-    tags_column = "ner.tags"
+    spec = TASK_SPECS["ner"]
+    tags_column = spec.label_column
 
 
 class SlotFillingTask(TaggingTask):
     """Slot filling over ``sf.tags``."""
 
-    name = "sf"
-    columns = ("sf.tags",)
-    tags_column = "sf.tags"
+    spec = TASK_SPECS["sf"]
+    tags_column = spec.label_column

@@ -28,8 +28,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-#: Label smoothing α per task (paper: 0.2 for DP/NER in §5.4, 0.1 for SF/ID in §7.3).
-DEFAULT_LABEL_SMOOTHING: dict[str, float] = {"dp": 0.2, "ner": 0.2, "sf": 0.1, "id": 0.1, "re": 0.1}
+from mtal_ray.taskspec import TASK_SPECS
+
+#: Label smoothing α per task (paper: 0.2 for DP/NER in §5.4, 0.1 for SF/ID in §7.3), from
+#: the task table.
+DEFAULT_LABEL_SMOOTHING: dict[str, float] = {
+    name: spec.label_smoothing for name, spec in TASK_SPECS.items()
+}
 
 
 class TrainingConfig(BaseModel):
