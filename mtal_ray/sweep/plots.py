@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from mtal_ray.sweep.report import Column, Curve, ScoreTable
+from mtal_ray.sweep.series import Column, Curve, ScoreTable
 
 
 def _panels(count: int, width: float = 4.2, height: float = 3.4) -> tuple[Any, list[Any]]:

@@ -19,13 +19,13 @@ import io
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mtal_ray.data.atomic import atomic_write_text
 from mtal_ray.sweep.config import BETA_KEY, DATASET_KEY, METHOD_KEY, SEED_KEY
 from mtal_ray.sweep.results import TrialResult, load_sweep_info, load_trials
+from mtal_ray.sweep.series import Column, Curve, ScoreTable
 
 #: Row order of the paper's Table 10, then the remaining methods of the library.
 METHOD_ORDER = (
@@ -34,8 +34,6 @@ METHOD_ORDER = (
     "blp-joint-max", "blp-joint-min", "blp-joint-rrf", "blp-stcs",
 )  # fmt: skip
 _SHORT_NAMES = {BETA_KEY: "β"}
-
-Column = tuple[str | None, str]  # (dataset or None, task)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -106,30 +104,6 @@ def _datasets(trials: Sequence[TrialResult], preferred: Sequence[str] = ()) -> l
 
 def _finished(trials: Iterable[TrialResult]) -> list[TrialResult]:
     return [t for t in trials if t.record.status == "finished" and t.rows]
-
-
-@dataclass
-class ScoreTable:
-    """Final scores: ``cells[label][column] = (mean, std, n)`` and ``average[label]``."""
-
-    labels: list[str]
-    columns: list[Column]
-    cells: dict[str, dict[Column, tuple[float, float, int]]] = field(default_factory=dict)
-    average: dict[str, float | None] = field(default_factory=dict)
-    complete: dict[str, bool] = field(default_factory=dict)
-
-    @staticmethod
-    def column_name(column: Column) -> str:
-        """``dataset/task``, or just ``task`` when the sweep has no datasets."""
-        dataset, task = column
-        return task if dataset is None else f"{dataset}/{task}"
-
-    def best(self, column: Column) -> str | None:
-        """Label with the highest mean in ``column``."""
-        candidates = [
-            (self.cells[lb][column][0], lb) for lb in self.labels if column in self.cells[lb]
-        ]
-        return max(candidates)[1] if candidates else None
 
 
 def score_table(
@@ -215,15 +189,6 @@ def table_markdown(table: ScoreTable) -> str:
             avg_text = f"**{avg_text}**"
         lines.append(f"| {label} | " + " | ".join([*cells, avg_text]) + " |")
     return "\n".join(lines) + "\n"
-
-
-@dataclass
-class Curve:
-    """Mean learning curve of one method: labeled size and score (mean, std) per iteration."""
-
-    sizes: list[float]
-    mean: list[float]
-    std: list[float]
 
 
 def curve_series(

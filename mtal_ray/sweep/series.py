@@ -1,0 +1,47 @@
+"""The shapes a sweep report is made of: score-table columns, score tables, learning curves.
+
+Plain data shared by :mod:`mtal_ray.sweep.report` (which computes them from the stored
+trials) and :mod:`mtal_ray.sweep.plots` (which draws them); neither imports the other's
+module for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Column", "Curve", "ScoreTable"]
+
+Column = tuple[str | None, str]  # (dataset or None, task)
+
+
+@dataclass
+class ScoreTable:
+    """Final scores: ``cells[label][column] = (mean, std, n)`` and ``average[label]``."""
+
+    labels: list[str]
+    columns: list[Column]
+    cells: dict[str, dict[Column, tuple[float, float, int]]] = field(default_factory=dict)
+    average: dict[str, float | None] = field(default_factory=dict)
+    complete: dict[str, bool] = field(default_factory=dict)
+
+    @staticmethod
+    def column_name(column: Column) -> str:
+        """``dataset/task``, or just ``task`` when the sweep has no datasets."""
+        dataset, task = column
+        return task if dataset is None else f"{dataset}/{task}"
+
+    def best(self, column: Column) -> str | None:
+        """Label with the highest mean in ``column``."""
+        candidates = [
+            (self.cells[lb][column][0], lb) for lb in self.labels if column in self.cells[lb]
+        ]
+        return max(candidates)[1] if candidates else None
+
+
+@dataclass
+class Curve:
+    """Mean learning curve of one method: labeled size and score (mean, std) per iteration."""
+
+    sizes: list[float]
+    mean: list[float]
+    std: list[float]
