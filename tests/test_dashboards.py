@@ -1,6 +1,6 @@
 """The Grafana dashboard and the Prometheus scrape config in ``dashboards/``.
 
-Every metric a panel queries must be one that ``mtal_ray.metrics`` exports (under the
+Every metric a panel queries must be one that ``mtal_ray.prometheus`` exports (under the
 ``ray_`` prefix Ray gives custom metrics) or one of Ray's default metrics, which are
 recognised by their presence in the Grafana panels Ray itself ships with the installed
 version. That the queries evaluate in a real Prometheus is checked in
@@ -22,7 +22,7 @@ import ray
 import yaml
 from ray._private import ray_constants
 
-from mtal_ray.metrics import METRICS, RAY_EXPORT_PREFIX, all_exported_series, exported_series
+from mtal_ray.prometheus import METRICS, RAY_EXPORT_PREFIX, all_exported_series, exported_series
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARD = REPO / "dashboards" / "mtal_ray.json"
@@ -182,7 +182,7 @@ def test_every_queried_metric_is_exported_or_a_ray_default() -> None:
         assert names, f"{where}: no metric in {expr!r}"
         for name in names:
             if name.startswith(RAY_EXPORT_PREFIX + "mtal_"):
-                assert name in ours, f"{where}: {name} is not exported by mtal_ray.metrics"
+                assert name in ours, f"{where}: {name} is not exported by mtal_ray.prometheus"
             else:
                 assert name in ray_defaults, f"{where}: {name} is neither ours nor Ray's"
 

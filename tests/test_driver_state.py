@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from mtal_ray.driver.state import LoopState, RoundRecord, load_state, save_state
-from mtal_ray.driver.tracking import flatten
+from mtal_ray.mlflow_tracking import flatten
 from mtal_ray.models.inference import geometric_mean
 
 

@@ -96,7 +96,7 @@ def test_validate_spec_rejects_bad_buckets(buckets: tuple[float, ...]) -> None:
 
 def test_records_are_noops_without_ray(no_ray: None, caplog: pytest.LogCaptureFixture) -> None:
     metrics = m.ALMetrics("offline")
-    with caplog.at_level(logging.DEBUG, logger="mtal_ray.metrics"):
+    with caplog.at_level(logging.DEBUG, logger="mtal_ray.prometheus"):
         metrics.record_iteration(2, {"sf": 10, "id": 12}, pool_size=88)
         metrics.record_scored(rows=64, seconds=0.5)
         metrics.record_selection("mt_avg", 0.01)
@@ -106,7 +106,7 @@ def test_records_are_noops_without_ray(no_ray: None, caplog: pytest.LogCaptureFi
         metrics.record_dev_scores({"sf": {"f1": 0.5}})
         metrics.refresh()
         assert metrics.enabled is False
-    messages = [r.getMessage() for r in caplog.records if r.name == "mtal_ray.metrics"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "mtal_ray.prometheus"]
     assert len(messages) == 1, "one debug message per recorder, not one per call"
     assert "Ray is not initialised" in messages[0] and "'offline'" in messages[0]
     assert caplog.records[0].levelno == logging.DEBUG

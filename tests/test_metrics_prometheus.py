@@ -1,7 +1,7 @@
 """mtal_ metrics through a real Ray and a real Prometheus.
 
 A local Ray records the metrics from the driver and from a scoring actor through
-:class:`mtal_ray.metrics.ALMetrics`; a real ``prometheus`` binary (Debian's package; CI
+:class:`mtal_ray.prometheus.ALMetrics`; a real ``prometheus`` binary (Debian's package; CI
 installs it with ``.ci/install_prometheus.sh``) is started on loopback with the project's
 ``dashboards/prometheus.yml``, rewritten only to point at this Ray session's
 service-discovery file and to scrape every second. The values are read back through
@@ -29,7 +29,7 @@ import yaml
 from ray._private import ray_constants
 from test_dashboards import dashboard_expressions, promql_metric_names
 
-from mtal_ray.metrics import METRICS, ALMetrics, exported_series
+from mtal_ray.prometheus import METRICS, ALMetrics, exported_series
 
 pytestmark = pytest.mark.integration
 

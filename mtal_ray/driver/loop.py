@@ -4,8 +4,14 @@ Each iteration: train on the labeled set and evaluate on dev/test → score the 
 select → annotate → update. The last iteration only trains and evaluates (5 iterations =
 5 trainings and 4 selections: 2 % → 10 % of the training set, as in the paper). Every step
 ends by persisting the state (:mod:`mtal_ray.driver.state`); :meth:`ActiveLearningLoop.run`
-starts at the first unfinished step. The class is plain Python: the Ray actor in
-:mod:`mtal_ray.driver.actor` only hosts it, and tests drive it directly.
+starts at the first unfinished step.
+
+The loop talks only to its ports (:mod:`mtal_ray.ports`: a trainer, a pool scorer, an
+annotator) and to the selector its config builds; observers (console, MLflow, Prometheus,
+a sweep's Tune reports) are callbacks (:mod:`mtal_ray.driver.callbacks`). By default the
+ports are the Ray-backed ones (:func:`mtal_ray.driver.wiring.ray_ports`); a unit test passes
+in-memory fakes. The class is plain Python: the Ray actor in :mod:`mtal_ray.driver.actor`
+only hosts it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,44 +30,47 @@ import pyarrow.parquet as pq
 
 from mtal_ray.data import Corpus, load_corpus, make_al_split, make_synthetic_corpus, take_ids
 from mtal_ray.data.schema import TASK_COLUMNS
-from mtal_ray.driver.annotation import (
-    export_batch,
-    imported_annotations,
-    mask_tasks,
-    round_dir,
-    with_dependencies,
+from mtal_ray.driver.annotation import imported_annotations, mask_tasks, with_dependencies
+from mtal_ray.driver.callbacks import (
+    CallbackList,
+    LoopCallback,
+    RunInfo,
+    RunOutcome,
+    StepReport,
+    Summary,
 )
 from mtal_ray.driver.plots import plot_learning_curve
 from mtal_ray.driver.state import (
     LAUNCH_FILE,
     LoopState,
+    Step,
     fault_point,
     load_state,
     save_state,
     write_json,
 )
-from mtal_ray.driver.tracking import Tracker
 from mtal_ray.errors import ConfigError, MtalError
+from mtal_ray.ports import AnnotationRequest, LoopPorts
+
+__all__ = ["ActiveLearningLoop", "AwaitingAnnotation", "Summary", "config_digest"]
 
 log = logging.getLogger("mtal_ray.driver")
 
 #: Sections whose change makes an existing run directory a different experiment.
 _IDENTITY_SECTIONS = ("seed", "data", "model", "training", "scoring", "selection", "annotation")
 
+#: The step that follows each step (``train`` of the last iteration is followed by ``done``).
+NEXT_STEP: dict[Step, Step] = {
+    Step.TRAIN: Step.SCORE,
+    Step.SCORE: Step.SELECT,
+    Step.SELECT: Step.ANNOTATE,
+    Step.ANNOTATE: Step.UPDATE,
+    Step.UPDATE: Step.TRAIN,
+}
+
 
 class AwaitingAnnotation(MtalError):
     """The loop stopped because a batch waits for human annotation (not a failure)."""
-
-
-@dataclass
-class Summary:
-    """What :meth:`ActiveLearningLoop.run` returns to the launcher."""
-
-    run_dir: str
-    status: str  # "finished" | "awaiting_annotation"
-    message: str
-    rows: list[dict[str, Any]]
-    mlflow_run_id: str | None
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -70,6 +79,21 @@ def config_digest(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[
         :16
     ]
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The corpus of a run, loaded once: the splits the steps read."""
+
+    corpus: Corpus
+    tasks: list[str]
+    train: pa.Table
+    dev_source: pa.Table | None  # None: dev ids are drawn from train
+    test: pa.Table | None
+
+    def dev(self, state: LoopState) -> pa.Table:
+        """The (capped) dev rows of the run."""
+        return take_ids(self.dev_source if self.dev_source is not None else self.train, state.dev)
 
 
 class ActiveLearningLoop:
@@ -84,7 +108,11 @@ class ActiveLearningLoop:
     base_dir
         Folder that relative data paths in the config are resolved against.
     echo
-        Where progress lines go (default: the module logger).
+        Where the default console observer prints (default: the module logger).
+    ports
+        Trainer, pool scorer and annotator (default: the Ray-backed ones).
+    callbacks
+        Observers (default: console, MLflow when tracking is enabled, Prometheus).
     """
 
     def __init__(
@@ -93,29 +121,33 @@ class ActiveLearningLoop:
         run_dir: Path,
         base_dir: Path | None = None,
         echo: Callable[[str], None] | None = None,
+        *,
+        ports: LoopPorts | None = None,
+        callbacks: Sequence[LoopCallback] | None = None,
     ) -> None:
         self.cfg = config
         self.run_dir = Path(run_dir)
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
-        self.echo = echo or log.info
-        self.raw_config = config.model_dump(mode="json")
-        self.tracker = Tracker(
-            enabled=config.tracking.enabled,
-            tracking_uri=config.tracking.tracking_uri,
-            experiment=config.tracking.experiment,
-            run_dir=self.run_dir,
-            artifact_location=config.tracking.artifact_location,
-        )
-        from mtal_ray.metrics import ALMetrics
+        if ports is None:
+            from mtal_ray.driver.wiring import ray_ports
 
-        # One recorder for the whole run: it re-sends the state gauges in the background.
-        self.metrics = ALMetrics(config.tracking.experiment)
-        self.corpus: Corpus | None = None
-        self.tasks: list[str] = []
-        self.state: LoopState | None = None
+            ports = ray_ports(config)
+        self.ports = ports
+        if callbacks is None:
+            from mtal_ray.driver.observers import default_callbacks
+
+            callbacks = default_callbacks(config, self.run_dir, echo)
+        self.callbacks = CallbackList(callbacks)
+        self._steps: dict[Step, Callable[[RunInfo, RunData], StepReport]] = {
+            Step.TRAIN: self._train,
+            Step.SCORE: self._score,
+            Step.SELECT: self._select,
+            Step.ANNOTATE: self._annotate,
+            Step.UPDATE: self._update,
+        }
 
     # ------------------------------------------------------------------ data
-    def _load_corpus(self) -> Corpus:
+    def _load_corpus(self) -> RunData:
         data = self.cfg.data
         if data.path == "synthetic":
             syn = data.synthetic
@@ -153,59 +185,43 @@ class ActiveLearningLoop:
                 f"data.tasks: {', '.join(unknown)} not annotated in {corpus.path} "
                 f"(it has: {', '.join(available)})"
             )
-        self.tasks = list(tasks)
-        return corpus
-
-    @property
-    def train_table(self) -> pa.Table:
-        assert self.corpus is not None
-        return self.corpus.splits[self.cfg.data.train_split]
-
-    def _split_table(self, key: str) -> pa.Table | None:
-        assert self.corpus is not None
-        name = getattr(self.cfg.data, key)
-        return None if name is None else self.corpus.splits[name]
-
-    def _dev_table(self) -> pa.Table:
-        assert self.state is not None
-        source = self._split_table("dev_split")
-        if source is None:
-            source = self.train_table
-        return take_ids(source, self.state.dev)
+        return RunData(
+            corpus=corpus,
+            tasks=list(tasks),
+            train=corpus.splits[data.train_split],
+            dev_source=None if data.dev_split is None else corpus.splits[data.dev_split],
+            test=None if data.test_split is None else corpus.splits[data.test_split],
+        )
 
     # ----------------------------------------------------------------- state
-    def prepare(self) -> LoopState:
+    def _open(self) -> tuple[RunInfo, RunData]:
         """Load the corpus and the persisted state (or create the initial split)."""
-        self.corpus = self._load_corpus()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        data = self._load_corpus()
         # Only what the user set: a default added in a later release keeps old runs resumable.
         digest = config_digest(self.cfg.model_dump(mode="json", exclude_defaults=True))
-        state = load_state(self.run_dir)
+        state = load_state(self.run_dir) if self.run_dir.exists() else None
         iterations = self.cfg.al.iterations
+        resumed = state is not None
         if state is None:
-            data = self.cfg.data
             split = make_al_split(
-                self.train_table,
-                self._split_table("dev_split"),
+                data.train,
+                data.dev_source,
                 seed=self.cfg.seed,
-                initial_fraction=data.initial_fraction,
-                initial_count=data.initial_count,
-                dev_multiple=data.dev_multiple,
+                initial_fraction=self.cfg.data.initial_fraction,
+                initial_count=self.cfg.data.initial_count,
+                dev_multiple=self.cfg.data.dev_multiple,
             )
             state = LoopState(
                 config_digest=digest,
                 iterations=iterations,
-                labeled={t: list(split.labeled) for t in self.tasks},
+                labeled={t: list(split.labeled) for t in data.tasks},
                 initial_size=len(split.labeled),
                 pool=list(split.pool),
                 dev=list(split.dev),
             )
-            write_json(self.run_dir / "config.json", self.raw_config)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.run_dir / "config.json", self.cfg.model_dump(mode="json"))
             save_state(self.run_dir, state)
-            self.echo(
-                f"new run {self.run_dir}: {len(split.labeled)} labeled, {len(split.dev)} dev, "
-                f"{len(split.pool)} in the pool; tasks {', '.join(self.tasks)}"
-            )
         else:
             if state.config_digest != digest:
                 raise MtalError(
@@ -216,99 +232,91 @@ class ActiveLearningLoop:
             if iterations != state.iterations:
                 # More (or fewer) iterations than before: continue from where it stands.
                 state.iterations = max(iterations, state.iteration + 1)
-                if state.step == "done" and state.iteration + 1 < state.iterations:
-                    state.step = "score"
+                if state.done and state.iteration + 1 < state.iterations:
+                    state.step = Step.SCORE
                 save_state(self.run_dir, state)
-            self.echo(f"resuming {self.run_dir} at iteration {state.iteration}, step {state.step}")
         write_json(self.run_dir / LAUNCH_FILE, {"base_dir": str(self.base_dir.resolve())})
-        self.state = state
-        return state
-
-    def _save(self) -> None:
-        assert self.state is not None
-        save_state(self.run_dir, self.state)
+        run = RunInfo(self.run_dir, self.cfg, data.tasks, state, resumed)
+        return run, data
 
     # ------------------------------------------------------------ the loop
     def run(self) -> Summary:
         """Run every unfinished step; returns the summary (also written to summary.json)."""
-        state = self.prepare()
-        state.mlflow_run_id = self.tracker.start(
-            state.mlflow_run_id, self.run_dir.name, self.raw_config
-        )
-        self._save()
+        run, data = self._open()
+        state = run.state
+        self.callbacks.on_run_start(run)
+        save_state(self.run_dir, state)  # with the tracking run's id
         try:
             while not state.done:
-                step = state.step
-                handler = getattr(self, f"_step_{step}")
-                self.echo(f"iteration {state.iteration}/{state.iterations - 1}: {step}")
-                handler()
+                step = Step(state.step)
+                self.callbacks.on_step_start(run, step)
+                iteration = state.iteration
+                report = self._steps[step](run, data)
+                last = step is Step.TRAIN and iteration + 1 >= state.iterations
+                state.step = Step.DONE if last else NEXT_STEP[step]
+                if step is Step.UPDATE:
+                    state.iteration += 1
+                save_state(self.run_dir, state)
+                self.callbacks.on_step_end(run, report)
+                if last or step is Step.UPDATE:
+                    self.callbacks.on_round_end(run, state.round(iteration))
         except AwaitingAnnotation as waiting:
-            return Summary(
+            summary = Summary(
                 str(self.run_dir),
                 "awaiting_annotation",
                 str(waiting),
-                self._rows(),
+                self._rows(state),
                 state.mlflow_run_id,
             )
-        except BaseException:
-            self.tracker.finish("FAILED")
+            self.callbacks.on_run_end(run, RunOutcome("awaiting_annotation", summary))
+            return summary
+        except BaseException as err:
+            self.callbacks.on_run_end(run, RunOutcome("failed", error=err))
             raise
-        summary = self._finish()
-        self.tracker.finish("FINISHED")
+        summary, artifacts = self._finish(run)
+        self.callbacks.on_run_end(run, RunOutcome("finished", summary, artifacts=artifacts))
         return summary
 
-    def _labeled_table(self) -> pa.Table:
+    def _labeled_table(self, run: RunInfo, data: RunData) -> pa.Table:
         """The training data: every labeled row, each task's columns null where unlabeled."""
-        assert self.state is not None
-        gold = self.train_table
+        labeled = run.state.labeled
         human = imported_annotations(self.run_dir)
         if human is None:
-            return mask_tasks(gold, self.state.labeled, self.tasks)
+            return mask_tasks(data.train, labeled, data.tasks)
         human_ids = set(human.column("id").to_pylist())
-        from_gold = {
-            t: [i for i in ids if i not in human_ids] for t, ids in self.state.labeled.items()
-        }
-        from_human = {
-            t: [i for i in ids if i in human_ids] for t, ids in self.state.labeled.items()
-        }
-        columns = ["id", "tokens"] + [c for t in self.tasks for c in TASK_COLUMNS[t]]
-        parts = [mask_tasks(gold, from_gold, self.tasks), mask_tasks(human, from_human, self.tasks)]
+        from_gold = {t: [i for i in ids if i not in human_ids] for t, ids in labeled.items()}
+        from_human = {t: [i for i in ids if i in human_ids] for t, ids in labeled.items()}
+        columns = ["id", "tokens"] + [c for t in data.tasks for c in TASK_COLUMNS[t]]
+        parts = [
+            mask_tasks(data.train, from_gold, data.tasks),
+            mask_tasks(human, from_human, data.tasks),
+        ]
         parts = [p.select([c for c in columns if c in p.column_names]) for p in parts]
         return pa.concat_tables(parts, promote_options="default")
 
-    def _round_path(self, name: str) -> Path:
-        assert self.state is not None
-        return self.run_dir / "rounds" / f"round_{self.state.iteration}" / name
+    def _round_path(self, state: LoopState, name: str) -> Path:
+        return self.run_dir / "rounds" / f"round_{state.iteration}" / name
 
-    def _step_train(self) -> None:
-        from mtal_ray.training import train_model
-
-        state = self.state
-        assert state is not None
+    # ----------------------------------------------------------------- steps
+    def _train(self, run: RunInfo, data: RunData) -> StepReport:
+        state = run.state
         record = state.round()
-        labeled = self._labeled_table()
-        record.n_labeled = {t: len(state.labeled.get(t, [])) for t in self.tasks}
+        labeled = self._labeled_table(run, data)
+        record.n_labeled = {t: len(state.labeled.get(t, [])) for t in data.tasks}
         record.n_labeled["total"] = labeled.num_rows
-        self.metrics.record_iteration(
-            state.iteration,
-            labeled={t: n for t, n in record.n_labeled.items() if t != "total"},
-            pool_size=len(state.pool),
-        )
-        test = self._split_table("test_split")
         started = time.perf_counter()
-        result = train_model(
+        result = self.ports.trainer.train(
             labeled,
-            self._dev_table(),
-            self.tasks,
-            self.cfg.model,
+            data.dev(state),
+            data.test,
+            data.tasks,
             self.cfg.training.model_copy(update={"seed": self.cfg.seed + state.iteration}),
-            self._round_path("train"),
-            test=test,
+            self._round_path(state, "train"),
         )
         record.seconds["train"] = time.perf_counter() - started
-        record.checkpoint = str(result.checkpoint_dir)
+        record.checkpoint = result.checkpoint
         record.dev = {k: float(v) for k, v in result.dev_scores.items()}
-        record.test = {k: float(v) for k, v in (result.test_scores or {}).items()}
+        record.test = {k: float(v) for k, v in result.test_scores.items()}
         metrics: dict[str, float] = {
             "labeled.total": labeled.num_rows,
             "seconds.train": record.seconds["train"],
@@ -322,215 +330,161 @@ class ActiveLearningLoop:
                 metrics[f"{split}.{task}"] = value
             if scores and gmeans[split] is not None:
                 metrics[f"{split}.geo_mean"] = float(gmeans[split])
-        self.tracker.log_metrics(metrics, step=state.iteration)
-        self.metrics.record_dev_scores({t: {"main": v} for t, v in record.dev.items()})
-        self.echo(
-            f"  trained on {labeled.num_rows} sentences in {record.seconds['train']:.0f}s: "
-            + ", ".join(f"dev {t} {v:.4f}" for t, v in record.dev.items())
-        )
-        last = state.iteration + 1 >= state.iterations
-        state.step = "done" if last else "score"
-        self._save()
+        line = f"trained on {labeled.num_rows} sentences in {record.seconds['train']:.0f}s: "
+        line += ", ".join(f"dev {t} {v:.4f}" for t, v in record.dev.items())
+        return StepReport(Step.TRAIN, state.iteration, metrics, lines=[line])
 
-    def _scoring_progress(self, done: int, total: int, seconds: float) -> None:
-        from mtal_ray.scoring.pool import scoring_progress_text
-
-        self.echo(f"  {scoring_progress_text(done, total, seconds)}")
-        if done < total and self.state is not None:  # tests: kill -9 with scoring half done
-            fault_point(f"mid_score:{self.state.iteration}", self.run_dir)
-
-    def _calibrate(self, record: Any) -> dict[str, float]:
-        """Temperature scaling: one temperature per task fitted on dev for this model."""
-        from mtal_ray.scoring.calibration import calibrate_checkpoint, describe_temperatures
-
-        temperatures = calibrate_checkpoint(
-            record.checkpoint, self._dev_table(), self.cfg.scoring.tasks
-        )
-        self.tracker.log_metrics(
-            {f"calibration.temperature.{t}": v for t, v in temperatures.items()},
-            step=self.state.iteration if self.state else 0,
-        )
-        self.echo(f"  calibrated on dev: {describe_temperatures(temperatures)}")
-        return temperatures
-
-    def _step_score(self) -> None:
-        from mtal_ray.scoring.pool import score_pool_to_file
-
-        state = self.state
-        assert state is not None
+    def _score(self, run: RunInfo, data: RunData) -> StepReport:
+        state = run.state
         record = state.round()
         if not state.pool:
             raise MtalError("the unlabeled pool is empty: nothing left to select")
-        pool = take_ids(self.train_table, state.pool).select(["id", "tokens"])
-        output = self._round_path("confidence.parquet")
+        if record.checkpoint is None:
+            raise MtalError(f"{self.run_dir}: round {state.iteration} has no trained model")
+        pool = take_ids(data.train, state.pool).select(["id", "tokens"])
+        output = self._round_path(state, "confidence.parquet")
+        selector = self._selector(state.iteration)
         scoring = self.cfg.scoring.model_copy(
             update={
                 "seed": self.cfg.seed * 1000 + state.iteration,
-                "ec_only": self.cfg.scoring.ec_only or not self._needs_da(),
-                "tasks": self.cfg.scoring.tasks or self.tasks,
+                "ec_only": self.cfg.scoring.ec_only or not selector.needs_mc_dropout,
+                "tasks": self.cfg.scoring.tasks or data.tasks,
             }
         )
         fault_point(f"during_score:{state.iteration}", self.run_dir)
+        report = StepReport(Step.SCORE, state.iteration)
         if scoring.calibrate:  # before the clock: seconds.score is the pool's scoring only
-            scoring = scoring.model_copy(update={"temperatures": self._calibrate(record)})
+            temperatures = self.ports.scorer.calibrate(
+                record.checkpoint, data.dev(state), scoring.tasks
+            )
+            scoring = scoring.model_copy(update={"temperatures": temperatures})
+            report.metrics.update(
+                {f"calibration.temperature.{t}": v for t, v in temperatures.items()}
+            )
+            described = ", ".join(f"T[{t}] = {v:.3f}" for t, v in temperatures.items())
+            report.lines.append(f"calibrated on dev: {described}")
+
+        def progress(done: int, total: int, seconds: float) -> None:
+            self.callbacks.on_scoring_progress(run, done, total, seconds)
+            if done < total:  # tests: kill -9 with scoring half done
+                fault_point(f"mid_score:{state.iteration}", self.run_dir)
+
         started = time.perf_counter()
-        score_pool_to_file(
-            pool,
-            record.checkpoint,
-            output,
-            scoring,
-            experiment=self.cfg.tracking.experiment,
-            progress=self._scoring_progress,
-        )
+        self.ports.scorer.score(pool, record.checkpoint, output, scoring, progress)
         seconds = time.perf_counter() - started
         record.seconds["score"] = seconds
         record.scoring_rows_per_s = pool.num_rows / seconds if seconds > 0 else None
         record.confidence_table = str(output)
-        self.tracker.log_metrics(
+        report.metrics.update(
             {
                 "seconds.score": seconds,
                 "scoring.rows_per_s": record.scoring_rows_per_s or 0.0,
                 "pool.size": pool.num_rows,
-            },
-            step=state.iteration,
+            }
         )
-        self.echo(f"  scored {pool.num_rows} pool sentences in {seconds:.1f}s")
-        state.step = "select"
-        self._save()
+        report.lines.append(f"scored {pool.num_rows} pool sentences in {seconds:.1f}s")
+        return report
 
-    def _needs_da(self) -> bool:
-        method = self.cfg.selection.method
-        return method in ("st-da", "mt-da", "mt-avgda")
+    def _selector(self, iteration: int) -> Any:
+        """The configured selector with this round's seed."""
+        sel = self.cfg.selection
+        return sel.model_copy(update={"seed": self.cfg.seed + iteration}).selector()
 
-    def _round_size(self) -> int:
-        assert self.state is not None
+    def _round_size(self, state: LoopState) -> int:
         if self.cfg.selection.n is not None:
             return int(self.cfg.selection.n)
-        return max(1, self.state.initial_size)  # the paper: each round adds the initial size
+        return max(1, state.initial_size)  # the paper: each round adds the initial size
 
-    def _step_select(self) -> None:
-        from mtal_ray.selection import select
+    def _select(self, run: RunInfo, data: RunData) -> StepReport:
+        from mtal_ray.selection import annotation_cost, load_table
 
-        state = self.state
-        assert state is not None
+        state = run.state
         record = state.round()
-        assert record.confidence_table is not None
-        table = pq.read_table(record.confidence_table)
+        if record.confidence_table is None:
+            raise MtalError(f"{self.run_dir}: round {state.iteration} has no confidence table")
+        table = load_table(pq.read_table(record.confidence_table))
         sel = self.cfg.selection
-        budget = sel.budget
+        selector = self._selector(state.iteration)
         started = time.perf_counter()
-        result = select(
+        result = selector.select(
             table,
-            sel.method,
-            n=None if budget is not None else min(self._round_size(), table.num_rows),
-            budget=budget,
-            weights=sel.weights,
-            beta=sel.beta,
-            task=sel.task,
-            seed=self.cfg.seed + state.iteration,
-            time_limit=sel.time_limit if sel.method.lower().startswith("blp-") else None,
+            n=None if sel.budget is not None else min(self._round_size(state), len(table)),
+            budget=sel.budget,
             cost_model=sel.cost_model(),
         )
         seconds = time.perf_counter() - started
-        self.metrics.record_selection(sel.method, seconds)
         tasks_per_id = {
-            sid: with_dependencies(list(result.tasks[sid]) if result.tasks else self.tasks)
+            sid: with_dependencies(list(result.tasks[sid]) if result.tasks else data.tasks)
             for sid in result.ids
         }
         payload = result.to_dict(name=sel.method.lower())
         payload["tasks"] = tasks_per_id
         if payload.get("cost") is None:
-            payload["cost"] = self._annotation_cost(table, tasks_per_id)
-        path = self._round_path("selection.json")
+            known = {sid: [t for t in ts if t in table.tasks] for sid, ts in tasks_per_id.items()}
+            try:
+                payload["cost"] = annotation_cost(table, known, sel.cost_model())
+            except MtalError as err:
+                log.warning("annotation cost not computed: %s", err)
+                payload["cost"] = None
+        path = self._round_path(state, "selection.json")
         write_json(path, payload)
         record.selection = str(path)
         record.selected = len(result.ids)
         record.seconds["select"] = seconds
-        self.tracker.log_metrics(
-            {"seconds.select": seconds, "selected": len(result.ids)}, step=state.iteration
-        )
-        self.tracker.log_artifact(path, f"rounds/round_{state.iteration}")
-        self.echo(f"  selected {len(result.ids)} sentences with {sel.method} in {seconds:.2f}s")
         fault_point(f"after_select:{state.iteration}", self.run_dir)
-        state.step = "annotate"
-        self._save()
-
-    def _annotation_cost(self, table: pa.Table, tasks_per_id: dict[str, list[str]]) -> float | None:
-        """Cost of the selection under the paper's cost model (§7), for the record."""
-        from mtal_ray.selection import annotation_cost
-
-        scored = {c.removesuffix(".ec") for c in table.column_names if c.endswith(".ec")}
-        known = {sid: [t for t in ts if t in scored] for sid, ts in tasks_per_id.items()}
-        try:
-            return annotation_cost(table, known, self.cfg.selection.cost_model())
-        except MtalError as err:
-            log.warning("annotation cost not computed: %s", err)
-            return None
-
-    def _selection(self) -> dict[str, Any]:
-        """The persisted selection of the current round (``ids``, ``tasks``, ``cost``...)."""
-        assert self.state is not None
-        record = self.state.round()
-        assert record.selection is not None
-        return json.loads(Path(record.selection).read_text(encoding="utf-8"))
-
-    def _step_annotate(self) -> None:
-        state = self.state
-        assert state is not None
-        if self.cfg.annotation.mode == "oracle":
-            state.step = "update"
-            self._save()
-            return
-        folder = round_dir(self.run_dir, state.iteration)
-        if (folder / "imported.parquet").exists():
-            state.step = "update"
-            self._save()
-            return
-        tasks_per_id = self._selection()["tasks"]
-        if not (folder / "manifest.json").exists():
-            predictions = self._predictions(list(tasks_per_id))
-            fmt = self.corpus.format if self.corpus else "slu"
-            export_batch(
-                self.run_dir, state.iteration, self.train_table, tasks_per_id, predictions, fmt
-            )
-        raise AwaitingAnnotation(
-            f"round {state.iteration}: {len(tasks_per_id)} sentences wait for annotation in "
-            f"{folder}/ (model predictions pre-filled). Correct them, then run: "
-            f"mtal-ray import {self.run_dir} <files>  (it validates them and resumes the run)."
+        return StepReport(
+            Step.SELECT,
+            state.iteration,
+            {"seconds.select": seconds, "selected": len(result.ids)},
+            artifacts=[(path, f"rounds/round_{state.iteration}")],
+            lines=[f"selected {len(result.ids)} sentences with {sel.method} in {seconds:.2f}s"],
         )
 
-    def _predictions(self, ids: list[str]) -> pa.Table | None:
-        from mtal_ray.models.inference import predict
-        from mtal_ray.training import load_checkpoint
+    def _selection(self, state: LoopState) -> dict[str, Any]:
+        """The persisted selection of the current round (``ids``, ``tasks``, ``cost``...)."""
+        path = state.round().selection
+        if path is None:
+            raise MtalError(f"{self.run_dir}: round {state.iteration} has no selection")
+        try:
+            payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise MtalError(f"{path}: cannot read the round's selection ({err})") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("tasks"), dict):
+            raise MtalError(f"{path}: not a selection (no 'tasks' mapping)")
+        return payload
 
-        assert self.state is not None
-        checkpoint = self.state.round().checkpoint
-        if checkpoint is None:
-            return None
-        model, collator, _ = load_checkpoint(checkpoint)
-        return predict(model, collator, take_ids(self.train_table, ids))
+    def _annotate(self, run: RunInfo, data: RunData) -> StepReport:
+        state = run.state
+        tasks_per_id = self._selection(state)["tasks"]
+        request = AnnotationRequest(
+            run_dir=self.run_dir,
+            iteration=state.iteration,
+            tasks_per_id=tasks_per_id,
+            rows=take_ids(data.train, list(tasks_per_id)),
+            checkpoint=state.round().checkpoint,
+            corpus_format=data.corpus.format or "slu",
+        )
+        waiting = self.ports.annotator.annotate(request)
+        if waiting is not None:
+            raise AwaitingAnnotation(waiting)
+        return StepReport(Step.ANNOTATE, state.iteration)
 
-    def _step_update(self) -> None:
-        state = self.state
-        assert state is not None
+    def _update(self, run: RunInfo, data: RunData) -> StepReport:
+        state = run.state
         record = state.round()
-        payload = self._selection()
-        tasks_per_id = payload["tasks"]
+        payload = self._selection(state)
         cost = payload.get("cost")
         if cost is not None:
             record.cost = float(cost)
             state.cost_spent += float(cost)
-        state.apply_selection(tasks_per_id)
-        self.metrics.record_annotation_cost(state.cost_spent, self.cfg.selection.budget)
-        state.iteration += 1
-        state.step = "train"
-        self._save()
+        state.apply_selection(payload["tasks"])
+        return StepReport(Step.UPDATE, state.iteration)
 
     # --------------------------------------------------------------- summary
-    def _rows(self) -> list[dict[str, Any]]:
-        assert self.state is not None
+    @staticmethod
+    def _rows(state: LoopState) -> list[dict[str, Any]]:
         rows = []
-        for r in self.state.rounds:
+        for r in state.rounds:
             if not r.dev:
                 continue
             row: dict[str, Any] = {"iteration": r.iteration, "labeled": r.n_labeled.get("total")}
@@ -541,16 +495,16 @@ class ActiveLearningLoop:
             rows.append(row)
         return rows
 
-    def _finish(self) -> Summary:
-        assert self.state is not None
-        rows = self._rows()
+    def _finish(self, run: RunInfo) -> tuple[Summary, list[tuple[Path, str | None]]]:
+        state = run.state
+        rows = self._rows(state)
         sizes = [r["labeled"] for r in rows]
         scores = {
             t: {
                 s: [r.get(f"{s}.{t}") for r in rows if r.get(f"{s}.{t}") is not None]
                 for s in ("dev", "test")
             }
-            for t in self.tasks
+            for t in run.tasks
         }
         scores = {t: {s: v for s, v in d.items() if v} for t, d in scores.items()}
         curve = plot_learning_curve(
@@ -564,13 +518,18 @@ class ActiveLearningLoop:
             "finished",
             f"finished {len(rows)} iterations in {self.run_dir}",
             rows,
-            self.state.mlflow_run_id,
+            state.mlflow_run_id,
         )
         write_json(self.run_dir / "summary.json", summary.__dict__)
-        for path in (curve, self.run_dir / "summary.json", self.run_dir / "config.json"):
-            self.tracker.log_artifact(path)
-        for r in self.state.rounds:
-            for path in (r.confidence_table, r.selection):
-                if path:
-                    self.tracker.log_artifact(Path(path), f"rounds/round_{r.iteration}")
-        return summary
+        artifacts: list[tuple[Path, str | None]] = [
+            (Path(curve), None),
+            (self.run_dir / "summary.json", None),
+            (self.run_dir / "config.json", None),
+        ]
+        for r in state.rounds:
+            artifacts.extend(
+                (Path(p), f"rounds/round_{r.iteration}")
+                for p in (r.confidence_table, r.selection)
+                if p
+            )
+        return summary, artifacts

@@ -18,13 +18,26 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from mtal_ray.data.atomic import atomic_write_text
 from mtal_ray.errors import MtalError
 
-STEPS = ("train", "score", "select", "annotate", "update")
+
+class Step(StrEnum):
+    """The steps of one iteration, in order, and ``done`` (stored by name in state.json)."""
+
+    TRAIN = "train"
+    SCORE = "score"
+    SELECT = "select"
+    ANNOTATE = "annotate"
+    UPDATE = "update"
+    DONE = "done"
+
+
+STEPS = tuple(s.value for s in Step if s is not Step.DONE)
 STATE_FILE = "state.json"
 #: Where the run was last launched from: relative paths of its config start there.
 LAUNCH_FILE = "launch.json"
@@ -69,7 +82,7 @@ class LoopState:
     config_digest: str
     iterations: int
     iteration: int = 0
-    step: str = "train"
+    step: Step = Step.TRAIN
     labeled: dict[str, list[str]] = field(default_factory=dict)
     pool: list[str] = field(default_factory=list)
     dev: list[str] = field(default_factory=list)
@@ -82,7 +95,7 @@ class LoopState:
     @property
     def done(self) -> bool:
         """Whether every iteration has finished."""
-        return self.step == "done"
+        return self.step == Step.DONE
 
     def round(self, iteration: int | None = None) -> RoundRecord:
         """The record of ``iteration`` (default: the current one), created on first use."""
@@ -113,7 +126,13 @@ class LoopState:
         """Inverse of ``asdict``."""
         data = dict(data)
         rounds = [RoundRecord(**r) for r in data.pop("rounds", [])]
-        return cls(rounds=rounds, **data)
+        step = data.pop("step", Step.TRAIN)
+        try:
+            step = Step(step)
+        except ValueError:
+            known = ", ".join(s.value for s in Step)
+            raise MtalError(f"unknown step {step!r} in the run state (known: {known})") from None
+        return cls(rounds=rounds, step=step, **data)
 
 
 def save_state(run_dir: Path, state: LoopState) -> None:
@@ -130,9 +149,15 @@ def load_state(run_dir: Path) -> LoopState | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise MtalError(f"{path}: cannot read the run state ({err})") from err
-    if data.get("version") != STATE_VERSION:
-        raise MtalError(f"{path}: state version {data.get('version')} is not {STATE_VERSION}")
-    return LoopState.from_dict(data)
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise MtalError(f"{path}: state version {version} is not {STATE_VERSION}")
+    try:
+        return LoopState.from_dict(data)
+    except MtalError as err:
+        raise MtalError(f"{path}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise MtalError(f"{path}: not a run state of this version ({err})") from None
 
 
 def write_json(path: Path, payload: Any) -> None:

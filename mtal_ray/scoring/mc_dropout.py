@@ -87,7 +87,7 @@ class MCDropoutScorer:
     ) -> None:
         import torch
 
-        from mtal_ray.metrics import ALMetrics
+        from mtal_ray.prometheus import ALMetrics
 
         torch.set_num_threads(threads)
         self.model = (loader or _default_loader)(checkpoint)

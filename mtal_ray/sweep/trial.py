@@ -4,8 +4,10 @@
 config (base config + dataset overrides + parameters), runs or resumes
 :class:`~mtal_ray.driver.loop.ActiveLearningLoop` in ``SWEEP_DIR/trials/<name>`` (training
 happens there through Ray Train), keeps ``trial.json`` up to date and reports each
-finished iteration to Tune. The loop's own resume makes a restarted trial continue where
-it stopped; a trial already recorded as finished returns at once.
+evaluated iteration to Tune — as observers of the loop (:class:`TrialCallback`, MLflow,
+console): the trial never touches the loop's state or files. The loop's own resume makes a
+restarted trial continue where it stopped; a trial already recorded as finished returns at
+once.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from mtal_ray.config import validate
+from mtal_ray.driver.callbacks import LoopCallback, RunInfo, StepReport
+from mtal_ray.driver.state import RoundRecord, Step
 from mtal_ray.errors import ConfigError, MtalError
+from mtal_ray.mlflow_tracking import MlflowTarget, set_status, start_run
 from mtal_ray.sweep.config import BETA_KEY, DATASET_KEY
 from mtal_ray.sweep.results import TRIALS_DIR, TrialRecord, load_trial
 from mtal_ray.sweep.space import trial_name, trial_params, trial_raw_config
-from mtal_ray.sweep.tracking import MlflowTarget, set_status, start_run
 
 Reporter = Callable[[dict[str, Any]], None]
 
@@ -72,6 +76,53 @@ def _row_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+def _prefixed(name: str) -> Callable[[str], None]:
+    def echo(line: str) -> None:
+        print(f"[{name}] {line}", flush=True)
+
+    return echo
+
+
+class TrialCallback(LoopCallback):
+    """A sweep trial's observer: keeps ``trial.json`` current and reports rounds to Tune.
+
+    Each evaluated round is reported once per attempt, as soon as its model is evaluated
+    (a restarted trial first reports the rounds it already has, as Tune expects of a fresh
+    function trainable).
+    """
+
+    def __init__(self, record: TrialRecord, trial_dir: Path, report: Reporter | None) -> None:
+        self.record = record
+        self.trial_dir = trial_dir
+        self.report = report
+        self.reported: set[int] = set()
+
+    def _report(self, record: RoundRecord) -> None:
+        if self.report is None or not record.dev or record.iteration in self.reported:
+            return
+        self.reported.add(record.iteration)
+        metrics = {f"dev.{t}": v for t, v in record.dev.items()}
+        metrics.update({f"test.{t}": v for t, v in record.test.items()})
+        self.report(
+            {
+                "iteration": record.iteration,
+                "labeled": record.n_labeled.get("total", 0),
+                **metrics,
+            }
+        )
+
+    def on_run_start(self, run: RunInfo) -> None:
+        self.record.tasks = list(run.tasks)
+        self.record.mlflow_run_id = run.state.mlflow_run_id
+        self.record.save(self.trial_dir)
+        for r in run.state.rounds:
+            self._report(r)
+
+    def on_step_end(self, run: RunInfo, report: StepReport) -> None:
+        if report.step == Step.TRAIN:
+            self._report(run.state.round(report.iteration))
+
+
 def run_trial(
     params: Mapping[str, Any], context: TrialContext, report: Reporter | None = None
 ) -> dict[str, Any]:
@@ -97,30 +148,9 @@ def run_trial(
     record.save(trial_dir)
     started = time.perf_counter()
     seconds_before = record.seconds
-    reported: set[int] = set()
-
-    def report_rounds(state: Any) -> None:
-        if report is None or state is None:
-            return
-        for r in state.rounds:
-            if r.dev and r.iteration not in reported:
-                reported.add(r.iteration)
-                metrics = {f"dev.{t}": v for t, v in r.dev.items()}
-                metrics.update({f"test.{t}": v for t, v in r.test.items()})
-                report(
-                    {"iteration": r.iteration, "labeled": r.n_labeled.get("total", 0), **metrics}
-                )
-
-    loop_holder: list[Any] = []
-
-    def echo(line: str) -> None:
-        print(f"[{name}] {line}", flush=True)
-        if loop_holder:
-            report_rounds(loop_holder[0].state)
-
     try:
         from mtal_ray.driver.loop import ActiveLearningLoop
-        from mtal_ray.driver.state import save_state
+        from mtal_ray.driver.observers import MlflowCallback, default_callbacks
 
         config = trial_config(params, context)
         record.method = _section_value(config, "selection", "method")
@@ -128,29 +158,23 @@ def run_trial(
         record.beta = float(beta) if isinstance(beta, int | float) else None
         record.seed = int(getattr(config, "seed", 0))
         record.save(trial_dir)
-        loop = ActiveLearningLoop(config, trial_dir, Path(context.base_dir), echo=echo)
-        loop_holder.append(loop)
-        state = loop.prepare()
-        record.tasks = list(getattr(loop, "tasks", []))
         tags = {
             "sweep.name": context.sweep_name,
             "sweep.trial": name,
             "sweep.status": "running",
             **{f"sweep.param.{k}": str(v) for k, v in params.items()},
         }
-        child = start_run(
-            context.target,
-            state.mlflow_run_id,
-            name,
-            config.model_dump(mode="json"),
-            tags,
-            parent_id=context.parent_run_id,
-        )
-        if child is not None and state.mlflow_run_id != child:
-            state.mlflow_run_id = child
-            save_state(trial_dir, state)
-        record.mlflow_run_id = child
-        record.save(trial_dir)
+        callbacks = [
+            cb
+            for cb in default_callbacks(config, trial_dir, echo=_prefixed(name))
+            if not isinstance(cb, MlflowCallback)
+        ]
+        if context.target.enabled:
+            callbacks.append(
+                MlflowCallback(context.target, name, tags, parent_run_id=context.parent_run_id)
+            )
+        callbacks.append(TrialCallback(record, trial_dir, report))
+        loop = ActiveLearningLoop(config, trial_dir, Path(context.base_dir), callbacks=callbacks)
         summary = loop.run()
         if summary.status != "finished":
             raise MtalError(f"trial {name} stopped: {summary.message}")
@@ -177,7 +201,6 @@ def run_trial(
         except Exception as tracking_error:  # the trial's own error matters more
             print(f"[{name}] could not record the failure in MLflow: {tracking_error}")
         raise
-    report_rounds(loop.state)
     record.status = "finished"
     record.seconds = seconds_before + time.perf_counter() - started
     record.save(trial_dir)

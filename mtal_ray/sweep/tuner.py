@@ -19,6 +19,7 @@ from typing import Any
 
 from mtal_ray.config import apply_overrides, read_yaml, validate
 from mtal_ray.errors import ConfigError, MtalError
+from mtal_ray.mlflow_tracking import MlflowTarget, log_artifacts, log_metrics, set_status, start_run
 from mtal_ray.ray_session import warn_if_ephemeral
 from mtal_ray.sweep.config import SweepConfig
 from mtal_ray.sweep.report import score_table, write_report
@@ -32,7 +33,6 @@ from mtal_ray.sweep.space import (
     trial_raw_config,
     tune_param_space,
 )
-from mtal_ray.sweep.tracking import MlflowTarget, log_artifacts, log_metrics, set_status, start_run
 from mtal_ray.sweep.trial import TrialContext, make_trainable
 
 

@@ -1,9 +1,11 @@
-"""MLflow for sweeps: one parent run per sweep, one child run per trial.
+"""MLflow, the one wrapper: a store (:class:`MlflowTarget`) and the calls we make on it.
 
-The child run is the driver's own run (:class:`mtal_ray.driver.tracking.Tracker` logs the
-per-iteration metrics and artifacts into it): the trial creates it here first, tagged with
-``mlflow.parentRunId`` so the MLflow UI nests it under the sweep, and hands its id to the
-driver's state. Trial status lives in the tag ``sweep.status`` and the run status.
+An AL run is one MLflow run (its observer, :class:`mtal_ray.driver.observers.MlflowCallback`,
+logs per-iteration metrics and artifacts); a sweep is a parent run with one child run per
+trial, tagged ``mlflow.parentRunId`` so the MLflow UI nests it. The default store of a run
+is a SQLite file beside the run directories (``<runs>/mlruns.db``, artifacts in
+``<runs>/mlartifacts``); ``tracking.tracking_uri`` points at a tracking server instead.
+MLflow itself is imported only when a call needs it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtal_ray.driver.tracking import flatten
-
 PARENT_TAG = "mlflow.parentRunId"
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}`` (MLflow params are strings)."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = str(value)[:6000]
+    return out
+
+
+def default_tracking_uri(run_dir: Path) -> str:
+    """``sqlite:///<parent of run_dir>/mlruns.db`` (absolute, so any working directory works)."""
+    return f"sqlite:///{(Path(run_dir).resolve().parent / 'mlruns.db')}"
 
 
 @dataclass(frozen=True)
@@ -27,6 +44,17 @@ class MlflowTarget:
     experiment: str
     artifact_location: str
     enabled: bool = True
+
+    @classmethod
+    def for_run(cls, tracking: Any, run_dir: Path) -> MlflowTarget:
+        """From the config's ``tracking`` section; default store beside the run directory."""
+        parent = Path(run_dir).resolve().parent
+        return cls(
+            tracking_uri=tracking.tracking_uri or default_tracking_uri(run_dir),
+            experiment=tracking.experiment,
+            artifact_location=tracking.artifact_location or (parent / "mlartifacts").as_uri(),
+            enabled=tracking.enabled,
+        )
 
     @classmethod
     def for_sweep(cls, tracking: Any, sweep_dir: Path) -> MlflowTarget:
@@ -111,8 +139,10 @@ def set_status(
     client.set_terminated(run_id, status=status)
 
 
-def log_metrics(target: MlflowTarget, run_id: str | None, metrics: Mapping[str, float]) -> None:
-    """Log finite metrics at step 0."""
+def log_metrics(
+    target: MlflowTarget, run_id: str | None, metrics: Mapping[str, float], step: int = 0
+) -> None:
+    """Log the finite values of ``metrics`` at ``step``."""
     if not target.enabled or run_id is None:
         return
     import time
@@ -121,7 +151,7 @@ def log_metrics(target: MlflowTarget, run_id: str | None, metrics: Mapping[str, 
 
     now = int(time.time() * 1000)
     batch = [
-        Metric(key=k, value=float(v), timestamp=now, step=0)
+        Metric(key=k, value=float(v), timestamp=now, step=step)
         for k, v in metrics.items()
         if v is not None and math.isfinite(float(v))
     ]
@@ -130,14 +160,19 @@ def log_metrics(target: MlflowTarget, run_id: str | None, metrics: Mapping[str, 
         client.log_batch(run_id, metrics=batch[start : start + 500])
 
 
-def log_artifacts(target: MlflowTarget, run_id: str | None, paths: list[Path]) -> None:
-    """Upload files to the run's artifacts."""
+def log_artifacts(
+    target: MlflowTarget,
+    run_id: str | None,
+    paths: list[Path],
+    artifact_path: str | None = None,
+) -> None:
+    """Upload the existing files of ``paths`` to the run's artifacts (under ``artifact_path``)."""
     if not target.enabled or run_id is None:
         return
     client = target.client()
     for path in paths:
         if Path(path).exists():
-            client.log_artifact(run_id, str(path))
+            client.log_artifact(run_id, str(path), artifact_path=artifact_path)
 
 
 def run_info(target: MlflowTarget, run_id: str) -> Any:

@@ -1,0 +1,145 @@
+"""The loop's standard observers: console progress, MLflow tracking, Prometheus metrics.
+
+Each is one :class:`~mtal_ray.driver.callbacks.LoopCallback`; :func:`default_callbacks`
+composes them from an experiment config. A sweep adds its own (Tune reports) beside them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mtal_ray.driver.callbacks import LoopCallback, RunInfo, RunOutcome, StepReport
+from mtal_ray.driver.state import Step
+from mtal_ray.mlflow_tracking import MlflowTarget, log_artifacts, log_metrics, set_status, start_run
+
+log = logging.getLogger("mtal_ray.driver")
+
+Echo = Callable[[str], None]
+
+
+class ConsoleCallback(LoopCallback):
+    """One line per step, the step's result lines, and scoring progress."""
+
+    def __init__(self, echo: Echo | None = None, prefix: str = "") -> None:
+        self.echo = echo or log.info
+        self.prefix = prefix
+
+    def _say(self, line: str) -> None:
+        self.echo(f"{self.prefix}{line}")
+
+    def on_run_start(self, run: RunInfo) -> None:
+        state = run.state
+        if run.resumed:
+            self._say(f"resuming {run.run_dir} at iteration {state.iteration}, step {state.step}")
+        else:
+            self._say(
+                f"new run {run.run_dir}: {len(state.labeled_ids())} labeled, {len(state.dev)} "
+                f"dev, {len(state.pool)} in the pool; tasks {', '.join(run.tasks)}"
+            )
+
+    def on_step_start(self, run: RunInfo, step: Step) -> None:
+        state = run.state
+        self._say(f"iteration {state.iteration}/{state.iterations - 1}: {step}")
+
+    def on_scoring_progress(self, run: RunInfo, done: int, total: int, seconds: float) -> None:
+        rate = done / max(seconds, 1e-9)
+        self._say(f"  scoring: {done}/{total} sentences ({rate:.1f}/s)")
+
+    def on_step_end(self, run: RunInfo, report: StepReport) -> None:
+        for line in report.lines:
+            self._say(f"  {line}")
+
+
+class MlflowCallback(LoopCallback):
+    """One MLflow run per experiment: params, per-iteration metrics, artifacts, status.
+
+    The run id is kept in the loop state, so a resumed experiment logs into the same run.
+    ``run_name``, ``tags`` and ``parent_run_id`` serve sweeps (a trial's run is a child of
+    the sweep's run); a plain experiment's run is named after its directory.
+    """
+
+    def __init__(
+        self,
+        target: MlflowTarget,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        parent_run_id: str | None = None,
+    ) -> None:
+        self.target = target
+        self.run_name = run_name
+        self.tags = dict(tags or {})
+        self.parent_run_id = parent_run_id
+        self.run_id: str | None = None
+
+    def on_run_start(self, run: RunInfo) -> None:
+        self.run_id = start_run(
+            self.target,
+            run.state.mlflow_run_id,
+            self.run_name or run.run_dir.name,
+            run.config.model_dump(mode="json"),
+            self.tags,
+            parent_id=self.parent_run_id,
+        )
+        if self.run_id is not None:
+            run.state.mlflow_run_id = self.run_id
+
+    def on_step_end(self, run: RunInfo, report: StepReport) -> None:
+        if report.metrics:
+            log_metrics(self.target, self.run_id, report.metrics, step=report.iteration)
+        for path, folder in report.artifacts:
+            log_artifacts(self.target, self.run_id, [path], folder)
+
+    def on_run_end(self, run: RunInfo, outcome: RunOutcome) -> None:
+        if outcome.status == "awaiting_annotation":
+            return  # the run goes on after the import
+        for path, folder in outcome.artifacts:
+            log_artifacts(self.target, self.run_id, [path], folder)
+        status = "FAILED" if outcome.status == "failed" else "FINISHED"
+        set_status(self.target, self.run_id, status)
+
+
+class PrometheusCallback(LoopCallback):
+    """The ``mtal_`` Ray metrics of :mod:`mtal_ray.prometheus` (one recorder per run)."""
+
+    def __init__(self, experiment: str, method: str, budget: float | None) -> None:
+        from mtal_ray.prometheus import ALMetrics
+
+        # One recorder for the whole run: it re-sends the state gauges in the background.
+        self.metrics = ALMetrics(experiment)
+        self.method = method
+        self.budget = budget
+
+    def on_step_start(self, run: RunInfo, step: Step) -> None:
+        if step == Step.TRAIN:
+            state = run.state
+            self.metrics.record_iteration(
+                state.iteration,
+                labeled={t: len(state.labeled.get(t, [])) for t in run.tasks},
+                pool_size=len(state.pool),
+            )
+
+    def on_step_end(self, run: RunInfo, report: StepReport) -> None:
+        state = run.state
+        if report.step == Step.TRAIN:
+            record = state.round(report.iteration)
+            self.metrics.record_dev_scores({t: {"main": v} for t, v in record.dev.items()})
+        elif report.step == Step.SELECT:
+            self.metrics.record_selection(self.method, report.metrics["seconds.select"])
+        elif report.step == Step.UPDATE:
+            self.metrics.record_annotation_cost(state.cost_spent, self.budget)
+
+
+def default_callbacks(config: Any, run_dir: Path, echo: Echo | None = None) -> list[LoopCallback]:
+    """Console progress, MLflow (when ``tracking.enabled``) and Prometheus metrics."""
+    callbacks: list[LoopCallback] = [ConsoleCallback(echo)]
+    if config.tracking.enabled:
+        callbacks.append(MlflowCallback(MlflowTarget.for_run(config.tracking, run_dir)))
+    callbacks.append(
+        PrometheusCallback(
+            config.tracking.experiment, config.selection.method, config.selection.budget
+        )
+    )
+    return callbacks
