@@ -12,7 +12,6 @@ before returning.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mtal_ray.errors import EmptyPoolError, MtalError, ScoringError
+from mtal_ray.errors import EmptyPoolError, MtalError, ScoringError, user_error
 from mtal_ray.ray_session import ensure_ray
 from mtal_ray.scoring.buckets import bucket_table
 from mtal_ray.scoring.config import ScoringConfig
@@ -43,27 +42,30 @@ def _pool_columns(pool: pa.Table) -> pa.Table:
     return pa.table({"id": ids, "tokens": pool.column("tokens")})
 
 
-_WRAPPED_ERROR = re.compile(r"mtal_ray\.[\w.]*Error: (.+)")
+class _InitErrorsReported:
+    """Mixin for a scorer actor class: a user error in ``__init__`` is raised by ``__call__``.
 
-
-def _user_error(err: BaseException) -> str | None:
-    """The message of the first :class:`MtalError` inside a (Ray-wrapped) exception.
-
-    Ray keeps the exception object of a failed task (``RayTaskError.cause``) but an actor
-    whose ``__init__`` failed only leaves its traceback text in ``ActorDiedError``.
+    Ray ships an exception raised by a task back as an object (``RayTaskError.cause``), but
+    an actor whose ``__init__`` fails dies and leaves only its traceback text. So the actor
+    keeps a user error from its construction and raises it on its first batch instead.
     """
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [err]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, MtalError):
-            return str(current)
-        stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])
-    found = _WRAPPED_ERROR.findall(str(err))
-    return found[-1].strip() if found else None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._init_error: MtalError | None = None
+        try:
+            super().__init__(*args, **kwargs)
+        except MtalError as err:
+            self._init_error = err
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        if self._init_error is not None:
+            raise self._init_error
+        return super().__call__(batch)  # type: ignore[misc]
+
+
+def _actor_class(scorer_cls: type[MCDropoutScorer]) -> type[MCDropoutScorer]:
+    """``scorer_cls`` with :class:`_InitErrorsReported` (same name in Ray Data's progress)."""
+    return type(scorer_cls.__name__, (_InitErrorsReported, scorer_cls), {})
 
 
 def scoring_progress_text(done: int, total: int, seconds: float) -> str:
@@ -141,7 +143,7 @@ def score_pool(
         "experiment": experiment,
     }
     dataset = ray.data.from_arrow(blocks).map_batches(
-        scorer_cls,
+        _actor_class(scorer_cls),
         fn_constructor_kwargs=constructor,
         batch_size=cfg.batch_size,
         batch_format="pyarrow",
@@ -150,6 +152,9 @@ def score_pool(
         num_gpus=cfg.gpus_per_actor or None,
         zero_copy_batch=True,
     )
+    # a scorer's exception comes back as itself, not as a UserCodeException whose
+    # ``__cause__`` (the user's error) is lost on the way back from the actor
+    dataset.context.raise_original_map_exception = True
     parts: list[pa.Table] = []
     done, started, last_report = 0, time.perf_counter(), float("-inf")  # report the first
     try:  # streamed: scored blocks arrive as actors finish them
@@ -161,10 +166,10 @@ def score_pool(
                 progress(done, table.num_rows, now - started)
                 last_report = now
     except Exception as err:  # Ray wraps errors raised in actors; surface the user's one
-        cause = _user_error(err)
+        cause = user_error(err)
         if cause is None:
             raise
-        raise ScoringError(cause) from err
+        raise ScoringError(str(cause)) from err
     if not parts:
         raise ScoringError("scoring returned no rows (is the pool empty?)")
     result = pa.concat_tables([p for p in parts if p.num_rows] or parts)
