@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from mtal_ray.data.atomic import atomic_write_text
 from mtal_ray.errors import SelectionError
 from mtal_ray.selection.cost import CostModel
 from mtal_ray.selection.registry import METHODS, select
@@ -54,18 +53,6 @@ def run(args: argparse.Namespace) -> int:
         time_limit=args.time_limit,
         cost_model=CostModel(tp=args.tp, ts=args.ts),
     )
-    _write_atomic(args.output, result.to_json(indent=1, name=args.method.lower()) + "\n")
+    atomic_write_text(args.output, result.to_json(indent=1, name=args.method.lower()) + "\n")
     print(f"{result.method}: selected {len(result.ids)} ids -> {args.output}")
     return 0
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

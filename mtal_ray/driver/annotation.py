@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mtal_ray.data import load_corpus, split_path, take_ids, write_split
-from mtal_ray.data.atomic import atomic_write_text
+from mtal_ray.data.atomic import atomic_path, atomic_write_text
 from mtal_ray.data.schema import TASK_COLUMNS, annotated_mask
 from mtal_ray.data.slu import TASK_FILES as SLU_TASK_FILES
 from mtal_ray.errors import DataFormatError, MtalError
@@ -198,9 +198,8 @@ def import_annotations(run_dir: Path, iteration: int, files: list[Path]) -> pa.T
         promote_options="default",
     )
     target = round_dir(run_dir, iteration) / IMPORTED
-    tmp = target.with_suffix(".parquet.tmp")
-    pq.write_table(merged, tmp)
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        pq.write_table(merged, tmp)
     return merged
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mtal_ray.data.atomic import atomic_path
 from mtal_ray.errors import ScoringError
 from mtal_ray.taskspec import TASK_SPECS
 
@@ -127,16 +127,8 @@ def write_confidence_table(
         meta = dict(table.schema.metadata or {})
         meta.update({f"mtal_ray.{k}".encode(): json.dumps(v).encode() for k, v in metadata.items()})
         table = table.replace_schema_metadata(meta)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         pq.write_table(table, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
 
 

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from mtal_ray.data.atomic import atomic_directory
 from mtal_ray.data.vocab import LabelVocab
 from mtal_ray.errors import MtalError
 from mtal_ray.models.build import build_model
@@ -154,17 +155,13 @@ def export_inference_checkpoint(source: str | Path, target: str | Path) -> Path:
     DeepSpeed shards are converted to ``model.pt`` on the way.
     """
     source, target = Path(source), Path(target)
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in (META_FILE, PREDICTIONS_FILE):
-        if (source / name).is_file():
-            shutil.copy2(source / name, tmp / name)
-    shutil.copytree(source / ENCODER_DIR, tmp / ENCODER_DIR)
-    if (source / MODEL_FILE).is_file():
-        shutil.copy2(source / MODEL_FILE, tmp / MODEL_FILE)
-    else:
-        torch.save(_state_dict(source), tmp / MODEL_FILE)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    with atomic_directory(target) as tmp:
+        for name in (META_FILE, PREDICTIONS_FILE):
+            if (source / name).is_file():
+                shutil.copy2(source / name, tmp / name)
+        shutil.copytree(source / ENCODER_DIR, tmp / ENCODER_DIR)
+        if (source / MODEL_FILE).is_file():
+            shutil.copy2(source / MODEL_FILE, tmp / MODEL_FILE)
+        else:
+            torch.save(_state_dict(source), tmp / MODEL_FILE)
     return target
