@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mtal_ray.errors import ConfigError
 from mtal_ray.models.config import ModelConfig
@@ -48,7 +55,7 @@ class DataConfig(Section):
     """Where the corpus is and how it is split for active learning (paper §5.4)."""
 
     path: str = Field("synthetic", description="corpus folder/file, or 'synthetic'")
-    format: Literal["conllu", "slu", "jsonl"] | None = None
+    format: Literal["conllu", "slu", "jsonl", "conll"] | None = None
     tasks: list[str] | None = Field(None, description="tasks to learn; default: all in corpus")
     train_split: str = "train"
     dev_split: str | None = "dev"
@@ -59,7 +66,28 @@ class DataConfig(Section):
     limit_train: int | None = Field(None, ge=2, description="use only the first N train rows")
     limit_eval: int | None = Field(None, ge=1, description="use only the first N dev/test rows")
     strict_bio: bool = False
+    overlapping_entities: Literal["error", "keep-longest", "keep-shortest"] = Field(
+        "error", description="nested/overlapping entity mentions: refuse, or keep one of them"
+    )
+    columns: dict[str, int] | None = Field(
+        None, description="conll format: token and tag columns, e.g. {token: 0, ner: -1}"
+    )
     synthetic: SyntheticDataConfig = Field(default_factory=SyntheticDataConfig)
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        if value is None:
+            return value
+        unknown = [k for k in value if k not in ("token", "ner", "sf")]
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} (use token and one of ner, sf)")
+        tags = [k for k in ("ner", "sf") if k in value]
+        if len(tags) != 1:
+            raise ValueError("give exactly one tag column, ner or sf")
+        if value.get("token", 0) == value[tags[0]]:
+            raise ValueError(f"token and {tags[0]} are the same column")
+        return value
 
     @model_validator(mode="after")
     def _initial_size(self) -> DataConfig:
@@ -137,6 +165,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})"
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {err}") from None
     if data is None:

@@ -3,10 +3,12 @@
 Reading follows the CoNLL-U rules: sentences are separated by blank lines, comment lines
 start with ``#``, word lines have 10 tab-separated columns with integer IDs 1..n,
 multiword-token range lines (``3-4``) and empty nodes (``8.1``) are kept for writing but
-are not words. HEAD (col. 7) and DEPREL (col. 8) give ``dp``; the ``NER=`` attribute of
+are not words (IDs must be ASCII: ``n``, ``n-m`` with n<m, ``n.k``; anything else is an
+error). HEAD (col. 7) and DEPREL (col. 8) give ``dp``; the ``NER=`` attribute of
 MISC (col. 10) gives ``ner``. A sentence whose HEADs are all ``_`` (or that has no NER
 attribute at all) is unannotated for that task (null), which is how partially annotated
-files are written back.
+files are written back. An annotated ``dp`` sentence must be a tree: exactly one root, no
+self-loops, no cycles, every HEAD in range (the error names file, line and sentence id).
 
 The original sentence block is kept in ``conllu.raw`` so that :func:`write_conllu`
 reproduces the file byte for byte; HEAD, DEPREL and NER are re-inserted from the task
@@ -15,6 +17,8 @@ columns, so edited or predicted labels are what gets written.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,10 +26,68 @@ import pyarrow as pa
 from mtal_ray.data.atomic import atomic_write_text
 from mtal_ray.data.schema import make_table
 from mtal_ray.data.spans import bio_errors
+from mtal_ray.data.text import ReadReport, read_corpus_text, split_lines
 from mtal_ray.errors import DataFormatError
 
 RAW_COLUMN = "conllu.raw"
 _NER_KEY = "NER="
+_WORD_ID = re.compile(r"[1-9][0-9]*")
+_RANGE_ID = re.compile(r"([1-9][0-9]*)-([1-9][0-9]*)")
+_EMPTY_ID = re.compile(r"(?:0|[1-9][0-9]*)\.[1-9][0-9]*")
+_HEAD = re.compile(r"-?[0-9]+")
+
+
+def is_word_line_id(text: str) -> bool:
+    """Whether ``text`` is a valid CoNLL-U ID (``n``, ``n-m`` with n<m, or ``n.k``)."""
+    if _WORD_ID.fullmatch(text) or _EMPTY_ID.fullmatch(text):
+        return True
+    match = _RANGE_ID.fullmatch(text)
+    return match is not None and int(match[1]) < int(match[2])
+
+
+def tree_problem(heads: Sequence[int]) -> tuple[int, str] | None:
+    """The first reason ``heads`` (1-based, 0 = root) is not a dependency tree, or ``None``.
+
+    Returns the 0-based index of the word to point at and a message. Checked in order:
+    self-loops, more than one root, cycles (a cycle also means some words never reach
+    the root), no root.
+
+    >>> tree_problem([2, 0, 2]) is None
+    True
+    >>> tree_problem([2, 1, 0])
+    (0, 'words 1 -> 2 -> 1 form a cycle (they never reach the root)')
+    """
+    n = len(heads)
+    for i, head in enumerate(heads):
+        if head == i + 1:
+            return i, f"word {i + 1} is its own head (self-loop)"
+        if not 0 <= head <= n:
+            return i, f"HEAD {head} out of range 0..{n} for this sentence"
+    roots = [i for i, head in enumerate(heads) if head == 0]
+    if len(roots) > 1:
+        listed = ", ".join(str(i + 1) for i in roots)
+        return roots[1], f"{len(roots)} roots (words {listed}); a tree has exactly one"
+    state = [0] * n  # 0 = not seen, 1 = on the current path, 2 = reaches the root
+    for start in range(n):
+        path: list[int] = []
+        v = start
+        while v >= 0 and state[v] == 0:
+            state[v] = 1
+            path.append(v)
+            v = heads[v] - 1
+        if v >= 0 and state[v] == 1:
+            cycle = path[path.index(v) :]
+            first = min(cycle)
+            walk = [first]
+            while heads[walk[-1]] - 1 != first:
+                walk.append(heads[walk[-1]] - 1)
+            shown = " -> ".join(str(w + 1) for w in [*walk, first])
+            return first, f"words {shown} form a cycle (they never reach the root)"
+        for u in path:
+            state[u] = 2
+    if not roots:
+        return 0, "no root (no word has HEAD 0)"
+    return None
 
 
 def _misc_ner(misc: str) -> str | None:
@@ -71,9 +133,22 @@ def _parse_block(
                 path, lineno, f"expected 10 tab-separated columns, found {len(cols)}"
             )
         word_id = cols[0]
-        if "-" in word_id or "." in word_id:
-            continue  # multiword-token range or empty node: not a word
-        if not word_id.isdigit() or int(word_id) != len(tokens) + 1:
+        if _EMPTY_ID.fullmatch(word_id):
+            continue  # empty node: not a word
+        if match := _RANGE_ID.fullmatch(word_id):
+            if int(match[1]) >= int(match[2]):
+                raise DataFormatError(
+                    path, lineno, f"invalid range ID {word_id!r} (n-m needs n < m)"
+                )
+            continue  # multiword-token range: not a word
+        if not _WORD_ID.fullmatch(word_id):
+            raise DataFormatError(
+                path,
+                lineno,
+                f"invalid ID {word_id!r} (expected a word number 1, 2, ..., "
+                "a range n-m with n < m, or an empty node n.k)",
+            )
+        if int(word_id) != len(tokens) + 1:
             raise DataFormatError(
                 path, lineno, f"word ID {word_id!r} out of sequence (expected {len(tokens) + 1})"
             )
@@ -91,7 +166,7 @@ def _parse_block(
     else:
         dp_head = []
         for lineno, head in zip(word_lines, heads, strict=True):
-            if not head.lstrip("-").isdigit():
+            if not _HEAD.fullmatch(head):
                 raise DataFormatError(path, lineno, f"HEAD {head!r} is not an integer")
             value = int(head)
             if not 0 <= value <= n:
@@ -102,6 +177,11 @@ def _parse_block(
         for lineno, rel in zip(word_lines, deprels, strict=True):
             if rel == "_" or not rel:
                 raise DataFormatError(path, lineno, "DEPREL missing on a word with a HEAD")
+        problem = tree_problem(dp_head)
+        if problem is not None:
+            pos, message = problem
+            shown = sent_id if sent_id else f"{path.stem}-{index + 1}"
+            raise DataFormatError(path, word_lines[pos], f"sentence {shown!r}: {message}")
         dp_deprel = deprels
     if all(tag is None for tag in ner):
         ner_tags = None
@@ -125,7 +205,9 @@ def _parse_block(
     }
 
 
-def read_conllu(path: str | Path, *, strict_bio: bool = False) -> pa.Table:
+def read_conllu(
+    path: str | Path, *, strict_bio: bool = False, report: ReadReport | None = None
+) -> pa.Table:
     """Read a CoNLL-U file into an example table (tasks ``dp`` and ``ner``).
 
     Parameters
@@ -134,31 +216,29 @@ def read_conllu(path: str | Path, *, strict_bio: bool = False) -> pa.Table:
         The ``.conllu`` file.
     strict_bio
         Refuse an ``I-`` tag that does not continue an entity of its type.
+    report
+        Filled with what was normalised (a BOM, CRLF line ends).
 
     Raises
     ------
     DataFormatError
-        Naming the file and line of the first problem.
+        Naming the file and line of the first problem (an empty file is one).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataFormatError(path, None, f"cannot read file: {err}") from err
+    text = read_corpus_text(path, report)
     rows: list[dict[str, object]] = []
     block: list[tuple[int, str]] = []
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    for lineno, line in enumerate(lines, start=1):
+    for lineno, line in enumerate(split_lines(text), start=1):
         if line.strip() == "":
             if block:
                 rows.append(_parse_block(path, block, len(rows), strict_bio))
                 block = []
             continue
-        block.append((lineno, line.rstrip("\r")))
+        block.append((lineno, line))
     if block:
         rows.append(_parse_block(path, block, len(rows), strict_bio))
+    if not rows:
+        raise DataFormatError(path, None, "no sentences (the file is empty)")
     seen: dict[str, int] = {}
     for row in rows:
         sid = str(row["id"])

@@ -46,14 +46,28 @@ def split_stats(table: pa.Table, tasks: list[str]) -> dict[str, Any]:
 
 
 def corpus_stats(corpus: Corpus) -> dict[str, Any]:
-    """Statistics of every split, plus labels of other splits unseen in ``train``."""
+    """Statistics of every split, plus labels of other splits unseen in ``train``.
+
+    Each split also says what its reader accepted in a non-canonical form (``normalised``:
+    kind -> count, empty for canonical files) and, when an ``overlapping_entities`` policy
+    kept one of several overlapping mentions, how many entities and relations it dropped.
+    """
     tasks = corpus.tasks
+    splits: dict[str, Any] = {}
+    for name, table in corpus.splits.items():
+        splits[name] = split_stats(table, tasks)
+        report = corpus.report.get(name, {})
+        splits[name]["normalised"] = dict(report.get("normalised", {}))
+        splits[name]["dropped_entities"] = int(report.get("dropped_entities", 0))
+        splits[name]["dropped_relations"] = int(report.get("dropped_relations", 0))
     result: dict[str, Any] = {
         "path": str(corpus.path),
         "format": corpus.format,
         "tasks": tasks,
-        "splits": {name: split_stats(t, tasks) for name, t in corpus.splits.items()},
+        "splits": splits,
     }
+    if corpus.format == "jsonl" or corpus.overlapping_entities != "error":
+        result["overlapping_entities"] = corpus.overlapping_entities
     if "train" in corpus.splits and tasks:
         vocabs = build_vocabs(corpus.splits["train"], tasks)
         unseen = {
