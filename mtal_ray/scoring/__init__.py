@@ -8,7 +8,7 @@
 * :class:`~mtal_ray.scoring.config.ScoringConfig` — the ``scoring`` config section.
 * :mod:`~mtal_ray.scoring.model_adapter` — the trained model behind the scorer (torch);
   :mod:`~mtal_ray.scoring.calibration` — temperatures fitted on dev.
-* ``mtal-ray score`` — :mod:`~mtal_ray.scoring.command`.
+* ``mtal-ray score`` — :mod:`mtal_ray.cli.scoring`.
 
 The confidence formulas themselves live in :mod:`mtal_ray.confidence` (pure numpy).
 """
