@@ -21,7 +21,8 @@ from mtal_ray.data.convert import check_tasks
 from mtal_ray.data.corpus import detect_format
 from mtal_ray.data.slu import format_slu
 from mtal_ray.data.text import ReadReport
-from mtal_ray.errors import ConfigError, MtalError
+from mtal_ray.driver.annotation import export_batch, import_annotations, round_dir
+from mtal_ray.errors import ConfigError, DataFormatError, MtalError
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -519,3 +520,70 @@ def test_convert_refuses_what_the_target_cannot_carry_and_writes_nothing(tmp_pat
         f"{dst}/train.json: exists; remove it or choose another destination"
     )
     assert files_under(dst) == ["train.json"] and (dst / "train.json").read_text() == "keep me\n"
+
+
+# ------------------------------------------------ human annotation: conll, trees, new labels
+
+
+def conll_pool(tmp_path: Path):
+    path = tmp_path / "train.conll"
+    path.write_text(CONLL2003)
+    return read_conll(path)
+
+
+def test_conll_export_import_round_trip_by_position(tmp_path):
+    pool = conll_pool(tmp_path)
+    tasks = {"train-3": ["ner"], "train-1": ["ner"]}
+    predictions = pool.set_column(
+        pool.column_names.index("ner.tags"),
+        "ner.tags",
+        [[["O"] * len(t) for t in pool.column("tokens").to_pylist()]],
+    )
+    target = export_batch(tmp_path / "run", 1, pool, tasks, predictions, "conll")
+    text = target.read_text()
+    # The other columns stay, the gold tags do not: the model's predictions are pre-filled.
+    assert "BRUSSELS NNP B-NP O\n" in text and "EU NNP B-NP O\n" in text
+    assert "B-ORG" not in text
+    returned = tmp_path / "returned.conll"
+    returned.write_text(text.replace("BRUSSELS NNP B-NP O", "BRUSSELS NNP B-NP B-LOC"))
+    stored = import_annotations(tmp_path / "run", 1, [returned])
+    assert stored.column("id").to_pylist() == ["train-3", "train-1"]
+    assert stored.column("ner.tags").to_pylist()[0] == ["B-LOC", "O"]
+
+
+def test_import_refuses_labels_not_in_the_training_set_unless_allowed(tmp_path):
+    pool = conll_pool(tmp_path)
+    export_batch(tmp_path / "run", 1, pool, {"train-2": ["ner"]}, pool, "conll")
+    returned = tmp_path / "returned.conll"
+    batch = (round_dir(tmp_path / "run", 1) / "batch.conll").read_text()
+    returned.write_text(batch.replace("B-PER", "B-ARTIST").replace("I-PER", "I-ARTIST"))
+    known = {"ner": {"O", "B-PER", "I-PER"}}
+    with pytest.raises(DataFormatError) as info:
+        import_annotations(tmp_path / "run", 1, [returned], labels=known)
+    assert str(info.value) == (
+        f"{returned}:1: sentence 'train-2': ner label 'B-ARTIST' is not in the training "
+        "label set (3 labels); pass --allow-new-labels to accept it"
+    )
+    assert not (round_dir(tmp_path / "run", 1) / "imported.parquet").exists()
+    accepted: dict = {}
+    import_annotations(
+        tmp_path / "run", 1, [returned], labels=known, allow_new_labels=True, new_labels=accepted
+    )
+    assert accepted == {"ner": {"B-ARTIST": 1, "I-ARTIST": 1}}
+
+
+def test_import_refuses_a_dependency_graph_that_is_not_a_tree(tmp_path):
+    source = tmp_path / "train.conllu"
+    source.write_text(
+        conllu_sentence([("1", "0"), ("2", "1")], "s1") + conllu_sentence([("1", "0")], "s2")
+    )
+    pool = load_corpus(source).splits["train"]
+    target = export_batch(tmp_path / "run", 2, pool, {"s1": ["dp"]}, None, "conllu")
+    returned = tmp_path / "returned.conllu"
+    returned.write_text(conllu_sentence([("1", "2"), ("2", "1")], "s1"))
+    assert "root" not in target.read_text()  # nothing pre-filled, no gold shown
+    with pytest.raises(DataFormatError) as info:
+        import_annotations(tmp_path / "run", 2, [returned])
+    assert str(info.value) == (
+        f"{returned}:2: sentence 's1': words 1 -> 2 -> 1 form a cycle (they never reach the root)"
+    )

@@ -24,7 +24,17 @@ def _import(args: argparse.Namespace) -> int:
             f"next step {state.step})"
         )
     read_manifest(run_dir, state.iteration)
-    table = import_annotations(run_dir, state.iteration, [Path(f) for f in args.files])
+    accepted: dict[str, dict[str, int]] = {}
+    table = import_annotations(
+        run_dir,
+        state.iteration,
+        [Path(f) for f in args.files],
+        allow_new_labels=args.allow_new_labels,
+        new_labels=accepted,
+    )
+    for task, labels in accepted.items():
+        listed = ", ".join(f"{label} ({count})" for label, count in labels.items())
+        print(f"accepted {task} labels not in the training label set: {listed}")
     state.step = "update"
     save_state(run_dir, state)
     print(f"imported {table.num_rows} annotated sentences for round {state.iteration}")
@@ -67,5 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     imp.add_argument(
         "--local", action="store_true", help="resume in this process (no driver actor)"
+    )
+    imp.add_argument(
+        "--allow-new-labels",
+        action="store_true",
+        help="accept labels the round's model was not trained with (default: an error)",
     )
     imp.set_defaults(func=_import)

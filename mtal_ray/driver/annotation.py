@@ -26,14 +26,20 @@ import pyarrow.parquet as pq
 
 from mtal_ray.data import load_corpus, split_path, take_ids, write_split
 from mtal_ray.data.atomic import atomic_path, atomic_write_text
+from mtal_ray.data.conll import RAW_COLUMN as CONLL_RAW
+from mtal_ray.data.conll import row_lines as conll_row_lines
+from mtal_ray.data.conll import table_columns
 from mtal_ray.data.schema import TASK_COLUMNS, annotated_mask
 from mtal_ray.data.slu import TASK_FILES as SLU_TASK_FILES
+from mtal_ray.data.vocab import label_counts
 from mtal_ray.errors import DataFormatError, MtalError
 from mtal_ray.taskspec import with_dependencies as with_dependencies  # re-exported
 
 ANNOTATION_DIR = "annotation"
 MANIFEST = "manifest.json"
 IMPORTED = "imported.parquet"
+#: Formats whose files carry no sentence ids: imported rows map to the manifest by position.
+_POSITIONAL = ("slu", "conll")
 
 
 def mask_tasks(table: pa.Table, labeled: dict[str, list[str]], tasks: list[str]) -> pa.Table:
@@ -76,9 +82,11 @@ def export_batch(
     all_tasks = sorted({t for ts in tasks_per_id.values() for t in ts})
     # Start from the sentence only (gold labels, if the pool has any, are never shown).
     columns: dict[str, Any] = {"id": batch.column("id"), "tokens": batch.column("tokens")}
-    if "conllu.raw" in batch.column_names:
-        columns["conllu.raw"] = batch.column("conllu.raw")
+    for raw in ("conllu.raw", CONLL_RAW):  # the sentence's other columns, to write it back
+        if raw in batch.column_names:
+            columns[raw] = batch.column(raw)
     out = pa.table(columns)
+    conll_columns = table_columns(batch) if fmt == "conll" else None
     if predictions is not None:
         pred = take_ids(predictions, ids)
         wanted = {t: [t in tasks_per_id[sid] for sid in ids] for t in all_tasks}
@@ -91,7 +99,7 @@ def export_batch(
                         pc.if_else(pa.array(wanted[task]), col, pa.nulls(len(ids), col.type)),
                     )
     target = split_path(folder, "batch", fmt)
-    write_split(out, target, fmt)
+    write_split(out, target, fmt, conll_columns)
     manifest = {
         "iteration": iteration,
         "format": fmt,
@@ -99,12 +107,16 @@ def export_batch(
         "ids": ids,
         "tasks": tasks_per_id,
     }
+    if conll_columns is not None:
+        manifest["columns"] = conll_columns
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return target
 
 
 def _row_lines(table: pa.Table, fmt: str) -> list[int]:
     """First line of each row in its file (for messages)."""
+    if fmt == "conll":
+        return conll_row_lines(table)
     if fmt == "conllu" and "conllu.raw" in table.column_names:
         lines, current = [], 1
         for raw in table.column("conllu.raw").to_pylist():
@@ -122,21 +134,84 @@ def read_manifest(run_dir: Path, iteration: int) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def import_annotations(run_dir: Path, iteration: int, files: list[Path]) -> pa.Table:
+def training_labels(run_dir: Path, iteration: int) -> dict[str, set[str]] | None:
+    """The label set per task of the model trained in ``iteration`` (its checkpoint's
+    vocabularies), or ``None`` when the run has no such checkpoint."""
+    from mtal_ray.driver.state import load_state
+
+    state = load_state(Path(run_dir))
+    if state is None or iteration >= len(state.rounds):
+        return None
+    checkpoint = state.rounds[iteration].checkpoint
+    meta = Path(run_dir, checkpoint, "meta.json") if checkpoint else None
+    if meta is None or not meta.is_file():
+        return None
+    vocabs = json.loads(meta.read_text(encoding="utf-8")).get("vocabs", {})
+    return {task: set(vocab["labels"]) for task, vocab in vocabs.items()}
+
+
+def _new_labels(
+    table: pa.Table, tasks: list[str], known: dict[str, set[str]]
+) -> dict[str, dict[str, tuple[str, int, int]]]:
+    """Per task, each label of ``table`` not in ``known``: (first sentence id, its row, count)."""
+    found: dict[str, dict[str, tuple[str, int, int]]] = {}
+    ids = table.column("id").to_pylist()
+    for task in tasks:
+        if task not in known:
+            continue
+        for i, sid in enumerate(ids):
+            for label, count in label_counts(table.slice(i, 1), task).items():
+                if label not in known[task]:
+                    first = found.setdefault(task, {}).get(label, (sid, i, 0))
+                    found[task][label] = (first[0], first[1], first[2] + count)
+    return found
+
+
+def import_annotations(
+    run_dir: Path,
+    iteration: int,
+    files: list[Path],
+    *,
+    allow_new_labels: bool = False,
+    labels: dict[str, set[str]] | None = None,
+    new_labels: dict[str, dict[str, int]] | None = None,
+) -> pa.Table:
     """Validate returned annotation files against the round's manifest and store them.
+
+    Parameters
+    ----------
+    run_dir, iteration
+        The run and the round whose batch is returned.
+    files
+        The annotated file(s) (a split folder for ``slu``).
+    allow_new_labels
+        Accept labels that the model of this round was not trained with (otherwise they
+        are an error naming file, line and label).
+    labels
+        The training label set per task; default: the vocabularies of this round's
+        checkpoint (no check when the run has none).
+    new_labels
+        Filled with the accepted new labels per task and their counts.
 
     Raises
     ------
     DataFormatError
-        Naming the file and line of the first problem; nothing is stored then.
+        Naming the file and line of the first problem (different words, a task not
+        annotated, malformed labels, a dependency tree that is not a tree, a label not in
+        the training label set); nothing is stored then.
     """
     manifest = read_manifest(run_dir, iteration)
     fmt = manifest["format"]
     expected: list[str] = manifest["ids"]
     tasks_per_id: dict[str, list[str]] = manifest["tasks"]
-    exported = load_corpus(round_dir(run_dir, iteration) / manifest["file"], fmt).splits
+    columns = manifest.get("columns")
+    known = labels if labels is not None else training_labels(run_dir, iteration)
+    accepted: dict[str, dict[str, int]] = {}
+    exported = load_corpus(
+        round_dir(run_dir, iteration) / manifest["file"], fmt, columns=columns
+    ).splits
     exported_table = next(iter(exported.values()))
-    if fmt == "slu":  # no ids in the files: rows follow the manifest's order
+    if fmt in _POSITIONAL:  # no ids in the files: rows follow the manifest's order
         exported_table = exported_table.set_column(0, "id", pa.array(expected, pa.string()))
     exported_tokens = dict(
         zip(
@@ -151,10 +226,10 @@ def import_annotations(run_dir: Path, iteration: int, files: list[Path]) -> pa.T
     seen: dict[str, tuple[Path, int]] = {}
     for file in files:
         file = Path(file)
-        corpus = load_corpus(file, fmt, strict_bio=True)
+        corpus = load_corpus(file, fmt, strict_bio=True, columns=columns)
         for table in corpus.splits.values():
             lines = _row_lines(table, fmt)
-            if fmt == "slu":
+            if fmt in _POSITIONAL:
                 # seq.in/seq.out/label carry no ids: rows map to the manifest by position.
                 if table.num_rows != len(expected):
                     raise DataFormatError(
@@ -186,6 +261,23 @@ def import_annotations(run_dir: Path, iteration: int, files: list[Path]) -> pa.T
                         raise DataFormatError(
                             where, lines[i], f"sentence {sid!r} is not annotated for task {task!r}"
                         )
+            if known is not None:
+                ordered = [t for t in TASK_COLUMNS if t in requested]
+                for task, found in _new_labels(table, ordered, known).items():
+                    for label, (sid, row, count) in found.items():
+                        if not allow_new_labels:
+                            where = file
+                            if fmt == "slu":
+                                where = file / SLU_TASK_FILES[task]
+                            raise DataFormatError(
+                                where,
+                                lines[row],
+                                f"sentence {sid!r}: {task} label {label!r} is not in the "
+                                f"training label set ({len(known[task])} labels); pass "
+                                "--allow-new-labels to accept it",
+                            )
+                        entry = accepted.setdefault(task, {})
+                        entry[label] = entry.get(label, 0) + count
             tables.append(table)
     missing = [sid for sid in expected if sid not in seen]
     if missing:
@@ -200,6 +292,8 @@ def import_annotations(run_dir: Path, iteration: int, files: list[Path]) -> pa.T
     target = round_dir(run_dir, iteration) / IMPORTED
     with atomic_path(target) as tmp:
         pq.write_table(merged, tmp)
+    if new_labels is not None:
+        new_labels.update(accepted)
     return merged
 
 
