@@ -20,31 +20,39 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from mtal_ray.errors import ConfigError
 from mtal_ray.models.config import ModelConfig
 from mtal_ray.scoring.config import ScoringConfig
+from mtal_ray.sections import Section, format_validation_error, key_error, validate
+from mtal_ray.selection.base import Selector
 from mtal_ray.selection.config import SelectionConfig
 from mtal_ray.sweep.config import SweepConfig
 from mtal_ray.training.config import TrainingConfig
 
-
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, values are validated on set."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+__all__ = [
+    "ALConfig",
+    "AnnotationConfig",
+    "DataConfig",
+    "ExperimentConfig",
+    "Section",
+    "SeedPurpose",
+    "SyntheticDataConfig",
+    "TrackingConfig",
+    "apply_overrides",
+    "format_validation_error",
+    "load_config",
+    "parse_override",
+    "read_yaml",
+    "validate",
+]
 
 
 class SyntheticDataConfig(Section):
     """Sizes of the generated SYNTHETIC SF+ID corpus (``data.path: synthetic``)."""
+
+    section = "data.synthetic"
 
     n_train: int = Field(400, ge=10)
     n_dev: int = Field(100, ge=1)
@@ -53,6 +61,8 @@ class SyntheticDataConfig(Section):
 
 class DataConfig(Section):
     """Where the corpus is and how it is split for active learning (paper §5.4)."""
+
+    section = "data"
 
     path: str = Field("synthetic", description="corpus folder/file, or 'synthetic'")
     format: Literal["conllu", "slu", "jsonl", "conll"] | None = None
@@ -134,30 +144,6 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return result
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """One line per problem, each naming the full key (``training.lr: ...``)."""
-    lines = []
-    for problem in err.errors():
-        key = ".".join(str(p) for p in problem["loc"])
-        key = f"{prefix}{key}" if key else prefix.rstrip(".") or "config"
-        given = problem.get("input")
-        detail = problem["msg"]
-        if problem["type"] == "extra_forbidden":
-            detail = "unknown key"
-        elif given is not None and not isinstance(given, dict):
-            detail += f" (got {given!r})"
-        lines.append(f"{key}: {detail}")
-    return "; ".join(lines)
-
-
-def validate(model: type[BaseModel], raw: dict[str, Any], prefix: str = "") -> Any:
-    """Validate ``raw`` into ``model``; raise :class:`ConfigError` naming the bad keys."""
-    try:
-        return model.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, prefix)) from None
-
-
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing file or bad YAML is a :class:`ConfigError`."""
     path = Path(path)
@@ -181,6 +167,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 class TrackingConfig(Section):
     """MLflow tracking (a local SQLite store by default; a server URI on a cluster)."""
 
+    section = "tracking"
+
     tracking_uri: str | None = Field(
         None, description="MLflow URI; default sqlite:///<runs folder>/mlruns.db"
     )
@@ -194,6 +182,8 @@ class TrackingConfig(Section):
 class ALConfig(Section):
     """The active-learning loop (paper §5.4: 5 iterations, each adding 2 % of train)."""
 
+    section = "al"
+
     iterations: int = Field(5, ge=1, description="trainings; selections = iterations - 1")
     run_dir: str | None = Field(None, description="default: runs/<config file name>")
 
@@ -201,11 +191,28 @@ class ALConfig(Section):
 class AnnotationConfig(Section):
     """Who annotates: the ``oracle`` (simulation) or people (``human``: export / import)."""
 
+    section = "annotation"
+
     mode: Literal["oracle", "human"] = "oracle"
 
 
+#: What a per-round seed is for (:meth:`ExperimentConfig.seed_for`).
+SeedPurpose = Literal["training", "scoring", "selection"]
+#: Sections with their own ``seed``: used by the standalone commands; in an experiment the
+#: loop derives each round's seed from the top-level ``seed`` instead.
+_SEEDED_SECTIONS = ("training", "scoring", "selection")
+
+
 class ExperimentConfig(Section):
-    """The whole experiment: one section per component and the global seed."""
+    """The whole experiment: one section per component and the global seed.
+
+    Besides each section's own checks, validation checks what the sections say about each
+    other without reading data: the selection's tasks are among ``data.tasks`` (and
+    ``scoring.tasks``) when those are given, a budgeted method has a budget, a method
+    reading dropout agreement is not scored ``ec_only``, and no section sets its own
+    ``seed`` (the loop would ignore it: :meth:`seed_for` derives every round's seeds
+    from the top-level ``seed``).
+    """
 
     seed: int = 0
     data: DataConfig = Field(default_factory=DataConfig)
@@ -217,6 +224,84 @@ class ExperimentConfig(Section):
     annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     sweep: SweepConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        for name in _SEEDED_SECTIONS:
+            section = getattr(self, name)
+            default = type(section).model_fields["seed"].default
+            if section.seed != default:
+                raise key_error(
+                    f"{name}.seed",
+                    f"{section.seed} would be ignored: in an experiment each round's {name} "
+                    f"seed derives from the top-level seed; set seed instead",
+                )
+        sel = self.selection
+        named = ([sel.task] if sel.task is not None else []) + list(sel.weights or {})
+        for key, tasks in (("data.tasks", self.data.tasks), ("scoring.tasks", self.scoring.tasks)):
+            if tasks is None:
+                continue
+            for task in named:
+                if task not in tasks:
+                    where = "selection.task" if task == sel.task else "selection.weights"
+                    raise key_error(where, f"{task!r} is not one of {key} ({', '.join(tasks)})")
+        if sel.entry.budgeted and sel.budget is None:
+            raise key_error(
+                "selection.budget", f"{sel.method} selects under a budget: set selection.budget"
+            )
+        if sel.entry.needs_mc_dropout and self.scoring.ec_only:
+            raise key_error(
+                "scoring.ec_only",
+                f"{sel.method} reads dropout agreement (DA), which ec_only skips: unset it",
+            )
+        return self
+
+    def seed_for(self, purpose: SeedPurpose, iteration: int) -> int:
+        """The seed of round ``iteration``'s training, scoring or selection.
+
+        ``training`` and ``selection``: ``seed + iteration``; ``scoring`` (the dropout
+        masks): ``seed * 1000 + iteration``.
+        """
+        if purpose == "scoring":
+            return self.seed * 1000 + iteration
+        if purpose in ("training", "selection"):
+            return self.seed + iteration
+        raise ValueError(f"unknown seed purpose {purpose!r}")
+
+    def training_for_round(self, iteration: int) -> TrainingConfig:
+        """The ``training`` section of round ``iteration`` (a validated copy with its seed)."""
+        return self.training.updated(seed=self.seed_for("training", iteration))
+
+    def scoring_for_round(
+        self, iteration: int, *, tasks: Sequence[str], ec_only: bool | None = None
+    ) -> ScoringConfig:
+        """The ``scoring`` section of round ``iteration`` (a validated copy).
+
+        Parameters
+        ----------
+        iteration
+            The round; fixes the seed of the dropout masks.
+        tasks
+            The experiment's tasks, scored when ``scoring.tasks`` is not set.
+        ec_only
+            Whether the round can skip the MC-dropout passes; default: when the selection
+            method reads no dropout agreement. ``scoring.ec_only`` forces it.
+        """
+        if ec_only is None:
+            ec_only = not self.selection.entry.needs_mc_dropout
+        return self.scoring.updated(
+            seed=self.seed_for("scoring", iteration),
+            ec_only=self.scoring.ec_only or ec_only,
+            tasks=list(self.scoring.tasks or tasks),
+        )
+
+    def selection_seed(self, iteration: int) -> int:
+        """The seed of round ``iteration``'s selection (read by the random methods)."""
+        return self.seed_for("selection", iteration)
+
+    def selector_for_round(self, iteration: int) -> Selector:
+        """Round ``iteration``'s selector: the configured one with the round's seed."""
+        return self.selection.selector(seed=self.selection_seed(iteration))
 
 
 def load_config(

@@ -16,8 +16,14 @@ from mtal_ray.cli import selection as select_command
 from mtal_ray.errors import EmptyPoolError, SelectionError
 from mtal_ray.selection import (
     METHODS,
+    BlpUdjs,
     CostModel,
+    MtAvg,
+    MtPar,
+    MtR,
     SelectionConfig,
+    StDa,
+    StEc,
     annotation_cost,
     load_table,
     select,
@@ -266,3 +272,72 @@ def test_cli_main_exits_2_with_one_line(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 0 and err.startswith("error: ")
     assert "exceeds the pool size 50" in err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_what_a_method_accepts_comes_from_its_selector_fields():
+    from mtal_ray.selection import make_selector
+    from mtal_ray.selection.registry import method_entry
+
+    weighted = {"weights", "beta", "task"}
+    assert weighted <= method_entry("mt-avg").accepts()
+    assert method_entry("mt-rrf").accepts() == weighted | {"k"}
+    assert method_entry("mt-r").accepts() == {"seed"}
+    assert method_entry("st-r").accepts() == {"seed", "task"}
+    assert method_entry("mt-max").accepts() == frozenset()
+    assert method_entry("mt-ec").accepts() == {"task"}
+    assert method_entry("blp-udjs").accepts() == {"time_limit", "mip_gap"}
+    assert method_entry("blp-joint-avg").accepts() == weighted | {"time_limit", "mip_gap"}
+    assert method_entry("blp-joint-max").accepts() == {"time_limit", "mip_gap"}
+    assert method_entry("blp-stcs").accepts() == {"task", "time_limit", "mip_gap"}
+    # seed is the request-wide seed: methods without one ignore it; anything else is refused
+    assert repr(make_selector("mt-max", seed=3)) == "MtMax()"
+    assert repr(make_selector("mt-rrf", k=10)) == "MtRrf(k=10)"
+    assert repr(make_selector("blp-joint-min")) == "BlpJoint(aggregate='min')"
+    with pytest.raises(SelectionError, match="method blp-joint-max does not take beta, task"):
+        make_selector("blp-joint-max", beta=0.5, task="sf")
+    with pytest.raises(SelectionError, match="method mt-avg does not take time_limit"):
+        make_selector("mt-avg", time_limit=5.0)
+
+
+def test_selectors_say_what_they_need():
+    from mtal_ray.selection.registry import method_entry
+
+    da = {m for m in METHODS if method_entry(m).needs_mc_dropout}
+    assert da == {"st-da", "mt-da", "mt-avgda"}
+    assert {m for m in METHODS if not method_entry(m).needs_confidence} == {"st-r", "mt-r"}
+    assert {m for m in METHODS if method_entry(m).budgeted} == {
+        m for m in METHODS if m.startswith("blp-")
+    }
+    assert StDa(task="sf").needs_mc_dropout and not MtAvg().needs_mc_dropout
+    assert BlpUdjs().budgeted and not MtPar().budgeted and not MtR().needs_confidence
+    assert SelectionConfig(method="mt-avgda").entry.needs_mc_dropout
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"beta": 0.5}, "beta needs task"),
+        ({"task": "sf"}, "'sf' given without beta"),
+        ({"beta": 0.5, "weights": {"sf": 1.0}}, "either weights or beta"),
+        ({"weights": {"sf": 0.0}}, "positive sum"),
+    ],
+)
+def test_weighted_selectors_refuse_bad_parameters_when_built(kwargs, message):
+    from mtal_ray.selection.base import ParameterError
+
+    with pytest.raises(ParameterError, match=message) as info:
+        MtPar(**kwargs)
+    assert set(info.value.params) <= {"weights", "beta", "task"}
+    assert info.value.render("selection.").count("selection.") >= 1
+    with pytest.raises(SelectionError, match="needs a task"):
+        StEc()
+
+
+def test_parameter_errors_pickle_with_their_parameters():
+    import pickle
+
+    from mtal_ray.selection.base import ParameterError
+
+    err = ParameterError("{beta} needs {task}", "beta", "task")
+    back = pickle.loads(pickle.dumps(err))
+    assert str(back) == "beta needs task" and back.render("s.") == "s.beta needs s.task"

@@ -58,7 +58,7 @@ def _score(args: argparse.Namespace) -> int:
     if args.limit is not None:
         pool = pool.slice(0, args.limit)
     if cfg.calibrate:
-        cfg = cfg.model_copy(update={"temperatures": _calibrate(args, corpus, cfg.tasks)})
+        cfg = cfg.updated(temperatures=_calibrate(args, corpus, cfg.tasks))
     started_ray = ensure_ray(log_to_driver=False)
     try:
         start = time.perf_counter()

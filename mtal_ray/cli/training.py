@@ -88,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = load_config(config_path, args.overrides)
     tasks, train, dev, test = _load_data(cfg, config_path.parent if config_path else None)
     output = Path(args.output) if args.output else Path("runs") / "train"
-    training = cfg.training.model_copy(update={"seed": cfg.seed})
+    training = cfg.training.updated(seed=cfg.seed)
     result = train_model(train, dev, tasks, cfg.model, training, output, test=test)
     summary = result.summary()
     if args.json:

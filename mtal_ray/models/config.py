@@ -15,16 +15,17 @@ Example YAML::
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from mtal_ray.models.schemes import SHARING_SCHEMES
 from mtal_ray.models.sclstm_config import SCLSTMConfig
+from mtal_ray.sections import Section
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(Section):
     """Encoder and parameter-sharing scheme of the multi-task model."""
 
-    model_config = ConfigDict(extra="forbid")
+    section = "model"
 
     encoder: str | None = Field(
         default=None,

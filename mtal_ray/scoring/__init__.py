@@ -13,16 +13,45 @@
 The confidence formulas themselves live in :mod:`mtal_ray.confidence` (pure numpy).
 """
 
-from mtal_ray.scoring.config import ScoringConfig
-from mtal_ray.scoring.mc_dropout import MCDropoutScorer
-from mtal_ray.scoring.outputs import TaskOutput, score_outputs
-from mtal_ray.scoring.pool import score_pool, score_pool_to_file
-from mtal_ray.scoring.table import (
-    check_complete,
-    confidence_schema,
-    read_confidence_table,
-    write_confidence_table,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mtal_ray.scoring.config import ScoringConfig
+    from mtal_ray.scoring.mc_dropout import MCDropoutScorer
+    from mtal_ray.scoring.outputs import TaskOutput, score_outputs
+    from mtal_ray.scoring.pool import score_pool, score_pool_to_file
+    from mtal_ray.scoring.table import (
+        check_complete,
+        confidence_schema,
+        read_confidence_table,
+        write_confidence_table,
+    )
+
+#: Public name -> the module defining it, imported on first use (PEP 562), so that
+#: importing one light submodule (e.g. the config section) does not import torch.
+_EXPORTS = {
+    "ScoringConfig": "mtal_ray.scoring.config",
+    "MCDropoutScorer": "mtal_ray.scoring.mc_dropout",
+    "TaskOutput": "mtal_ray.scoring.outputs",
+    "score_outputs": "mtal_ray.scoring.outputs",
+    "score_pool": "mtal_ray.scoring.pool",
+    "score_pool_to_file": "mtal_ray.scoring.pool",
+    "check_complete": "mtal_ray.scoring.table",
+    "confidence_schema": "mtal_ray.scoring.table",
+    "read_confidence_table": "mtal_ray.scoring.table",
+    "write_confidence_table": "mtal_ray.scoring.table",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "MCDropoutScorer",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from mtal_ray.sections import Section
 
 
-class ScoringConfig(BaseModel):
+class ScoringConfig(Section):
     """How the unlabeled pool is scored (config section ``scoring``).
 
     Attributes
@@ -44,7 +46,7 @@ class ScoringConfig(BaseModel):
         pool scores the same whichever actor takes which batch, retries included.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    section = "scoring"
 
     k: int = Field(10, ge=2)
     ec_only: bool = False

@@ -1,8 +1,16 @@
-"""Selector base classes: request validation, count-based and budgeted (GRD_AL) selection."""
+"""Selector base classes: request validation, count-based and budgeted (GRD_AL) selection.
+
+A selector's parameters are its dataclass fields: :meth:`Selector.accepts` lists them
+(the registry refuses any other request parameter), and every check that needs no
+confidence table runs when the selector is built (``__post_init__``), so a config that
+names a bad combination fails when it is loaded, not at the first selection.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,16 +23,59 @@ from mtal_ray.selection.result import SelectionResult
 from mtal_ray.selection.table import ConfidenceTable, load_table
 from mtal_ray.selection.weights import resolve_weights
 
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+class ParameterError(SelectionError):
+    """A selector refuses a parameter (or a combination); names the parameters at fault.
+
+    The message is a template whose ``{name}`` placeholders are parameter names, so the
+    same error reads ``beta needs task`` for :func:`~mtal_ray.selection.select` and
+    ``selection.beta needs selection.task`` for a config (:meth:`render`).
+    """
+
+    def __init__(self, template: str, *params: str) -> None:
+        self.template = template
+        self.params = params
+        super().__init__(self.render())
+
+    def render(self, prefix: str = "") -> str:
+        """The message with each parameter named ``prefix + name``."""
+        known = set(self.params)
+        return _PLACEHOLDER.sub(
+            lambda m: f"{prefix}{m[1]}" if m[1] in known else m[0], self.template
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.template, *self.params))
+
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class Selector:
     """A selection method with its parameters; prints as its constructor.
 
-    Subclasses are frozen dataclasses; :meth:`select` is the one entry point.
+    Subclasses are frozen dataclasses whose fields are the method's parameters;
+    :meth:`select` is the one entry point. Checks that need no table run when the
+    selector is built (``__post_init__``, cooperative: call ``super().__post_init__()``).
     """
 
     #: CLI / registry name, e.g. ``"mt-avg"``.
     name: ClassVar[str] = ""
+    #: Whether the method reads dropout agreement (``<task>.da``: k MC-dropout passes).
+    needs_mc_dropout: ClassVar[bool] = False
+    #: Whether the method reads confidences at all (False for the random methods).
+    needs_confidence: ClassVar[bool] = True
+    #: Whether the method selects under a budget only (the BLP methods: no ``n``).
+    budgeted: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        """Check the parameters that need no table; raise :class:`ParameterError`."""
+
+    @classmethod
+    def accepts(cls, fixed: Mapping[str, Any] | None = None) -> frozenset[str]:
+        """The parameters this method takes: its dataclass fields, less those ``fixed``
+        by the method's name (e.g. ``aggregate`` of ``blp-joint-avg``)."""
+        return frozenset(f.name for f in dataclasses.fields(cls) if f.init) - set(fixed or {})
 
     def __repr__(self) -> str:
         args = []
@@ -167,15 +218,35 @@ class WeightedMixin:
 
     def __post_init__(self) -> None:
         if self.beta is not None and not 0.0 <= self.beta <= 1.0:
-            raise SelectionError(f"beta must lie in [0, 1], got {self.beta}")
+            raise ParameterError(f"{{beta}} must lie in [0, 1], got {self.beta}", "beta")
+        if self.weights is not None and self.beta is not None:
+            raise ParameterError(
+                "give either {weights} or {beta} (with {task}), not both", "weights", "beta", "task"
+            )
+        if self.beta is not None and self.task is None:
+            raise ParameterError(
+                "{beta} needs {task}: the task that gets weight beta", "beta", "task"
+            )
+        if self.task is not None and self.beta is None:
+            raise ParameterError(
+                f"{{task}} {self.task!r} given without {{beta}} (use {{beta}} with {{task}}, "
+                "or {weights})",
+                "task",
+                "beta",
+                "weights",
+            )
+        if self.weights is not None:
+            values = list(self.weights.values())
+            if any(not v >= 0 for v in values) or not sum(values) > 0:
+                raise ParameterError(
+                    "{weights} must be non-negative with a positive sum, got "
+                    f"{dict(self.weights)}",
+                    "weights",
+                )
+        getattr(super(), "__post_init__", lambda: None)()
 
     def task_weights(self, ct: ConfidenceTable) -> NDArray[np.float64]:
         """Normalised weights in the table's task order, shape (T,)."""
-        if self.task is not None and self.beta is None:
-            raise SelectionError(
-                f"{type(self).__name__}: task {self.task!r} given without beta (use beta with "
-                "task, or weights)"
-            )
         return resolve_weights(ct.tasks, weights=self.weights, beta=self.beta, task=self.task)
 
 
@@ -184,6 +255,14 @@ class TaskMixin:
     """A method driven by one named task."""
 
     task: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.task:
+            raise ParameterError(
+                f"{getattr(self, 'name', '') or type(self).__name__} needs a task: set {{task}}",
+                "task",
+            )
+        getattr(super(), "__post_init__", lambda: None)()
 
     def validate(self, ct: ConfidenceTable) -> None:
         if not self.task:

@@ -25,14 +25,20 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import mip
 import numpy as np
 from numpy.typing import NDArray
 
-from mtal_ray.errors import SelectionError
-from mtal_ray.selection.base import Selector, TaskMixin, WeightedMixin, check_budget
+from mtal_ray.selection.base import (
+    ParameterError,
+    Selector,
+    TaskMixin,
+    WeightedMixin,
+    check_budget,
+)
 from mtal_ray.selection.cost import CostModel, TaskCosts
 from mtal_ray.selection.knapsack import KnapsackSolution, solve_mckp
 from mtal_ray.selection.result import SelectionResult
@@ -46,14 +52,19 @@ _MAX_PRUNE_SUBSETS = 15  # pairwise subset-dominance pruning up to T = 4
 class BlpSelector(Selector):
     """A budgeted BLP method; ``time_limit`` (s) bounds each solver call."""
 
+    budgeted: ClassVar[bool] = True
+
     time_limit: float = 60.0
     mip_gap: float = 1e-4
 
     def __post_init__(self) -> None:
-        if self.time_limit <= 0:
-            raise SelectionError(f"time_limit must be positive, got {self.time_limit}")
+        if not self.time_limit > 0:
+            raise ParameterError(
+                f"{{time_limit}} must be positive, got {self.time_limit}", "time_limit"
+            )
         if not 0 <= self.mip_gap < 1:
-            raise SelectionError(f"mip_gap must lie in [0, 1), got {self.mip_gap}")
+            raise ParameterError(f"{{mip_gap}} must lie in [0, 1), got {self.mip_gap}", "mip_gap")
+        super().__post_init__()
 
     def _solve(self, gain, cost, group, budget) -> KnapsackSolution:  # type: ignore[no-untyped-def]
         return solve_mckp(
@@ -216,6 +227,7 @@ class BlpEqb(BlpSelector):
 
 
 AGGREGATES = ("avg", "max", "min", "rrf")
+_UNWEIGHTED = ("max", "min")
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -233,15 +245,29 @@ class BlpJoint(WeightedMixin, BlpSelector):
             "(", f"(aggregate={self.aggregate!r}" + ("" if text.endswith("()") else ", "), 1
         )
 
+    @classmethod
+    def accepts(cls, fixed: Mapping[str, Any] | None = None) -> frozenset[str]:
+        """As :meth:`Selector.accepts`; the MAX and MIN aggregates take no task weights."""
+        params = super().accepts(fixed)
+        if (fixed or {}).get("aggregate") in _UNWEIGHTED:
+            params -= {"weights", "beta", "task"}
+        return params
+
     def __post_init__(self) -> None:
-        WeightedMixin.__post_init__(self)
-        BlpSelector.__post_init__(self)
         if self.aggregate not in AGGREGATES:
-            raise SelectionError(
-                f"unknown aggregate {self.aggregate!r}; choose one of {', '.join(AGGREGATES)}"
+            raise ParameterError(
+                f"unknown {{aggregate}} {self.aggregate!r}; choose one of {', '.join(AGGREGATES)}",
+                "aggregate",
             )
-        if self.aggregate in ("max", "min") and (self.weights or self.beta is not None):
-            raise SelectionError(f"blp-joint-{self.aggregate} takes no task weights")
+        if self.aggregate in _UNWEIGHTED:
+            given = [p for p in ("weights", "beta", "task") if getattr(self, p) is not None]
+            if given:
+                raise ParameterError(
+                    f"blp-joint-{self.aggregate} takes no task weights: it does not take "
+                    + ", ".join(f"{{{p}}}" for p in given),
+                    *given,
+                )
+        super().__post_init__()
 
     def gains(self, ct: ConfidenceTable) -> NDArray[np.float64]:
         """Per-sample gain, shape (n,): 1 − aggregated confidence, or the RRF score."""

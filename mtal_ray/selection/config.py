@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from mtal_ray.selection.base import Selector
+from mtal_ray.errors import SelectionError
+from mtal_ray.sections import Section, key_error, keys_error
+from mtal_ray.selection.base import ParameterError, Selector
 from mtal_ray.selection.cost import CostModel
-from mtal_ray.selection.registry import METHODS, make_selector
+from mtal_ray.selection.registry import METHODS, Method, make_selector
 
 
-class SelectionConfig(BaseModel):
+class SelectionConfig(Section):
     """How each active-learning round selects samples.
 
     At most one of ``n`` (samples per round) and ``budget`` (annotation cost per round)
@@ -19,9 +21,15 @@ class SelectionConfig(BaseModel):
     labeled set holds (the paper's protocol: 2 % of train per round). ``weights`` or
     ``beta`` + ``task`` weight the tasks; ``task`` alone names the task of ST-*, MT-EC,
     MT-DA and STCS.
+
+    Validation builds the selector (:meth:`selector`), so every parameter the method
+    would refuse (``beta`` without ``task``, ``beta`` for ``mt-r``, no ``task`` for
+    ``mt-ec``) is a config error naming the key when the config is loaded. The section
+    is frozen: copies with changes go through :meth:`updated`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
+    section = "selection"
 
     method: str = "mt-avg"
     n: int | None = Field(default=None, gt=0)
@@ -37,25 +45,42 @@ class SelectionConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> SelectionConfig:
         if self.method.lower() not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+            raise key_error(
+                "method", f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}"
+            )
         if self.n is not None and self.budget is not None:
-            raise ValueError("set n or budget, not both")
+            raise key_error("budget", "set n or budget, not both")
         if self.weights is not None and self.beta is not None:
-            raise ValueError("set either weights or beta (with task), not both")
-        if self.method.lower().startswith("blp-") and self.n is not None:
-            raise ValueError(f"{self.method} selects under a budget: set budget, not n")
+            raise key_error("beta", "set either weights or beta (with task), not both")
+        if self.entry.budgeted and self.n is not None:
+            raise key_error("n", f"{self.method} selects under a budget: set budget, not n")
+        try:
+            self.selector()
+        except ParameterError as err:
+            raise keys_error(err.render(f"{self.section}.")) from None
+        except SelectionError as err:
+            raise keys_error(str(err)) from None
         return self
 
-    def selector(self) -> Selector:
-        """The configured selector (raises SelectionError on parameters it does not take)."""
-        is_blp = self.method.lower().startswith("blp-")
+    @property
+    def entry(self) -> Method:
+        """The registry entry of :attr:`method` (what it takes and needs)."""
+        return METHODS[self.method.lower()]
+
+    def selector(self, seed: int | None = None) -> Selector:
+        """The configured selector (raises SelectionError on parameters it does not take).
+
+        ``seed`` replaces the section's ``seed`` (the AL loop's per-round seed); only the
+        random methods read it.
+        """
         params: dict[str, Any] = {
             "weights": self.weights,
             "beta": self.beta,
             "task": self.task,
-            "seed": self.seed,
-            "time_limit": self.time_limit if is_blp else None,
+            "seed": self.seed if seed is None else seed,
         }
+        if "time_limit" in self.entry.accepts():
+            params["time_limit"] = self.time_limit
         return make_selector(self.method, **params)
 
     def cost_model(self) -> CostModel:

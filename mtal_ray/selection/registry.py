@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
-from mtal_ray.errors import SelectionError
-from mtal_ray.selection.base import Selector
+from mtal_ray.selection.base import ParameterError, Selector
 from mtal_ray.selection.blp import BlpEqb, BlpJoint, BlpStcs, BlpUdjs
 from mtal_ray.selection.cost import CostModel
 from mtal_ray.selection.mt_ind import MtInd
@@ -27,74 +27,97 @@ from mtal_ray.selection.scored import (
 )
 
 
-def _joint(aggregate: str) -> Callable[..., Selector]:
-    def make(**params: Any) -> Selector:
-        return BlpJoint(aggregate=aggregate, **params)
+@dataclasses.dataclass(frozen=True, eq=False)
+class Method:
+    """A registry entry: the selector class behind a method name, and the parameters the
+    name fixes (``blp-joint-avg`` is :class:`BlpJoint` with ``aggregate="avg"``).
 
-    return make
+    Calling it builds the selector; :meth:`accepts` and the properties answer what the
+    method takes and needs without building one.
+    """
+
+    cls: type[Selector]
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __call__(self, **params: Any) -> Selector:
+        return self.cls(**self.fixed, **params)
+
+    def accepts(self) -> frozenset[str]:
+        """The request parameters the method takes (its selector's fields, less ``fixed``)."""
+        return self.cls.accepts(self.fixed)
+
+    @property
+    def needs_mc_dropout(self) -> bool:
+        """Whether the method reads dropout agreement (DA columns)."""
+        return self.cls.needs_mc_dropout
+
+    @property
+    def needs_confidence(self) -> bool:
+        """Whether the method reads confidences at all."""
+        return self.cls.needs_confidence
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether the method selects under a budget only (no ``n``)."""
+        return self.cls.budgeted
 
 
-#: Every method name and the selector class (or factory) behind it.
-METHODS: dict[str, Callable[..., Selector]] = {
-    "st-r": StR,
-    "st-ec": StEc,
-    "st-da": StDa,
-    "mt-r": MtR,
-    "mt-ec": MtEc,
-    "mt-da": MtDa,
-    "mt-avg": MtAvg,
-    "mt-avgda": MtAvgDa,
-    "mt-max": MtMax,
-    "mt-min": MtMin,
-    "mt-par": MtPar,
-    "mt-rrf": MtRrf,
-    "mt-ind": MtInd,
-    "blp-udjs": BlpUdjs,
-    "blp-eqb": BlpEqb,
-    "blp-joint-avg": _joint("avg"),
-    "blp-joint-max": _joint("max"),
-    "blp-joint-min": _joint("min"),
-    "blp-joint-rrf": _joint("rrf"),
-    "blp-stcs": BlpStcs,
+#: Every method name and the selector class (with fixed parameters) behind it.
+METHODS: dict[str, Method] = {
+    "st-r": Method(StR),
+    "st-ec": Method(StEc),
+    "st-da": Method(StDa),
+    "mt-r": Method(MtR),
+    "mt-ec": Method(MtEc),
+    "mt-da": Method(MtDa),
+    "mt-avg": Method(MtAvg),
+    "mt-avgda": Method(MtAvgDa),
+    "mt-max": Method(MtMax),
+    "mt-min": Method(MtMin),
+    "mt-par": Method(MtPar),
+    "mt-rrf": Method(MtRrf),
+    "mt-ind": Method(MtInd),
+    "blp-udjs": Method(BlpUdjs),
+    "blp-eqb": Method(BlpEqb),
+    "blp-joint-avg": Method(BlpJoint, {"aggregate": "avg"}),
+    "blp-joint-max": Method(BlpJoint, {"aggregate": "max"}),
+    "blp-joint-min": Method(BlpJoint, {"aggregate": "min"}),
+    "blp-joint-rrf": Method(BlpJoint, {"aggregate": "rrf"}),
+    "blp-stcs": Method(BlpStcs),
 }
 
-#: Which request parameters each method understands.
-_ACCEPTS: dict[str, frozenset[str]] = {}
-_WEIGHTED = frozenset({"weights", "beta", "task"})
-for _name in ("mt-avg", "mt-avgda", "mt-par", "mt-rrf", "mt-ind"):
-    _ACCEPTS[_name] = _WEIGHTED
-for _name in ("st-ec", "st-da", "mt-ec", "mt-da"):
-    _ACCEPTS[_name] = frozenset({"task"})
-_ACCEPTS["st-r"] = frozenset({"task", "seed"})
-_ACCEPTS["mt-r"] = frozenset({"seed"})
-_ACCEPTS["mt-max"] = _ACCEPTS["mt-min"] = frozenset()
-_ACCEPTS["blp-udjs"] = _ACCEPTS["blp-eqb"] = frozenset({"time_limit"})
-_ACCEPTS["blp-joint-avg"] = _ACCEPTS["blp-joint-rrf"] = _WEIGHTED | {"time_limit"}
-_ACCEPTS["blp-joint-max"] = _ACCEPTS["blp-joint-min"] = frozenset({"time_limit"})
-_ACCEPTS["blp-stcs"] = frozenset({"task", "time_limit"})
+
+def method_entry(name: str) -> Method:
+    """The registry entry of ``name`` (any case); SelectionError for an unknown name."""
+    key = name.lower()
+    if key not in METHODS:
+        raise ParameterError(
+            f"unknown selection {{method}} {name!r}; choose one of {', '.join(METHODS)}",
+            "method",
+        )
+    return METHODS[key]
 
 
 def make_selector(method: str, **params: Any) -> Selector:
     """Build the selector called ``method`` from the parameters it understands.
 
-    Parameters left as None are ignored; a parameter the method does not take (say,
-    ``beta`` for ``mt-max``) raises :class:`SelectionError` instead of being dropped.
+    Parameters left as None are ignored, and so is ``seed`` for a method without one (the
+    request-wide seed of the random methods). Any other parameter the method does not
+    take (say, ``beta`` for ``mt-max``) raises :class:`SelectionError` instead of being
+    dropped, as does a combination the selector refuses (``beta`` without ``task``).
     """
-    key = method.lower()
-    if key not in METHODS:
-        raise SelectionError(
-            f"unknown selection method {method!r}; choose one of {', '.join(METHODS)}"
-        )
+    entry = method_entry(method)
+    accepts = entry.accepts()
     given = {k: v for k, v in params.items() if v is not None}
-    if key in ("mt-r", "st-r") and given.get("seed") == 0:
-        given.pop("seed")
-    extra = sorted(
-        set(given) - _ACCEPTS[key] - ({"seed"} if key not in ("mt-r", "st-r") else set())
-    )
+    if "seed" not in accepts:
+        given.pop("seed", None)
+    extra = sorted(set(given) - accepts)
     if extra:
-        raise SelectionError(f"method {key} does not take {', '.join(extra)}")
-    given = {k: v for k, v in given.items() if k in _ACCEPTS[key]}
-    return METHODS[key](**given)
+        raise ParameterError(
+            f"method {method.lower()} does not take " + ", ".join(f"{{{p}}}" for p in extra),
+            *extra,
+        )
+    return entry(**given)
 
 
 def select(

@@ -23,6 +23,7 @@ class MtR(ScoreSelector):
     """MT-R: a uniformly random order, fixed by ``seed`` (independent of row order)."""
 
     name = "mt-r"
+    needs_confidence = False
     seed: int = 0
 
     def scores(self, ct: ConfidenceTable) -> NDArray[np.float64]:
@@ -60,6 +61,7 @@ class MtDa(TaskMixin, ScoreSelector):
     """MT-DA: dropout agreement of one task of the multi-task model."""
 
     name = "mt-da"
+    needs_mc_dropout = True
 
     def validate(self, ct: ConfidenceTable) -> None:
         super().validate(ct)
@@ -92,6 +94,7 @@ class MtAvgDa(WeightedMixin, ScoreSelector):
     """MT-AVGDA: (weighted) mean of the tasks' dropout agreement."""
 
     name = "mt-avgda"
+    needs_mc_dropout = True
 
     def validate(self, ct: ConfidenceTable) -> None:
         for t in ct.tasks:

@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mtal_ray.sections import Section
+
 #: Trial parameters that the report treats specially (averaged over / one column group).
 SEED_KEY = "seed"
 DATASET_KEY = "dataset"
@@ -106,7 +108,7 @@ class Distribution(BaseModel):
         return list(getattr(self, self.kind))
 
 
-class SweepConfig(BaseModel):
+class SweepConfig(Section):
     """A Ray Tune sweep of complete AL experiments (config section ``sweep``).
 
     Attributes
@@ -145,7 +147,7 @@ class SweepConfig(BaseModel):
         has no test scores).
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    section = "sweep"
 
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     dir: str = "runs/sweeps"

@@ -133,6 +133,24 @@ def representative(dist: Distribution) -> Any:
     return dist.args[0]
 
 
+def edge_values(dist: Distribution) -> list[Any]:
+    """The values that bound what the distribution can produce, for validating trial
+    configs before Tune samples them: every ``choice``, else the lowest and highest value
+    (``randint``'s high is exclusive; ``quniform`` rounds to multiples of ``q``).
+
+    Config checks are bounds and choices, so a value between two valid edges is valid.
+    """
+    args = dist.args
+    if dist.kind == "choice":
+        return list(args)
+    if dist.kind == "randint":
+        return [int(args[0]), int(args[1]) - 1]
+    if dist.kind == "quniform":
+        low, high, q = args
+        return [round(low / q) * q, round(high / q) * q]
+    return [args[0], args[1]]
+
+
 def space_digest(sweep: SweepConfig) -> str:
     """Digest of what defines the set of trials (grid, random space, samples, datasets)."""
     payload = {

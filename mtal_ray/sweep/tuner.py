@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from mtal_ray.config import apply_overrides, read_yaml, validate
-from mtal_ray.errors import ConfigError, MtalError
+from mtal_ray.errors import ConfigError
 from mtal_ray.mlflow_tracking import MlflowTarget, log_artifacts, log_metrics, set_status, start_run
 from mtal_ray.ray_session import warn_if_ephemeral
 from mtal_ray.sweep.config import SweepConfig
 from mtal_ray.sweep.report import score_table, write_report
 from mtal_ray.sweep.results import SWEEP_FILE, TRIALS_DIR, load_sweep_info, save_sweep_info
 from mtal_ray.sweep.space import (
+    edge_values,
     grid_points,
     representative,
     space_digest,
@@ -43,48 +44,46 @@ def sweep_directory(sweep: SweepConfig, config_path: Path, explicit: str | None 
 
 
 def plan_trials(config: Any, raw: dict[str, Any]) -> list[tuple[str, Any]]:
-    """Name and validated config of each grid trial.
+    """Name and validated config of each grid trial, checked before Ray starts.
 
-    Random dimensions are validated with a representative value. Raises
-    :class:`ConfigError` naming the trial and key when a trial's config is invalid.
+    Each grid point is validated with a representative value of every random dimension,
+    and again with each edge of every random dimension (each ``choice``, the low and high
+    of a range: :func:`~mtal_ray.sweep.space.edge_values`), so a value Tune may sample is
+    refused now rather than after other trials trained. Validation builds each trial's
+    selector, so e.g. ``mt-r`` with a β fails here. Raises :class:`ConfigError` naming the
+    trial and key when a trial's config is invalid.
     """
     sweep: SweepConfig = config.sweep
     random_keys = frozenset(sweep.random)
-    planned: list[tuple[str, Any]] = []
-    for point in grid_points(sweep):
-        params = {**point, **{k: representative(d) for k, d in sweep.random.items()}}
-        name = trial_name(params, random_keys)
+    model = type(config)
+
+    def checked(params: dict[str, Any], name: str) -> Any:
         try:
-            trial = validate(type(config), trial_raw_config(raw, params, sweep.datasets))
+            trial = validate(model, trial_raw_config(raw, params, sweep.datasets))
         except ConfigError as err:
             raise ConfigError(f"sweep trial {name}: {err}") from None
-        _check_selector(trial, name)
         mode = getattr(getattr(trial, "annotation", None), "mode", "oracle")
         if mode != "oracle":
             raise ConfigError(
                 f"sweep trial {name}: annotation.mode: a sweep needs the oracle (got {mode!r})"
             )
-        planned.append((name, trial))
+        return trial
+
+    planned: list[tuple[str, Any]] = []
+    for point in grid_points(sweep):
+        params = {**point, **{k: representative(d) for k, d in sweep.random.items()}}
+        name = trial_name(params, random_keys)
+        planned.append((name, checked(params, name)))
+        for key, dist in sweep.random.items():
+            for value in edge_values(dist):
+                if value != params[key]:
+                    where = f"{trial_name(point)} with {key}={value!r} (sweep.random)"
+                    checked({**params, key: value}, where)
     names = [name for name, _ in planned]
     if not random_keys and len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ConfigError(f"sweep.grid: values that give the same trial name: {', '.join(dupes)}")
     return planned
-
-
-def _check_selector(trial: Any, name: str) -> None:
-    """Build the trial's selector now, so e.g. ``mt-r`` with a β fails before any training."""
-    selection = getattr(trial, "selection", None)
-    if selection is None or not hasattr(selection, "selector"):
-        return
-    try:
-        selection.selector()
-    except MtalError as err:
-        raise ConfigError(f"sweep trial {name}: selection: {err}") from None
-    if getattr(selection, "beta", None) is not None and getattr(selection, "task", 1) is None:
-        raise ConfigError(
-            f"sweep trial {name}: selection.beta needs selection.task (the task weighted β)"
-        )
 
 
 def planned_trials(config: Any, raw: dict[str, Any]) -> list[str]:

@@ -10,9 +10,34 @@ Public API:
 * :class:`~mtal_ray.training.config.TrainingConfig` — the ``training`` config section.
 """
 
-from mtal_ray.training.checkpoint import CheckpointInfo, LoadedCheckpoint, load_checkpoint
-from mtal_ray.training.config import TrainingConfig
-from mtal_ray.training.trainer import TrainResult, train_model
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mtal_ray.training.checkpoint import CheckpointInfo, LoadedCheckpoint, load_checkpoint
+    from mtal_ray.training.config import TrainingConfig
+    from mtal_ray.training.trainer import TrainResult, train_model
+
+#: Public name -> the module defining it, imported on first use (PEP 562), so that
+#: importing one light submodule (e.g. the config section) does not import torch.
+_EXPORTS = {
+    "CheckpointInfo": "mtal_ray.training.checkpoint",
+    "LoadedCheckpoint": "mtal_ray.training.checkpoint",
+    "load_checkpoint": "mtal_ray.training.checkpoint",
+    "TrainingConfig": "mtal_ray.training.config",
+    "TrainResult": "mtal_ray.training.trainer",
+    "train_model": "mtal_ray.training.trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CheckpointInfo",

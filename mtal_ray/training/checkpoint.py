@@ -141,7 +141,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     directory = Path(directory)
     info = read_info(directory)
     tasks = build_tasks(info.tasks, info.vocabs)
-    config = info.model.model_copy(update={"encoder": str(directory / ENCODER_DIR)})
+    config = info.model.updated(encoder=str(directory / ENCODER_DIR))
     model, collator = build_model(tasks, config, pretrained=False)
     model.load_state_dict(_state_dict(directory))
     model.config = info.model

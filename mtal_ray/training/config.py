@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from mtal_ray.sections import Section
 from mtal_ray.taskspec import TASK_SPECS
 
 #: Label smoothing α per task (paper: 0.2 for DP/NER in §5.4, 0.1 for SF/ID in §7.3), from
@@ -37,10 +38,10 @@ DEFAULT_LABEL_SMOOTHING: dict[str, float] = {
 }
 
 
-class TrainingConfig(BaseModel):
+class TrainingConfig(Section):
     """How one model is trained (optimizer, schedule, early stopping, Ray Train scaling)."""
 
-    model_config = ConfigDict(extra="forbid")
+    section = "training"
 
     strategy: Literal["ddp", "deepspeed"] = "ddp"
     zero_stage: int = Field(default=2, ge=0, le=3, description="DeepSpeed ZeRO stage.")
