@@ -80,7 +80,8 @@ class TaskSpec:
         Tasks this one is defined over: annotating it implies annotating them, and a model
         predicting it must predict them too (``re`` needs ``ner``'s entities).
     formats
-        Corpus formats that carry the task (``conllu``, ``slu``, ``jsonl``).
+        Corpus formats that can carry the task (``conllu``, ``slu``, ``jsonl``, ``conll``;
+        a CoNLL column file carries one tagging task).
     label_smoothing
         Default label-smoothing α (paper: 0.2 for DP/NER in §5.4, 0.1 for SF/ID in §7.3).
     """
@@ -141,7 +142,7 @@ TASK_SPECS: dict[str, TaskSpec] = {
             {"ner.tags": pa.list_(pa.string())},
             "ner.tags",
             "tagging",
-            formats=("conllu", "jsonl"),
+            formats=("conllu", "jsonl", "conll"),
             label_smoothing=0.2,
         ),
         _spec(
@@ -149,7 +150,7 @@ TASK_SPECS: dict[str, TaskSpec] = {
             {"sf.tags": pa.list_(pa.string())},
             "sf.tags",
             "tagging",
-            formats=("slu",),
+            formats=("slu", "conll"),
             label_smoothing=0.1,
         ),
         _spec(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mtal_ray.data.conll import CONLL_TASKS
 from mtal_ray.data.corpus import FORMAT_TASKS
 from mtal_ray.data.schema import TAGGING_TASKS, TASK_COLUMNS, TASK_DEPENDS_ON, task_columns
 from mtal_ray.data.slu import FILES, TASK_FILES
@@ -26,7 +27,13 @@ def test_derived_names_keep_their_values():
     assert TAGGING_TASKS == ("ner", "sf")
     assert TASK_DEPENDS_ON == {"re": "ner"}
     assert SPAN_TASKS == ("ner", "sf", "re")
-    assert FORMAT_TASKS == {"conllu": ("dp", "ner"), "slu": ("sf", "id"), "jsonl": ("ner", "re")}
+    assert FORMAT_TASKS == {
+        "conllu": ("dp", "ner"),
+        "slu": ("sf", "id"),
+        "jsonl": ("ner", "re"),
+        "conll": ("ner", "sf"),
+    }
+    assert tasks_of_format("conll") == CONLL_TASKS
     assert DEFAULT_LABEL_SMOOTHING == {"dp": 0.2, "ner": 0.2, "sf": 0.1, "id": 0.1, "re": 0.1}
     assert LABEL_COLUMN["dp"] == "dp.deprel" and LABEL_COLUMN["re"] == "re.relations"
     assert "re.n_pairs" in confidence_schema(["ner", "re"], ec_only=True).names
