@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from mtal_ray.errors import ConfigError
 from mtal_ray.models.config import ModelConfig
 from mtal_ray.scoring.config import ScoringConfig
-from mtal_ray.sections import Section, format_validation_error, key_error, validate
+from mtal_ray.sections import SWEEP_BASE, Section, format_validation_error, key_error, validate
 from mtal_ray.selection.base import Selector
 from mtal_ray.selection.config import SelectionConfig
 from mtal_ray.sweep.config import SweepConfig
@@ -225,8 +225,15 @@ class ExperimentConfig(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     sweep: SweepConfig | None = None
 
+    @classmethod
+    def validation_context(cls, raw: dict[str, Any]) -> dict[str, Any] | None:
+        """A config with a ``sweep`` section is a sweep's base: its trials set the rest
+        (say, ``selection.beta`` for a base that names ``selection.task``), so the
+        selection is checked per trial, before Ray starts (``sweep.tuner.plan_trials``)."""
+        return {SWEEP_BASE: True} if isinstance(raw, dict) and raw.get("sweep") else None
+
     @model_validator(mode="after")
-    def _consistent(self) -> ExperimentConfig:
+    def _consistent(self, info: ValidationInfo) -> ExperimentConfig:
         for name in _SEEDED_SECTIONS:
             section = getattr(self, name)
             default = type(section).model_fields["seed"].default
@@ -236,6 +243,8 @@ class ExperimentConfig(Section):
                     f"{section.seed} would be ignored: in an experiment each round's {name} "
                     f"seed derives from the top-level seed; set seed instead",
                 )
+        if (info.context or {}).get(SWEEP_BASE):
+            return self
         sel = self.selection
         named = ([sel.task] if sel.task is not None else []) + list(sel.weights or {})
         for key, tasks in (("data.tasks", self.data.tasks), ("scoring.tasks", self.scoring.tasks)):

@@ -20,6 +20,9 @@ from pydantic_core import PydanticCustomError
 
 from mtal_ray.errors import ConfigError
 
+#: Validation-context key marking a sweep's base config (see
+#: :meth:`Section.validation_context`).
+SWEEP_BASE = "sweep_base"
 #: ``type`` of the errors made by :func:`key_error` / :func:`keys_error`.
 _KEY_ERROR = "config_key"
 _KEYS_ERROR = "config_keys"
@@ -61,9 +64,15 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
 
 
 def validate(model: type[BaseModel], raw: dict[str, Any], prefix: str = "") -> Any:
-    """Validate ``raw`` into ``model``; raise :class:`ConfigError` naming the bad keys."""
+    """Validate ``raw`` into ``model``; raise :class:`ConfigError` naming the bad keys.
+
+    A model may tell how ``raw`` is to be validated with a classmethod
+    ``validation_context(raw)`` (see :meth:`Section.validation_context`).
+    """
+    context_of = getattr(model, "validation_context", None)
+    context = context_of(raw) if context_of is not None else None
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, context=context)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, prefix)) from None
 
@@ -81,6 +90,16 @@ class Section(BaseModel):
 
     #: The section's key in the experiment config (``"training"``); "" for the top level.
     section: ClassVar[str] = ""
+
+    @classmethod
+    def validation_context(cls, raw: dict[str, Any]) -> dict[str, Any] | None:
+        """The pydantic validation context for ``raw`` (None: validate everything).
+
+        ``{SWEEP_BASE: True}`` marks the base config of a sweep, which the trials
+        complete: checks that need the whole trial (e.g. building the selector) are left
+        to each trial's validation.
+        """
+        return None
 
     def updated(self, **changes: Any) -> Self:
         """A validated copy with ``changes`` (key = value) applied.

@@ -73,3 +73,20 @@ def test_a_bad_trial_is_named_before_ray_starts(grid, needle):
     with pytest.raises(ConfigError, match=r"^sweep trial ") as info:
         planned_trials(cfg, raw)
     assert needle in str(info.value)
+
+
+def test_a_sweep_base_may_leave_the_selection_to_its_trials():
+    # the base names the task, the random dimension supplies beta: valid per trial only
+    overrides = [
+        "selection.task=id",
+        "sweep.grid.selection.method=[mt-avg]",
+        "sweep.random.selection.beta={uniform: [0.2, 0.9]}",
+    ]
+    cfg = load_config(None, overrides)
+    assert planned_trials(cfg, {"selection": {"task": "id"}})[0].startswith("mt-avg_beta=0.2_")
+    with pytest.raises(ConfigError, match=r"^selection\.task 'id' given without selection\.beta"):
+        load_config(None, overrides[:1])  # the same selection without a sweep
+    # without the random beta, the trial is refused before Ray starts
+    no_beta = load_config(None, overrides[:2])
+    with pytest.raises(ConfigError, match=r"^sweep trial mt-avg: selection\.task 'id' given"):
+        planned_trials(no_beta, {"selection": {"task": "id"}})

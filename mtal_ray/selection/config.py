@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, model_validator
 
 from mtal_ray.errors import SelectionError
-from mtal_ray.sections import Section, key_error, keys_error
+from mtal_ray.sections import SWEEP_BASE, Section, key_error, keys_error
 from mtal_ray.selection.base import ParameterError, Selector
 from mtal_ray.selection.cost import CostModel
 from mtal_ray.selection.registry import METHODS, Method, make_selector
@@ -43,7 +43,7 @@ class SelectionConfig(Section):
     ts: float = Field(default=3.0, ge=0, description="per-sentence cost of sentence-level tasks")
 
     @model_validator(mode="after")
-    def _check(self) -> SelectionConfig:
+    def _check(self, info: ValidationInfo) -> SelectionConfig:
         if self.method.lower() not in METHODS:
             raise key_error(
                 "method", f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}"
@@ -54,6 +54,8 @@ class SelectionConfig(Section):
             raise key_error("beta", "set either weights or beta (with task), not both")
         if self.entry.budgeted and self.n is not None:
             raise key_error("n", f"{self.method} selects under a budget: set budget, not n")
+        if (info.context or {}).get(SWEEP_BASE):
+            return self  # a sweep's base: each trial's selection is built and checked
         try:
             self.selector()
         except ParameterError as err:
