@@ -11,10 +11,21 @@ from mtal_ray.errors import MtalError
 
 
 def _import(args: argparse.Namespace) -> int:
+    from mtal_ray.run_lock import locked
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        what = "a file" if run_dir.exists() else "no such folder"
+        raise MtalError(f"{run_dir}: not a run directory ({what})")
+    # the run's lock, before anything is read or written (also held while it resumes)
+    with locked(run_dir, what="run directory", command="mtal-ray import"):
+        return _import_locked(args, run_dir)
+
+
+def _import_locked(args: argparse.Namespace, run_dir: Path) -> int:
     from mtal_ray.driver.annotation import import_annotations, read_manifest
     from mtal_ray.driver.state import load_state, save_state
 
-    run_dir = Path(args.run_dir)
     state = load_state(run_dir)
     if state is None:
         raise MtalError(f"{run_dir}: not a run directory (no state.json)")

@@ -10,7 +10,6 @@ alias of :func:`main`.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from mtal_ray.errors import user_error
 from mtal_ray.ray_session import warn_if_ephemeral
+from mtal_ray.run_lock import clear_directory, locked
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,13 +77,24 @@ def run_experiment(args: argparse.Namespace) -> int:
 
         return run_sweep(config, config_path, args)
     run_dir = resolve_run_dir(config, config_path, args.run_dir)
-    if args.restart and run_dir.exists():
-        shutil.rmtree(run_dir)
-    return run_loop(config, run_dir, Path.cwd(), local=args.local)
+    # one process per run directory, taken before Ray starts or anything is written
+    with locked(run_dir, what="run directory", command="mtal-ray run"):
+        if args.restart:
+            clear_directory(run_dir)
+        return run_loop(config, run_dir, Path.cwd(), local=args.local)
 
 
 def run_loop(config: Any, run_dir: Path, base_dir: Path, *, local: bool = False) -> int:
-    """Run (or resume) one AL experiment in a driver actor (or in this process)."""
+    """Run (or resume) one AL experiment in a driver actor (or in this process).
+
+    Holds the run directory's lock (:mod:`mtal_ray.run_lock`) while it runs; a caller that
+    already holds it (``mtal-ray run``, ``mtal-ray import``) keeps it.
+    """
+    with locked(run_dir, what="run directory", command="mtal-ray run"):
+        return _run_loop(config, run_dir, base_dir, local=local)
+
+
+def _run_loop(config: Any, run_dir: Path, base_dir: Path, *, local: bool) -> int:
     warn_if_ephemeral("run directory", run_dir)
     if local:
         from mtal_ray.driver.loop import ActiveLearningLoop

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from mtal_ray.config import apply_overrides, read_yaml, validate
 from mtal_ray.errors import ConfigError
 from mtal_ray.mlflow_tracking import MlflowTarget, log_artifacts, log_metrics, set_status, start_run
 from mtal_ray.ray_session import warn_if_ephemeral
+from mtal_ray.run_lock import LOCK_FILE, clear_directory, locked
 from mtal_ray.sweep.config import SweepConfig
 from mtal_ray.sweep.report import score_table, write_report
 from mtal_ray.sweep.results import SWEEP_FILE, TRIALS_DIR, load_sweep_info, save_sweep_info
@@ -140,9 +140,9 @@ def _clear(sweep_dir: Path) -> None:
     if not sweep_dir.exists():
         return
     looks_like_sweep = (sweep_dir / SWEEP_FILE).exists() or (sweep_dir / TRIALS_DIR).exists()
-    if not looks_like_sweep and any(sweep_dir.iterdir()):
+    if not looks_like_sweep and any(p.name != LOCK_FILE for p in sweep_dir.iterdir()):
         raise ConfigError(f"--restart: {sweep_dir} is not a sweep directory; not deleting it")
-    shutil.rmtree(sweep_dir)
+    clear_directory(sweep_dir)  # keeps the lock this process holds
 
 
 def _metric_name(text: str) -> str:
@@ -159,9 +159,18 @@ def run_sweep(config: Any, config_path: Path, args: argparse.Namespace) -> int:
     sweep: SweepConfig = config.sweep
     config_path = Path(config_path)
     raw = apply_overrides(read_yaml(config_path), getattr(args, "overrides", []) or [])
+    sweep_dir = sweep_directory(sweep, config_path, getattr(args, "run_dir", None))
+    # one sweep per directory, taken before Ray starts or anything is written
+    with locked(sweep_dir, what="sweep directory", command="mtal-ray sweep"):
+        return _run_sweep(config, config_path, args, raw, sweep_dir)
+
+
+def _run_sweep(
+    config: Any, config_path: Path, args: argparse.Namespace, raw: dict[str, Any], sweep_dir: Path
+) -> int:
+    sweep: SweepConfig = config.sweep
     base_raw = {k: v for k, v in raw.items() if k != "sweep"}
     name = sweep.name or config_path.stem
-    sweep_dir = sweep_directory(sweep, config_path, getattr(args, "run_dir", None))
     warn_if_ephemeral("sweep directory", sweep_dir)
     if getattr(args, "local", False):
         print("note: --local is ignored by sweeps (trials always run on Ray)")
