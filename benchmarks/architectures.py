@@ -112,7 +112,8 @@ def al_run(
                     "limit_eval": args.limit_eval,
                 },
                 "model": {"sharing": sharing, **MODEL_KEYS.get(sharing, {})},
-                "training": training_config(args),
+                # the experiment's top-level seed derives each round's training seed
+                "training": {k: v for k, v in training_config(args).items() if k != "seed"},
                 "scoring": {"k": 4, "concurrency": 1, "cpus_per_actor": 1},
                 "selection": selection,
                 "al": {"iterations": args.al_iterations},

@@ -310,7 +310,7 @@ class ActiveLearningLoop:
             data.dev(state),
             data.test,
             data.tasks,
-            self.cfg.training.model_copy(update={"seed": self.cfg.seed + state.iteration}),
+            self.cfg.training_for_round(state.iteration),
             self._round_path(state, "train"),
         )
         record.seconds["train"] = time.perf_counter() - started
@@ -343,13 +343,9 @@ class ActiveLearningLoop:
             raise MtalError(f"{self.run_dir}: round {state.iteration} has no trained model")
         pool = take_ids(data.train, state.pool).select(["id", "tokens"])
         output = self._round_path(state, "confidence.parquet")
-        selector = self._selector(state.iteration)
-        scoring = self.cfg.scoring.model_copy(
-            update={
-                "seed": self.cfg.seed * 1000 + state.iteration,
-                "ec_only": self.cfg.scoring.ec_only or not selector.needs_mc_dropout,
-                "tasks": self.cfg.scoring.tasks or data.tasks,
-            }
+        selector = self.cfg.selector_for_round(state.iteration)
+        scoring = self.cfg.scoring_for_round(
+            state.iteration, tasks=data.tasks, ec_only=not selector.needs_mc_dropout
         )
         fault_point(f"during_score:{state.iteration}", self.run_dir)
         report = StepReport(Step.SCORE, state.iteration)
@@ -357,7 +353,7 @@ class ActiveLearningLoop:
             temperatures = self.ports.scorer.calibrate(
                 record.checkpoint, data.dev(state), scoring.tasks
             )
-            scoring = scoring.model_copy(update={"temperatures": temperatures})
+            scoring = scoring.updated(temperatures=temperatures)
             report.metrics.update(
                 {f"calibration.temperature.{t}": v for t, v in temperatures.items()}
             )
@@ -385,11 +381,6 @@ class ActiveLearningLoop:
         report.lines.append(f"scored {pool.num_rows} pool sentences in {seconds:.1f}s")
         return report
 
-    def _selector(self, iteration: int) -> Any:
-        """The configured selector with this round's seed."""
-        sel = self.cfg.selection
-        return sel.model_copy(update={"seed": self.cfg.seed + iteration}).selector()
-
     def _round_size(self, state: LoopState) -> int:
         if self.cfg.selection.n is not None:
             return int(self.cfg.selection.n)
@@ -404,7 +395,7 @@ class ActiveLearningLoop:
             raise MtalError(f"{self.run_dir}: round {state.iteration} has no confidence table")
         table = load_table(pq.read_table(record.confidence_table))
         sel = self.cfg.selection
-        selector = self._selector(state.iteration)
+        selector = self.cfg.selector_for_round(state.iteration)
         started = time.perf_counter()
         result = selector.select(
             table,
