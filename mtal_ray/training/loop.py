@@ -2,7 +2,8 @@
 
 :func:`train_loop_per_worker` builds the model, resumes from ``ray.train.get_checkpoint()``
 if the run is restarted (after a worker failure, or when ``fit()`` is called again with
-the same run directory), and trains with AdamW under DDP or a DeepSpeed ZeRO engine.
+the same run directory), and trains with AdamW under DDP or a DeepSpeed ZeRO engine (a
+:class:`~mtal_ray.training.runners.Runner` chosen by ``training.strategy``).
 
 * Data: each epoch is one permutation (seeded by ``seed + epoch``, identical on all
   workers); worker ``r`` of ``w`` takes its own contiguous share and cuts it into micro
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import tempfile
 import time
@@ -31,7 +31,6 @@ import numpy as np
 import pyarrow as pa
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from mtal_ray.data.vocab import LabelVocab
 from mtal_ray.models.build import build_model
@@ -43,15 +42,17 @@ from mtal_ray.tasks.base import Prediction
 from mtal_ray.tasks.registry import build_tasks
 from mtal_ray.training.checkpoint import PREDICTIONS_FILE, CheckpointInfo, save_checkpoint
 from mtal_ray.training.config import TrainingConfig
+from mtal_ray.training.runners import TRAIN_STATE_FILE as TRAIN_STATE_FILE  # re-exported
+from mtal_ray.training.runners import make_runner
+from mtal_ray.training.runners import param_groups as param_groups  # re-exported
 from mtal_ray.training.sampling import TaskSampler, combine_losses
 
 LOOP_FILE = "loop.json"
-TRAIN_STATE_FILE = "train_state.pt"
 
 
 @dataclass
-class LoopState:
-    """Where training stands; saved in every checkpoint."""
+class TrainingProgress:
+    """Where training stands (step, epoch, early stopping); saved in every checkpoint."""
 
     step: int = 0
     epoch: int = 0
@@ -59,30 +60,6 @@ class LoopState:
     best_gmean: float = -1.0
     best_step: int = 0
     bad_evals: int = 0
-
-
-def param_groups(model: MultiTaskModel, config: TrainingConfig) -> list[dict[str, Any]]:
-    """AdamW groups: no decay on biases/LayerNorm; new modules (heads, gates) at ``head_lr``."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    fresh = tuple(f"sharing.{m}." for m in getattr(model.sharing, "fresh_modules", ()))
-    for name, param in model.named_parameters():
-        new = (
-            name.startswith("heads.")
-            or ".gates." in name
-            or name.startswith("sharing.gates")
-            or name.startswith(fresh)
-        )
-        no_decay = param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
-        groups.setdefault((new, no_decay), []).append(param)
-    head_lr = config.head_lr or config.lr
-    return [
-        {
-            "params": params,
-            "lr": head_lr if new else config.lr,
-            "weight_decay": 0.0 if no_decay else config.weight_decay,
-        }
-        for (new, no_decay), params in groups.items()
-    ]
 
 
 def epoch_batches(
@@ -121,78 +98,7 @@ def evaluate_sharded(
     return predictions, scores, geometric_mean([s["main"] for s in scores.values()])
 
 
-def _skip_shm_build_without_compiler() -> None:
-    """DeepSpeed JIT-compiles a CPU comm op with g++; without one, fall back to torch.dist."""
-    if shutil.which("g++") is None and shutil.which("c++") is None:
-        import importlib
-
-        importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
-
-
-class _Runner:
-    """One optimizer step and checkpoint I/O, for DDP or DeepSpeed."""
-
-    def __init__(self, model: MultiTaskModel, config: TrainingConfig, world: int) -> None:
-        self.config = config
-        self.module = model
-        optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr)
-        if config.strategy == "deepspeed":
-            _skip_shm_build_without_compiler()
-            import deepspeed
-
-            micro = config.micro_batch_size()
-            self.engine, self.optimizer, _, _ = deepspeed.initialize(
-                model=model,
-                optimizer=optimizer,
-                config={
-                    "train_micro_batch_size_per_gpu": micro,
-                    "train_batch_size": micro * world,
-                    "gradient_accumulation_steps": 1,
-                    "gradient_clipping": config.max_grad_norm or 0.0,
-                    "zero_optimization": {"stage": config.zero_stage},
-                    "zero_allow_untested_optimizer": True,
-                    "steps_per_print": 10**9,
-                },
-            )
-            self.wrapped: nn.Module = self.engine
-        else:
-            import ray.train.torch
-
-            self.optimizer = optimizer
-            self.wrapped = ray.train.torch.prepare_model(model) if world > 1 else model
-
-    def step(self, loss: torch.Tensor) -> None:
-        if self.config.strategy == "deepspeed":
-            self.engine.backward(loss)
-            self.engine.step()
-            return
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.config.max_grad_norm)
-        self.optimizer.step()
-
-    def save(self, directory: Path, rank: int) -> None:
-        if self.config.strategy == "deepspeed":
-            self.engine.save_checkpoint(str(directory / "deepspeed"), tag="state")
-        elif rank == 0:
-            torch.save({"optimizer": self.optimizer.state_dict()}, directory / TRAIN_STATE_FILE)
-
-    def restore(self, directory: Path) -> None:
-        if self.config.strategy == "deepspeed":
-            self.engine.load_checkpoint(str(directory / "deepspeed"), tag="state")
-        else:
-            state = torch.load(directory / TRAIN_STATE_FILE, map_location="cpu", weights_only=False)
-            self.optimizer.load_state_dict(state["optimizer"])
-
-    def state_dict_for_inference(self) -> dict[str, torch.Tensor]:
-        """Full weights, or ``{}`` when ZeRO-3 partitions them (rebuilt at load time)."""
-        if self.config.strategy == "deepspeed" and self.config.zero_stage == 3:
-            return {}
-        return self.module.state_dict()
-
-
-def _batches_from(state: LoopState, rows: int, rank: int, world: int, cfg: TrainingConfig):
+def _batches_from(state: TrainingProgress, rows: int, rank: int, world: int, cfg: TrainingConfig):
     """Yield ``(epoch, index_in_epoch, row indices)`` forever, resuming inside an epoch."""
     epoch, skip = state.epoch, state.epoch_batch
     while True:
@@ -257,19 +163,19 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     tasks = build_tasks(config["tasks"], vocabs)
     model, collator = build_model(tasks, model_cfg)
     model.to(device)
-    state = LoopState()
+    state = TrainingProgress()
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            state = LoopState(**json.loads((Path(directory) / LOOP_FILE).read_text()))
+            state = TrainingProgress(**json.loads((Path(directory) / LOOP_FILE).read_text()))
             if (Path(directory) / "model.pt").is_file():
                 weights = torch.load(Path(directory) / "model.pt", map_location=device)
                 model.load_state_dict(weights)
     start_step = state.step
-    runner = _Runner(model, cfg, world)
+    runner = make_runner(model, cfg, world)
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            runner.restore(Path(directory))
+            runner.load_state(Path(directory))
 
     alphas = {t: cfg.label_smoothing.get(t, 0.0) for t in tasks}
     losses_since_eval: list[float] = []
@@ -302,7 +208,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         losses = runner.wrapped(batch, alphas)
         drawn = sampler.task_at(state.step) if sampler is not None else None
         loss = combine_losses({t: losses[t] for t in tasks}, cfg.weight, drawn)
-        runner.step(loss)
+        runner.backward(loss)
+        runner.step()
         losses_since_eval.append(float(loss.detach()))
         state.step += 1
         state.epoch, state.epoch_batch = epoch, index + 1
@@ -332,7 +239,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         losses_since_eval = []
         with tempfile.TemporaryDirectory(prefix="mtal-ckpt-") as tmp:
             directory = Path(tmp)
-            runner.save(directory, rank)
+            runner.save_state(directory, rank)
             if rank == 0:
                 info = CheckpointInfo(
                     tasks=list(tasks),
@@ -343,7 +250,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     dev_scores={t: s["main"] for t, s in scores.items()},
                     dev_gmean=gmean,
                 )
-                save_checkpoint(directory, model, collator, info, runner.state_dict_for_inference())
+                save_checkpoint(directory, model, collator, info, runner.state_dict_for_export())
                 (directory / LOOP_FILE).write_text(json.dumps(asdict(state)))
                 _write_predictions(directory / PREDICTIONS_FILE, dev, predictions, model)
             has_files = any(directory.iterdir())

@@ -34,6 +34,7 @@ from mtal_ray.tasks.registry import build_tasks
 from mtal_ray.training.checkpoint import export_inference_checkpoint, load_checkpoint
 from mtal_ray.training.config import TrainingConfig
 from mtal_ray.training.loop import train_loop_per_worker
+from mtal_ray.training.runners import runner_class
 
 RUN_NAME = "train"
 BEST_DIR = "best"
@@ -105,8 +106,7 @@ def _check_inputs(train: pa.Table, dev: pa.Table, tasks: list[str]) -> None:
 
 def _worker_env(training: TrainingConfig) -> dict[str, str]:
     env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    if training.strategy == "deepspeed" and not training.use_gpu:
-        env["DS_ACCELERATOR"] = "cpu"
+    env.update(runner_class(training.strategy).worker_env(training))
     for key in ("HF_HOME", "TRANSFORMERS_CACHE", "TORCH_EXTENSIONS_DIR"):
         if key in os.environ:
             env[key] = os.environ[key]
@@ -153,14 +153,7 @@ def train_model(
     _check_inputs(train, dev, tasks)
     vocabs = build_vocabs(train, tasks)
     build_tasks(tasks, vocabs)  # validates task names and prerequisites early
-    if training_cfg.strategy == "deepspeed":
-        try:
-            import deepspeed  # noqa: F401
-        except ImportError as err:
-            raise ConfigError(
-                "training.strategy: 'deepspeed' needs the deepspeed package "
-                "(DS_BUILD_OPS=0 pip install --no-build-isolation deepspeed==0.19.8)"
-            ) from err
+    runner_class(training_cfg.strategy).check_available()
     output_dir = Path(output_dir).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
     ensure_ray(log_to_driver=False)
