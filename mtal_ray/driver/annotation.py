@@ -38,6 +38,8 @@ from mtal_ray.taskspec import with_dependencies as with_dependencies  # re-expor
 ANNOTATION_DIR = "annotation"
 MANIFEST = "manifest.json"
 IMPORTED = "imported.parquet"
+#: The run's training label set per task (what an imported batch's labels are held to).
+LABELS_FILE = "labels.json"
 #: Formats whose files carry no sentence ids: imported rows map to the manifest by position.
 _POSITIONAL = ("slu", "conll")
 
@@ -135,9 +137,15 @@ def read_manifest(run_dir: Path, iteration: int) -> dict[str, Any]:
 
 
 def training_labels(run_dir: Path, iteration: int) -> dict[str, set[str]] | None:
-    """The label set per task of the model trained in ``iteration`` (its checkpoint's
-    vocabularies), or ``None`` when the run has no such checkpoint."""
+    """The training label set per task: every label of the run's training and dev splits
+    (``RUN_DIR/labels.json``, written when the run started); for older runs, the
+    vocabularies of the model trained in ``iteration``; ``None`` when neither exists."""
     from mtal_ray.driver.state import load_state
+
+    inventory = Path(run_dir) / LABELS_FILE
+    if inventory.is_file():
+        data = json.loads(inventory.read_text(encoding="utf-8"))
+        return {task: set(labels) for task, labels in data.items()}
 
     state = load_state(Path(run_dir))
     if state is None or iteration >= len(state.rounds):

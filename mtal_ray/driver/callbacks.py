@@ -34,6 +34,10 @@ class RunInfo:
     tasks: list[str]
     state: LoopState
     resumed: bool
+    #: What reading the corpus normalised or dropped, for the log (one line each).
+    warnings: list[str] = field(default_factory=list)
+    #: Facts of the run beside its config, for the tracking store's params.
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -39,6 +39,8 @@ class ConsoleCallback(LoopCallback):
                 f"new run {run.run_dir}: {len(state.labeled_ids())} labeled, {len(state.dev)} "
                 f"dev, {len(state.pool)} in the pool; tasks {', '.join(run.tasks)}"
             )
+        for line in run.warnings:
+            self._say(f"warning: {line}")
 
     def on_step_start(self, run: RunInfo, step: Step) -> None:
         state = run.state
@@ -79,7 +81,7 @@ class MlflowCallback(LoopCallback):
             self.target,
             run.state.mlflow_run_id,
             self.run_name or run.run_dir.name,
-            run.config.model_dump(mode="json"),
+            {**run.config.model_dump(mode="json"), **run.params},
             self.tags,
             parent_id=self.parent_run_id,
         )
