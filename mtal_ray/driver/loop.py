@@ -30,7 +30,13 @@ import pyarrow.parquet as pq
 
 from mtal_ray.data import Corpus, load_corpus, make_al_split, make_synthetic_corpus, take_ids
 from mtal_ray.data.schema import TASK_COLUMNS
-from mtal_ray.driver.annotation import imported_annotations, mask_tasks, with_dependencies
+from mtal_ray.data.vocab import label_counts
+from mtal_ray.driver.annotation import (
+    LABELS_FILE,
+    imported_annotations,
+    mask_tasks,
+    with_dependencies,
+)
 from mtal_ray.driver.callbacks import (
     CallbackList,
     LoopCallback,
@@ -49,10 +55,16 @@ from mtal_ray.driver.state import (
     save_state,
     write_json,
 )
-from mtal_ray.errors import ConfigError, MtalError
+from mtal_ray.errors import ConfigError, MtalError, SelectionError
 from mtal_ray.ports import AnnotationRequest, LoopPorts
 
-__all__ = ["ActiveLearningLoop", "AwaitingAnnotation", "Summary", "config_digest"]
+__all__ = [
+    "ActiveLearningLoop",
+    "AwaitingAnnotation",
+    "Summary",
+    "config_digest",
+    "load_run_data",
+]
 
 log = logging.getLogger("mtal_ray.driver")
 
@@ -94,6 +106,60 @@ class RunData:
     def dev(self, state: LoopState) -> pa.Table:
         """The (capped) dev rows of the run."""
         return take_ids(self.dev_source if self.dev_source is not None else self.train, state.dev)
+
+
+def load_run_data(cfg: Any, base_dir: Path) -> RunData:
+    """The corpus of a run, checked against the config (splits, tasks); a user error
+    (unreadable corpus, missing split, task not annotated) raises :class:`MtalError`.
+
+    Also what a sweep runs for each dataset before Ray starts.
+    """
+    data = cfg.data
+    if data.path == "synthetic":
+        syn = data.synthetic
+        corpus = make_synthetic_corpus(syn.n_train, syn.n_dev, syn.n_test, seed=cfg.seed)
+    else:
+        corpus = load_corpus(
+            data.resolved_path(base_dir),
+            data.format,
+            strict_bio=data.strict_bio,
+            overlapping_entities=data.overlapping_entities,
+            columns=data.columns,
+        )
+    if data.train_split not in corpus.splits:
+        raise ConfigError(
+            f"data.train_split: {corpus.path} has no split {data.train_split!r} "
+            f"(available: {', '.join(corpus.splits)})"
+        )
+    for key in ("dev_split", "test_split"):
+        name = getattr(data, key)
+        if name is not None and name not in corpus.splits:
+            raise ConfigError(
+                f"data.{key}: {corpus.path} has no split {name!r} "
+                f"(available: {', '.join(corpus.splits)}; null = none)"
+            )
+    if data.limit_train:
+        corpus.splits[data.train_split] = corpus.splits[data.train_split].slice(0, data.limit_train)
+    if data.limit_eval:
+        for key in ("dev_split", "test_split"):
+            name = getattr(data, key)
+            if name is not None:
+                corpus.splits[name] = corpus.splits[name].slice(0, data.limit_eval)
+    available = corpus.tasks
+    tasks = data.tasks or available
+    unknown = [t for t in tasks if t not in available]
+    if unknown:
+        raise ConfigError(
+            f"data.tasks: {', '.join(unknown)} not annotated in {corpus.path} "
+            f"(it has: {', '.join(available)})"
+        )
+    return RunData(
+        corpus=corpus,
+        tasks=list(tasks),
+        train=corpus.splits[data.train_split],
+        dev_source=None if data.dev_split is None else corpus.splits[data.dev_split],
+        test=None if data.test_split is None else corpus.splits[data.test_split],
+    )
 
 
 class ActiveLearningLoop:
@@ -148,50 +214,7 @@ class ActiveLearningLoop:
 
     # ------------------------------------------------------------------ data
     def _load_corpus(self) -> RunData:
-        data = self.cfg.data
-        if data.path == "synthetic":
-            syn = data.synthetic
-            corpus = make_synthetic_corpus(syn.n_train, syn.n_dev, syn.n_test, seed=self.cfg.seed)
-        else:
-            corpus = load_corpus(
-                data.resolved_path(self.base_dir), data.format, strict_bio=data.strict_bio
-            )
-        if data.train_split not in corpus.splits:
-            raise ConfigError(
-                f"data.train_split: {corpus.path} has no split {data.train_split!r} "
-                f"(available: {', '.join(corpus.splits)})"
-            )
-        for key in ("dev_split", "test_split"):
-            name = getattr(data, key)
-            if name is not None and name not in corpus.splits:
-                raise ConfigError(
-                    f"data.{key}: {corpus.path} has no split {name!r} "
-                    f"(available: {', '.join(corpus.splits)}; null = none)"
-                )
-        if data.limit_train:
-            corpus.splits[data.train_split] = corpus.splits[data.train_split].slice(
-                0, data.limit_train
-            )
-        if data.limit_eval:
-            for key in ("dev_split", "test_split"):
-                name = getattr(data, key)
-                if name is not None:
-                    corpus.splits[name] = corpus.splits[name].slice(0, data.limit_eval)
-        available = corpus.tasks
-        tasks = data.tasks or available
-        unknown = [t for t in tasks if t not in available]
-        if unknown:
-            raise ConfigError(
-                f"data.tasks: {', '.join(unknown)} not annotated in {corpus.path} "
-                f"(it has: {', '.join(available)})"
-            )
-        return RunData(
-            corpus=corpus,
-            tasks=list(tasks),
-            train=corpus.splits[data.train_split],
-            dev_source=None if data.dev_split is None else corpus.splits[data.dev_split],
-            test=None if data.test_split is None else corpus.splits[data.test_split],
-        )
+        return load_run_data(self.cfg, self.base_dir)
 
     # ----------------------------------------------------------------- state
     def _open(self) -> tuple[RunInfo, RunData]:
@@ -202,6 +225,12 @@ class ActiveLearningLoop:
         state = load_state(self.run_dir) if self.run_dir.exists() else None
         iterations = self.cfg.al.iterations
         resumed = state is not None
+        if state is None and (self.run_dir / "rounds").exists():
+            raise MtalError(
+                f"{self.run_dir}: has rounds/ but no state.json (deleted or never written), "
+                "so where the run stands is unknown; pass --restart to delete the run "
+                "directory and start over, or choose another run directory"
+            )
         if state is None:
             split = make_al_split(
                 data.train,
@@ -236,8 +265,23 @@ class ActiveLearningLoop:
                     state.step = Step.SCORE
                 save_state(self.run_dir, state)
         write_json(self.run_dir / LAUNCH_FILE, {"base_dir": str(self.base_dir.resolve())})
+        if not resumed:
+            write_json(self.run_dir / LABELS_FILE, self._label_inventory(data))
         run = RunInfo(self.run_dir, self.cfg, data.tasks, state, resumed)
+        line = data.corpus.report_line()
+        if line:
+            run.warnings.append(line)
+        run.params.update(data.corpus.report_params())
         return run, data
+
+    @staticmethod
+    def _label_inventory(data: RunData) -> dict[str, list[str]]:
+        """Per task, every label of the training and dev splits (what imports are held to)."""
+        splits = [data.train] + ([data.dev_source] if data.dev_source is not None else [])
+        return {
+            task: sorted({label for table in splits for label in label_counts(table, task)})
+            for task in data.tasks
+        }
 
     # ------------------------------------------------------------ the loop
     def run(self) -> Summary:
@@ -393,8 +437,20 @@ class ActiveLearningLoop:
         record = state.round()
         if record.confidence_table is None:
             raise MtalError(f"{self.run_dir}: round {state.iteration} has no confidence table")
-        table = load_table(pq.read_table(record.confidence_table))
+        try:
+            confidences = pq.read_table(record.confidence_table)
+        except (OSError, pa.ArrowException) as err:
+            raise MtalError(
+                f"{record.confidence_table}: cannot read the round's confidence table ({err}); "
+                "the run directory is damaged: pass --restart to start over"
+            ) from None
+        table = load_table(confidences, source=record.confidence_table)
         sel = self.cfg.selection
+        if sel.budget is None and sel.n is not None and sel.n > len(table):
+            raise SelectionError(
+                f"selection.n={sel.n} is larger than the pool ({len(table)} unlabeled "
+                f"sentences left in round {state.iteration}); lower selection.n or al.iterations"
+            )
         selector = self.cfg.selector_for_round(state.iteration)
         started = time.perf_counter()
         result = selector.select(

@@ -125,8 +125,9 @@ class MultiTaskModel(nn.Module):
             spans = None
             if task.requires:
                 if entities == "predicted":
-                    tags = self.tasks["ner"].decode(out["ner"], batch.n_words)
-                    spans = [bio_to_spans(row["ner.tags"]) for row in tags]
+                    (mentions,) = task.requires  # the tagging task whose spans are the mentions
+                    tags = self.tasks[mentions].decode(out[mentions], batch.n_words)
+                    spans = [bio_to_spans(row[f"{mentions}.tags"]) for row in tags]
                 elif entities == "gold":
                     spans = batch.gold_entities
                 else:

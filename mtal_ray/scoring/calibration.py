@@ -20,6 +20,7 @@ from mtal_ray.confidence import fit_temperature
 from mtal_ray.errors import ScoringError
 from mtal_ray.scoring.buckets import length_buckets
 from mtal_ray.scoring.model_adapter import MultiTaskScoringModel
+from mtal_ray.taskspec import task_spec
 
 __all__ = ["calibrate_checkpoint", "describe_temperatures", "fit_temperatures"]
 
@@ -51,7 +52,7 @@ def fit_temperatures(
     dev : pyarrow.Table
         Development rows with gold columns.
     tasks : sequence of str, optional
-        Tasks to calibrate (default: all except ``re``).
+        Tasks to calibrate (default: all except relation tasks, ``re``).
     batch_size : int
         Sentences per forward pass.
 
@@ -62,7 +63,8 @@ def fit_temperatures(
     """
     from mtal_ray.models.inference import deterministic
 
-    wanted = [t for t in (tasks or scorer.tasks) if t != "re"]
+    # relation scores are over entity pairs, not labels of positions: no temperature
+    wanted = [t for t in (tasks or scorer.tasks) if task_spec(t).kind != "relation"]
     rows: dict[str, list[np.ndarray]] = {t: [] for t in wanted}
     gold: dict[str, list[np.ndarray]] = {t: [] for t in wanted}
     lengths = [len(t or []) for t in dev.column("tokens").to_pylist()]
