@@ -74,3 +74,26 @@ def test_progress_line_reports_step_loss_scores_and_best() -> None:
         "train step 200/800 (epoch 1): loss 0.5312; dev dp 0.8400, ner 0.5833; "
         "geo-mean 0.7000 (best 0.7200 at step 100) - stopping"
     )
+
+
+def test_epochs_budget_grows_with_the_labeled_set() -> None:
+    from mtal_ray.training.config import steps_for_rows
+
+    # ceil(10 × 90 / 16) = 57 and ceil(10 × 390 / 16) = 244: four times the rows, ~four
+    # times the steps, so each sentence gets the same ten passes
+    assert steps_for_rows(90, 16, 10.0) == 57
+    assert steps_for_rows(390, 16, 10.0) == 244
+    assert steps_for_rows(90, 16, 10.0, min_steps=100) == 100  # lower bound
+    assert steps_for_rows(390, 16, 10.0, max_steps=200) == 200  # upper bound
+    cfg = TrainingConfig(epochs=10, batch_size=16, max_steps=200, eval_every_epochs=2)
+    small, large = cfg.for_rows(90), cfg.for_rows(390)
+    assert (small.max_steps, small.eval_every) == (57, 12)  # ceil(2 × 90 / 16)
+    assert (large.max_steps, large.eval_every) == (200, 49)
+    assert small.epochs is None and small.for_rows(390) == small  # resolved once
+    fixed = TrainingConfig(max_steps=60)  # default: the fixed budget, as before
+    assert fixed.for_rows(90).max_steps == fixed.for_rows(390).max_steps == 60
+
+
+def test_min_steps_above_max_steps_names_the_key() -> None:
+    with pytest.raises(pydantic.ValidationError, match="min_steps"):
+        TrainingConfig(epochs=1, min_steps=50, max_steps=10)

@@ -14,7 +14,11 @@ Example YAML::
       batch_size: 32           # global batch per step, split evenly over the workers
       eval_every: 100          # steps between dev evaluations (each one checkpoints)
       patience: 5              # evaluations without dev improvement before stopping
-      max_steps: 20000
+      max_steps: 20000         # fixed budget; with epochs: the upper bound
+      epochs: null             # budget that follows the labeled set: ceil(epochs × rows /
+                               # batch_size) steps, bounded by min_steps and max_steps
+      min_steps: 1             # lower bound of the epochs budget
+      eval_every_epochs: null  # evaluate every this many epochs (overrides eval_every)
       label_smoothing: {dp: 0.2, ner: 0.2, sf: 0.1, id: 0.1, re: 0.1}   # α per task
       loss_weights: {}         # per task λ, default 1.0
       task_sampling: joint     # joint | uniform | proportional | temperature (one task per
@@ -24,11 +28,12 @@ Example YAML::
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from mtal_ray.sections import Section
+from mtal_ray.sections import Section, key_error
 from mtal_ray.taskspec import TASK_SPECS
 
 #: Label smoothing α per task (paper: 0.2 for DP/NER in §5.4, 0.1 for SF/ID in §7.3), from
@@ -56,6 +61,18 @@ class TrainingConfig(Section):
     eval_every: int = Field(default=100, ge=1)
     patience: int = Field(default=5, ge=1, description="Evaluations without improvement.")
     max_steps: int = Field(default=20000, ge=1)
+    epochs: float | None = Field(
+        default=None,
+        gt=0,
+        description="Budget that follows the labeled set: ceil(epochs × rows / batch_size) "
+        "steps, bounded by min_steps and max_steps (None: max_steps, fixed).",
+    )
+    min_steps: int = Field(default=1, ge=1, description="Lower bound of the epochs budget.")
+    eval_every_epochs: float | None = Field(
+        default=None,
+        gt=0,
+        description="Evaluate every this many epochs of the labeled set (None: eval_every).",
+    )
     max_grad_norm: float | None = Field(default=1.0, gt=0)
     label_smoothing: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_LABEL_SMOOTHING))
     loss_weights: dict[str, float] = Field(default_factory=dict)
@@ -95,6 +112,32 @@ class TrainingConfig(Section):
                 raise ValueError(f"loss_weights.{task}: {weight} is negative")
         return value
 
+    @model_validator(mode="after")
+    def _step_bounds(self) -> Self:
+        if self.min_steps > self.max_steps:
+            raise key_error("min_steps", f"{self.min_steps} exceeds max_steps {self.max_steps}")
+        return self
+
+    def for_rows(self, rows: int) -> TrainingConfig:
+        """This config resolved for a labeled set of ``rows`` rows (a validated copy).
+
+        With ``epochs`` set, ``max_steps`` becomes :func:`steps_for_rows`; with
+        ``eval_every_epochs`` set, ``eval_every`` becomes that many epochs in steps. Both
+        are then cleared, so resolving again changes nothing. Without them the copy equals
+        this config (the fixed budget).
+        """
+        changes: dict[str, object] = {}
+        if self.epochs is not None:
+            steps = steps_for_rows(
+                rows, self.batch_size, self.epochs, self.min_steps, self.max_steps
+            )
+            changes.update(max_steps=steps, epochs=None)
+        if self.eval_every_epochs is not None:
+            per_epoch = rows / self.batch_size
+            every = max(1, math.ceil(self.eval_every_epochs * per_epoch - 1e-9))
+            changes.update(eval_every=every, eval_every_epochs=None)
+        return self.updated(**changes) if changes else self
+
     def weight(self, task: str) -> float:
         """Loss weight of ``task`` (1.0 unless configured)."""
         return float(self.loss_weights.get(task, 1.0))
@@ -102,3 +145,21 @@ class TrainingConfig(Section):
     def micro_batch_size(self) -> int:
         """Per-worker batch: ``batch_size / num_workers`` (at least 1)."""
         return max(1, self.batch_size // self.num_workers)
+
+
+def steps_for_rows(
+    rows: int, batch_size: int, epochs: float, min_steps: int = 1, max_steps: int | None = None
+) -> int:
+    """Training steps for ``epochs`` passes over ``rows`` labeled rows.
+
+    ``ceil(epochs × rows / batch_size)``, at least ``min_steps`` and at most ``max_steps``
+    (when given). The budget grows with the labeled set, so every round of active learning
+    gives each sentence about the same number of passes.
+
+    >>> steps_for_rows(100, 16, 10.0), steps_for_rows(400, 16, 10.0)
+    (63, 250)
+    """
+    if rows < 0 or batch_size < 1 or epochs <= 0:
+        raise ValueError(f"rows={rows}, batch_size={batch_size}, epochs={epochs}")
+    steps = max(min_steps, math.ceil(epochs * rows / batch_size - 1e-9))
+    return steps if max_steps is None else min(steps, max_steps)

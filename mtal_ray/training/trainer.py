@@ -137,7 +137,8 @@ def train_model(
     tasks
         Task names (``dp``, ``ner``, ``sf``, ``id``, ``re``; ``re`` needs ``ner``).
     model_cfg, training_cfg
-        The ``model`` and ``training`` config sections.
+        The ``model`` and ``training`` config sections. With ``training.epochs`` the step
+        budget follows ``train``'s size (:meth:`TrainingConfig.for_rows`).
     output_dir
         Run directory (Ray Train storage under ``train/``, best checkpoint in ``best/``).
     test
@@ -151,6 +152,7 @@ def train_model(
     start = time.perf_counter()
     tasks = list(tasks)
     _check_inputs(train, dev, tasks)
+    training_cfg = training_cfg.for_rows(train.num_rows)  # training.epochs: budget from rows
     vocabs = build_vocabs(train, tasks)
     build_tasks(tasks, vocabs)  # validates task names and prerequisites early
     runner_class(training_cfg.strategy).check_available()
