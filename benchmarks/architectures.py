@@ -34,6 +34,7 @@ from typing import Any
 from mtal_ray.config import ExperimentConfig
 from mtal_ray.data import load_corpus
 from mtal_ray.data.atomic import atomic_write_text
+from mtal_ray.data.splits import sample_rows
 from mtal_ray.models import ModelConfig
 from mtal_ray.training import TrainingConfig, train_model
 
@@ -74,8 +75,8 @@ def full_training(
     train = corpus.splits["train"]
     if args.limit_train:
         train = train.slice(0, args.limit_train)
-    dev = corpus.splits["dev"].slice(0, args.limit_eval)
-    test = corpus.splits["test"].slice(0, args.limit_eval)
+    dev = sample_rows(corpus.splits["dev"], args.limit_eval, args.seed)
+    test = sample_rows(corpus.splits["test"], args.limit_eval, args.seed)
     training = TrainingConfig(**training_config(args))
     started = time.perf_counter()
     scores: dict[str, float | None] = {}

@@ -73,8 +73,15 @@ class DataConfig(Section):
     initial_fraction: float | None = Field(0.02, gt=0, lt=1)
     initial_count: int | None = Field(None, ge=1)
     dev_multiple: float = Field(2.0, gt=0)
-    limit_train: int | None = Field(None, ge=2, description="use only the first N train rows")
-    limit_eval: int | None = Field(None, ge=1, description="use only the first N dev/test rows")
+    limit_train: int | None = Field(
+        None, ge=2, description="use only the first N train rows (file order, not sampled)"
+    )
+    limit_eval: int | None = Field(
+        None,
+        ge=1,
+        description="use a random sample of N dev/test rows (seeded by the experiment seed, "
+        "kept in file order)",
+    )
     strict_bio: bool = False
     overlapping_entities: Literal["error", "keep-longest", "keep-shortest"] = Field(
         "error", description="nested/overlapping entity mentions: refuse, or keep one of them"

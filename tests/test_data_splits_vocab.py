@@ -95,3 +95,47 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("error: ") and "bad.conllu:1:" in err
     assert main(["data", "stats", str(tmp_path / "missing")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_limit_eval_draws_a_seeded_sample_in_file_order(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from mtal_ray.config import ExperimentConfig
+    from mtal_ray.data.splits import sample_rows
+    from mtal_ray.driver.loop import load_run_data
+
+    # a dev split sorted by label, ten rows per intent: its first 20 rows hold 2 intents
+    labels = [f"intent{k}" for k in range(6) for _ in range(10)]
+    dev = make_table(
+        {
+            "id": [f"d{i}" for i in range(60)],
+            "tokens": [["w"] for _ in range(60)],
+            "id.label": labels,
+        }
+    )
+    first = sample_rows(dev, 20, seed=0)
+    assert first.num_rows == 20
+    assert len(set(first.column("id.label").to_pylist())) >= 4  # several intents, not 2
+    order = [int(x[1:]) for x in first.column("id").to_pylist()]
+    assert order == sorted(order)  # file order kept
+    assert sample_rows(dev, 20, seed=0).equals(first)  # same seed, same rows
+    assert not sample_rows(dev, 20, seed=1).equals(first)  # another seed, another sample
+    assert sample_rows(dev, 60, seed=0).equals(dev) and sample_rows(dev, None, 0).equals(dev)
+
+    # load_run_data applies it to dev and test (seed: the experiment's), not to train
+    for split in ("train", "dev", "test"):
+        folder = tmp_path / "slu" / split
+        folder.mkdir(parents=True)
+        (folder / "seq.in").write_text("".join(f"w{i}\n" for i in range(60)))
+        (folder / "seq.out").write_text("O\n" * 60)
+        (folder / "label").write_text("".join(f"{x}\n" for x in labels))
+    raw = {"data": {"path": str(tmp_path / "slu"), "limit_train": 20, "limit_eval": 20}}
+    for seed in (0, 3):
+        cfg = ExperimentConfig.model_validate({**raw, "seed": seed})
+        run = load_run_data(SimpleNamespace(data=cfg.data, seed=seed), tmp_path)
+        assert run.train.column("tokens").to_pylist() == [[f"w{i}"] for i in range(20)]
+        assert run.dev_source is not None and run.test is not None
+        intents = set(run.dev_source.column("id.label").to_pylist())
+        assert len(intents) >= 4, intents
+        expected = sample_rows(dev, 20, seed).column("id").to_pylist()  # d<i> -> w<i>
+        assert run.test.column("tokens").to_pylist() == [[f"w{x[1:]}"] for x in expected]

@@ -25,6 +25,7 @@ from mtal_ray.errors import ConfigError
 
 def _load_data(cfg: Any, base: Path | None) -> tuple[list[str], Any, Any, Any]:
     from mtal_ray.data import load_corpus, make_synthetic_corpus
+    from mtal_ray.data.splits import sample_rows
 
     data = cfg.data
     if data.path == "synthetic":
@@ -45,8 +46,8 @@ def _load_data(cfg: Any, base: Path | None) -> tuple[list[str], Any, Any, Any]:
     if data.limit_train:
         train = train.slice(0, data.limit_train)
     if data.limit_eval:
-        dev = dev.slice(0, data.limit_eval)
-        test = test.slice(0, data.limit_eval) if test is not None else None
+        dev = sample_rows(dev, data.limit_eval, cfg.seed)  # seeded sample, file order
+        test = sample_rows(test, data.limit_eval, cfg.seed) if test is not None else None
     tasks = list(data.tasks or corpus.tasks)
     unknown = [t for t in tasks if t not in corpus.tasks]
     if unknown:

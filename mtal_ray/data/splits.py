@@ -85,3 +85,19 @@ def take_ids(table: pa.Table, ids: list[str] | tuple[str, ...]) -> pa.Table:
     if missing:
         raise MtalError(f"{len(missing)} ids not in the table, e.g. {missing[:3]}")
     return table.take(pa.array([index[sid] for sid in ids], type=pa.int64()))
+
+
+def sample_rows(table: pa.Table, n: int | None, seed: int) -> pa.Table:
+    """A seeded random sample of ``n`` rows of ``table``, kept in the table's order.
+
+    What ``data.limit_eval`` applies to the dev and test splits: the first ``n`` rows of a
+    file sorted by label (e.g. a dev file grouped by intent) would cover only a few labels.
+    The same ``seed`` gives the same rows; ``n`` of None, or at least the table's size,
+    keeps the whole table.
+    """
+    if n is None or n >= table.num_rows:
+        return table
+    if n < 0:
+        raise MtalError(f"cannot sample {n} rows")
+    pick = np.sort(np.random.default_rng(seed).choice(table.num_rows, size=n, replace=False))
+    return table.take(pa.array(pick, type=pa.int64()))

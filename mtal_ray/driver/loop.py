@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from mtal_ray.data import Corpus, load_corpus, make_al_split, make_synthetic_corpus, take_ids
 from mtal_ray.data.schema import TASK_COLUMNS
+from mtal_ray.data.splits import sample_rows
 from mtal_ray.data.vocab import label_counts
 from mtal_ray.driver.annotation import (
     LABELS_FILE,
@@ -144,7 +145,8 @@ def load_run_data(cfg: Any, base_dir: Path) -> RunData:
         for key in ("dev_split", "test_split"):
             name = getattr(data, key)
             if name is not None:
-                corpus.splits[name] = corpus.splits[name].slice(0, data.limit_eval)
+                # a seeded random sample (file order kept): a split sorted by label
+                corpus.splits[name] = sample_rows(corpus.splits[name], data.limit_eval, cfg.seed)
     available = corpus.tasks
     tasks = data.tasks or available
     unknown = [t for t in tasks if t not in available]
