@@ -229,8 +229,11 @@ def test_write_report_files_and_csv(beta_sweep: Path):
     save_sweep_info(beta_sweep, {"name": "toy", "report_split": "test"})
     written = write_report(beta_sweep)
     names = {p.name for p in written}
-    assert names == {"report.md", "report.csv", "learning_curves.png", "overlap.png", "beta.png"}
-    for name in ("learning_curves.png", "overlap.png", "beta.png"):
+    assert names == {
+        "report.md", "report.csv", "learning_curves.png", "overlap.png", "beta.png",
+        "gain_over_random.png", "reference.csv",  # the sweep has mt-r: the paired comparison
+    }  # fmt: skip
+    for name in ("learning_curves.png", "overlap.png", "beta.png", "gain_over_random.png"):
         assert (beta_sweep / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = list(csv.DictReader(io.StringIO((beta_sweep / "report.csv").read_text())))
     assert next(r["method"] for r in rows) == "mt-r (β=0.5)"

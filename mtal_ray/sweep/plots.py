@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from mtal_ray.data.atomic import atomic_path
-from mtal_ray.sweep.series import Column, Curve, ScoreTable
+from mtal_ray.sweep.series import Column, Curve, GainCurve, ScoreTable
 
 
 def _panels(count: int, width: float = 4.2, height: float = 3.4) -> tuple[Any, list[Any]]:
@@ -129,5 +129,39 @@ def plot_beta(
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(f"{title}: final score against β")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_reference_gains(
+    series: Mapping[Column, Mapping[str, GainCurve]],
+    path: Path,
+    title: str = "",
+    scale: float = 1.0,
+) -> Path:
+    """One panel per (dataset, task or geometric mean): each method's gain over MT-R.
+
+    The mean paired difference (method − MT-R, same seed) per iteration against the
+    labeled-set size, with its bootstrap interval over seeds as a band; 0 is dashed.
+    """
+    fig, axes = _panels(len(series))
+    for ax, (column, curves) in zip(axes, series.items(), strict=True):
+        ax.axhline(0.0, linestyle="--", color="black", linewidth=1, label="MT-R")
+        for label, curve in curves.items():
+            mean = [g.mean * scale for g in curve.gains]
+            (line,) = ax.plot(curve.sizes, mean, marker="o", markersize=3, label=label)
+            if any(g.seeds > 1 for g in curve.gains):
+                low = [g.low * scale for g in curve.gains]
+                high = [g.high * scale for g in curve.gains]
+                ax.fill_between(curve.sizes, low, high, color=line.get_color(), alpha=0.15)
+        dataset, task = column
+        name = "geometric mean" if task == "geo_mean" else task
+        ax.set_title(name if dataset is None else f"{dataset}/{name}")
+        ax.set_xlabel("labeled sentences")
+        ax.set_ylabel("gain over MT-R" + (" (×100)" if scale == 100 else ""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(f"{title}: gain over random selection (MT-R), paired by seed")
     fig.tight_layout()
     return _save(fig, path)

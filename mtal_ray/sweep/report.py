@@ -318,9 +318,16 @@ def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
 
     ``report.md`` and ``report.csv`` always; ``learning_curves.png`` when a trial
     finished, ``overlap.png`` when trials made a first selection, ``beta.png`` when
-    β was swept. Stale PNGs of an earlier report are removed.
+    β was swept; ``reference.csv`` and ``gain_over_random.png`` when the sweep has MT-R
+    (:mod:`mtal_ray.sweep.reference`). Stale files of an earlier report are removed.
     """
-    from mtal_ray.sweep.plots import plot_beta, plot_learning_curves, plot_overlap
+    from mtal_ray.sweep.plots import (
+        plot_beta,
+        plot_learning_curves,
+        plot_overlap,
+        plot_reference_gains,
+    )
+    from mtal_ray.sweep.reference import compare_with_reference, comparison_csv, comparison_markdown
 
     sweep_dir = Path(sweep_dir)
     trials = load_trials(sweep_dir)
@@ -335,6 +342,9 @@ def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
         "overlap.png": (plot_overlap, overlap_matrices(trials, datasets)),
         "beta.png": (plot_beta, beta_series(trials, split, datasets)),
     }
+    comparison = compare_with_reference(trials, split, datasets)
+    gains = {c: g for c, g in comparison.curves.items() if g}
+    images["gain_over_random.png"] = (plot_reference_gains, gains)
     references = beta_references(trials, split, datasets)
     for filename, (plot, data) in images.items():
         path = sweep_dir / filename
@@ -345,9 +355,16 @@ def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
         elif path.exists():
             path.unlink()
     atomic_write_text(sweep_dir / "report.csv", table_csv(table))
-    atomic_write_text(
-        sweep_dir / "report.md", _markdown(name, table, trials, split, [p.name for p in written])
-    )
+    reference_csv = sweep_dir / "reference.csv"
+    if gains:
+        atomic_write_text(reference_csv, comparison_csv(comparison))
+        written.append(reference_csv)
+    elif reference_csv.exists():
+        reference_csv.unlink()
+    text = _markdown(name, table, trials, split, [p.name for p in written])
+    image = "gain_over_random.png" if gains else None
+    text += "\n" + comparison_markdown(comparison, split, score_scale(table), image)
+    atomic_write_text(sweep_dir / "report.md", text)
     return written
 
 

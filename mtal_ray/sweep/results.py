@@ -9,7 +9,8 @@ Layout of a sweep directory::
         summary.json             the driver's per-iteration rows (finished trials)
         rounds/round_0/selection.json   the first selection (for the overlap heat map)
       tune-<digest>/             Ray Tune's experiment state (restore)
-      report.md, report.csv, learning_curves.png, overlap.png, beta.png
+      report.md, report.csv, learning_curves.png, overlap.png, beta.png,
+      reference.csv, gain_over_random.png        the comparison with MT-R (sweep/reference.py)
 
 Everything here reads and writes plain files; the report is a function of these files only.
 """

@@ -1,4 +1,5 @@
-"""The shapes a sweep report is made of: score-table columns, score tables, learning curves.
+"""The shapes a sweep report is made of: score-table columns, score tables, learning curves,
+and the paired gains over random selection (MT-R).
 
 Plain data shared by :mod:`mtal_ray.sweep.report` (which computes them from the stored
 trials) and :mod:`mtal_ray.sweep.plots` (which draws them); neither imports the other's
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Column", "Curve", "ScoreTable"]
+__all__ = ["Column", "Curve", "Gain", "GainCurve", "ScoreTable"]
 
 Column = tuple[str | None, str]  # (dataset or None, task)
 
@@ -45,3 +46,37 @@ class Curve:
     sizes: list[float]
     mean: list[float]
     std: list[float]
+
+
+@dataclass
+class Gain:
+    """A paired difference to the reference (method − MT-R, same seed), over seeds.
+
+    ``mean`` of the per-seed differences, ``[low, high]`` its bootstrap confidence
+    interval over seeds (degenerate, ``low == high == mean``, with one seed), ``seeds`` the
+    number of pairs, ``wins``/``losses`` the seeds where the method is above/below.
+    """
+
+    mean: float
+    low: float
+    high: float
+    seeds: int
+    wins: int
+    losses: int
+
+
+@dataclass
+class GainCurve:
+    """One method's gain over MT-R per AL iteration, and on the area under the curve.
+
+    ``sizes`` is the method's labeled-set size per iteration (mean over seeds); ``area``
+    the paired difference of the normalised areas under the learning curves, whose means
+    over the same seeds are ``area_method`` and ``area_reference``.
+    """
+
+    iterations: list[int]
+    sizes: list[float]
+    gains: list[Gain]
+    area: Gain
+    area_method: float
+    area_reference: float
