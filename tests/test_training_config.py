@@ -97,3 +97,36 @@ def test_epochs_budget_grows_with_the_labeled_set() -> None:
 def test_min_steps_above_max_steps_names_the_key() -> None:
     with pytest.raises(pydantic.ValidationError, match="min_steps"):
         TrainingConfig(epochs=1, min_steps=50, max_steps=10)
+
+
+def test_checkpoint_selection_still_ranks_when_a_task_scores_zero() -> None:
+    from mtal_ray.models.inference import geometric_mean, selection_score
+    from mtal_ray.training.loop import TrainingProgress
+
+    # NER + RE dev scores per evaluation (steps 20, 40, 60, 80); RE stays at 0 throughout
+    history = [{"ner": 0.20, "re": 0.0}, {"ner": 0.25, "re": 0.0}, {"ner": 0.50, "re": 0.0}]
+    history.append({"ner": 0.45, "re": 0.0})
+    assert {geometric_mean(list(h.values())) for h in history} == {0.0}  # every tie
+    # floored at 1e-3: sqrt(ner × 0.001) -> 0.01414, 0.01581, 0.02236, 0.02121
+    assert round(selection_score([0.5, 0.0]), 5) == 0.02236
+    progress = TrainingProgress()
+    for step, scores in zip((20, 40, 60, 80), history, strict=True):
+        progress.step = step
+        progress.record(scores, floor=1e-3)
+    assert (progress.best_step, progress.bad_evals) == (60, 1)  # step 60, NER twice step 20's
+    assert progress.best_gmean == 0.0  # the reported metric stays the plain geometric mean
+
+    # once RE scores, a small RE gain outranks a NER gain (as the geometric mean does), and
+    # above the floor the criterion equals the geometric mean
+    progress = TrainingProgress()
+    for step, scores in enumerate([{"ner": 0.5, "re": 0.0}, {"ner": 0.3, "re": 0.05}], 1):
+        progress.step = step
+        progress.record(scores, floor=1e-3)
+    assert progress.best_step == 2 and abs(progress.best_gmean - (0.3 * 0.05) ** 0.5) < 1e-12
+    assert selection_score([0.3, 0.05]) == geometric_mean([0.3, 0.05])
+    # floor 0 is the plain geometric mean: all-zero evaluations tie, the first is kept
+    progress = TrainingProgress()
+    for step, scores in enumerate(history, 1):
+        progress.step = step
+        progress.record(scores, floor=0.0)
+    assert (progress.best_step, progress.bad_evals) == (1, 3)

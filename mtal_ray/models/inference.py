@@ -129,6 +129,25 @@ def geometric_mean(scores: Sequence[float]) -> float:
     return math.exp(sum(math.log(s) for s in scores) / len(scores))
 
 
+def selection_score(scores: Sequence[float], floor: float = 1e-3) -> float:
+    """The checkpoint-selection criterion: the geometric mean with each score floored.
+
+    ``exp(mean(log(max(s, floor))))``. Equal to :func:`geometric_mean` while every task
+    scores at least ``floor``; when one task scores 0 (relation extraction early on) the
+    plain geometric mean is 0 at every evaluation and cannot rank them, while this one
+    still ranks by the other tasks. ``floor`` 0 is the plain geometric mean.
+
+    >>> round(selection_score([0.4, 0.0]), 4), round(selection_score([0.2, 0.0]), 4)
+    (0.02, 0.0141)
+    """
+    if not scores:
+        return 0.0
+    floored = [max(float(s), floor) for s in scores]
+    if min(floored) <= 0:
+        return 0.0
+    return math.exp(sum(math.log(s) for s in floored) / len(floored))
+
+
 def score_predictions(
     model: MultiTaskModel, predicted: Sequence[Prediction], gold: pa.Table
 ) -> dict[str, dict[str, float]]:

@@ -14,6 +14,7 @@ Example YAML::
       batch_size: 32           # global batch per step, split evenly over the workers
       eval_every: 100          # steps between dev evaluations (each one checkpoints)
       patience: 5              # evaluations without dev improvement before stopping
+      selection_floor: 0.001   # best checkpoint: geometric mean of max(score, floor)
       max_steps: 20000         # fixed budget; with epochs: the upper bound
       epochs: null             # budget that follows the labeled set: ceil(epochs × rows /
                                # batch_size) steps, bounded by min_steps and max_steps
@@ -60,6 +61,14 @@ class TrainingConfig(Section):
     eval_batch_size: int = Field(default=64, ge=1)
     eval_every: int = Field(default=100, ge=1)
     patience: int = Field(default=5, ge=1, description="Evaluations without improvement.")
+    selection_floor: float = Field(
+        default=1e-3,
+        ge=0,
+        lt=1,
+        description="Checkpoint selection and early stopping rank evaluations by the "
+        "geometric mean of the dev scores, each floored at this value, so a task at 0 does "
+        "not make every evaluation tie (0: the plain geometric mean).",
+    )
     max_steps: int = Field(default=20000, ge=1)
     epochs: float | None = Field(
         default=None,

@@ -11,8 +11,9 @@ the same run directory), and trains with AdamW under DDP or a DeepSpeed ZeRO eng
 * Every ``eval_every`` steps (and at ``max_steps``) the dev set is predicted, sharded over
   the workers and gathered, so every worker computes the same scores and takes the same
   early-stopping decision (stop after ``patience`` evaluations without a better geometric
-  mean). Each evaluation reports metrics and a checkpoint (``mtal_ray.training.checkpoint``
-  layout plus the resume state).
+  mean of the dev scores, each floored at ``training.selection_floor`` so that a task at 0
+  does not make every evaluation tie). Each evaluation reports metrics and a checkpoint
+  (``mtal_ray.training.checkpoint`` layout plus the resume state).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import signal
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,16 @@ import torch
 import torch.distributed as dist
 
 from mtal_ray.data.vocab import LabelVocab
+from mtal_ray.logs import progress
 from mtal_ray.models.build import build_model
 from mtal_ray.models.collate import Collator
 from mtal_ray.models.config import ModelConfig
-from mtal_ray.models.inference import geometric_mean, predict_rows, score_predictions
+from mtal_ray.models.inference import (
+    geometric_mean,
+    predict_rows,
+    score_predictions,
+    selection_score,
+)
 from mtal_ray.models.multitask import MultiTaskModel
 from mtal_ray.tasks.base import Prediction
 from mtal_ray.tasks.registry import build_tasks
@@ -57,9 +65,25 @@ class TrainingProgress:
     step: int = 0
     epoch: int = 0
     epoch_batch: int = 0
-    best_gmean: float = -1.0
+    best_gmean: float = -1.0  # dev geometric mean of the best evaluation (reported)
     best_step: int = 0
     bad_evals: int = 0
+    best_score: float = -1.0  # its selection score (models.inference.selection_score)
+
+    def record(self, scores: Mapping[str, float], floor: float) -> float:
+        """Record an evaluation of ``scores`` (task -> dev main score) at ``self.step``.
+
+        The best evaluation is the one with the highest :func:`selection_score` (the
+        geometric mean with each score floored at ``floor``; the earlier one on a tie); an
+        evaluation that is not better counts towards ``patience``. Returns its score.
+        """
+        score = selection_score(list(scores.values()), floor)
+        if score > self.best_score:
+            self.best_score, self.best_step, self.bad_evals = score, self.step, 0
+            self.best_gmean = geometric_mean(list(scores.values()))
+        else:
+            self.bad_evals += 1
+        return score
 
 
 def epoch_batches(
@@ -121,21 +145,14 @@ def progress_line(metrics: dict[str, Any], max_steps: int, tasks: list[str]) -> 
 
 
 def _quiet_worker_logs() -> None:
-    """Keep job logs readable: no per-report Ray Train lines, no HF weight-loading reports.
+    """Keep job logs readable (:func:`mtal_ray.logs.setup_logging` for a Train worker):
+    no per-report Ray Train lines, no HF weight-loading reports or bars.
 
     Metrics still reach the driver through ``ray.train.report``; only log lines are dropped.
     """
-    import logging
+    from mtal_ray.logs import setup_logging
 
-    try:  # Ray Train v2 logs every report at INFO under a logger named after its file.
-        from ray.train.v2._internal.execution import context as train_context
-
-        logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
-    except ImportError:  # pragma: no cover - other Ray versions
-        pass
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
+    setup_logging("worker")
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -218,16 +235,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         predictions, scores, gmean = evaluate_sharded(
             model, collator, dev, cfg.eval_batch_size, device
         )
-        if gmean > state.best_gmean:
-            state.best_gmean, state.best_step, state.bad_evals = gmean, state.step, 0
-        else:
-            state.bad_evals += 1
+        select = state.record({t: s["main"] for t, s in scores.items()}, cfg.selection_floor)
         stop = state.bad_evals >= cfg.patience or state.step >= cfg.max_steps
         metrics = {
             "step": state.step,
             "epoch": state.epoch,
             "train_loss": float(np.mean(losses_since_eval)),
             "dev_gmean": gmean,
+            "dev_select": select,  # the checkpoint-selection criterion (floored geo-mean)
             "best_dev_gmean": state.best_gmean,
             "best_step": state.best_step,
             "start_step": start_step,
@@ -235,7 +250,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             **{f"dev_{t}": s["main"] for t, s in scores.items()},
         }
         if rank == 0:  # progress: one line per evaluation (the job log shows it)
-            print(progress_line(metrics, cfg.max_steps, list(tasks)), flush=True)
+            progress(progress_line(metrics, cfg.max_steps, list(tasks)))
         losses_since_eval = []
         with tempfile.TemporaryDirectory(prefix="mtal-ckpt-") as tmp:
             directory = Path(tmp)

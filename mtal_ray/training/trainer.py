@@ -2,9 +2,10 @@
 
 The driver side: it builds the label vocabularies from the labeled training table, starts
 a ``TorchTrainer`` (``ScalingConfig(num_workers, use_gpu)``, ``FailureConfig``,
-``CheckpointConfig`` keeping the best checkpoints by dev geometric mean), then exports the
-best checkpoint to ``output_dir/best`` (inference-only: weights, vocabularies, configs,
-tokenizer) and scores it on the test table outside Ray.
+``CheckpointConfig`` keeping the best checkpoints by the dev geometric mean with each
+task's score floored at ``training.selection_floor``), then exports the best checkpoint
+to ``output_dir/best`` (inference-only: weights, vocabularies, configs, tokenizer) and
+scores it on the test table outside Ray.
 
 It works from a plain script (``ray.init`` is called if needed) and from inside a Ray
 actor or driver that already called ``ray.init`` (the actor must not hold the CPUs the
@@ -27,6 +28,7 @@ import pyarrow as pa
 
 from mtal_ray.data.vocab import build_vocabs
 from mtal_ray.errors import ConfigError, MtalError
+from mtal_ray.logs import env_vars
 from mtal_ray.models.config import ModelConfig
 from mtal_ray.models.inference import evaluate, main_scores
 from mtal_ray.ray_session import ensure_ray
@@ -110,6 +112,7 @@ def _worker_env(training: TrainingConfig) -> dict[str, str]:
     for key in ("HF_HOME", "TRANSFORMERS_CACHE", "TORCH_EXTENSIONS_DIR"):
         if key in os.environ:
             env[key] = os.environ[key]
+    env.update(env_vars())  # the launcher's logging choices (mtal_ray.logs)
     return env
 
 
@@ -133,7 +136,8 @@ def train_model(
         (no loss). Label vocabularies are built from this table.
     dev
         Rows for evaluation every ``training.eval_every`` steps and early stopping on the
-        geometric mean of the tasks' main scores.
+        geometric mean of the tasks' main scores (each floored at
+        ``training.selection_floor``, so that it still ranks when a task scores 0).
     tasks
         Task names (``dp``, ``ner``, ``sf``, ``id``, ``re``; ``re`` needs ``ner``).
     model_cfg, training_cfg
@@ -183,7 +187,7 @@ def train_model(
             failure_config=FailureConfig(max_failures=training_cfg.max_failures),
             checkpoint_config=CheckpointConfig(
                 num_to_keep=training_cfg.keep_checkpoints,
-                checkpoint_score_attribute="dev_gmean",
+                checkpoint_score_attribute="dev_select",  # floored geo-mean (loop.py)
                 checkpoint_score_order="max",
             ),
             worker_runtime_env={"env_vars": _worker_env(training_cfg)},
@@ -192,10 +196,10 @@ def train_model(
     result = trainer.fit()
     if result.error is not None:
         raise TrainingFailedError(f"training in {output_dir} failed: {result.error}")
-    candidates = [(c, m) for c, m in result.best_checkpoints if m and "dev_gmean" in m]
+    candidates = [(c, m) for c, m in result.best_checkpoints if m and "dev_select" in m]
     if not candidates:
         raise TrainingFailedError(f"training in {output_dir} reported no checkpoint")
-    best, best_metrics = max(candidates, key=lambda cm: (cm[1]["dev_gmean"], -cm[1]["step"]))
+    best, best_metrics = max(candidates, key=lambda cm: (cm[1]["dev_select"], -cm[1]["step"]))
     last_metrics = result.metrics or best_metrics
     with best.as_directory() as directory:
         best_dir = export_inference_checkpoint(directory, output_dir / BEST_DIR)
