@@ -215,7 +215,10 @@ def test_console_lines(reference):
     lines = reference["lines"]
     assert lines[0].startswith(f"new run {reference['run_dir']}: 6 labeled")
     assert "iteration 0/2: train" in lines
-    assert "  trained on 6 sentences in 0s: dev sf 0.0600, dev id 0.0600" in lines
+    assert (  # test scores as soon as they are computed (issue 20)
+        "  trained on 6 sentences in 0s: dev sf 0.0600, dev id 0.0600; "
+        "test sf 0.0500, test id 0.0500" in lines
+    )
     assert any(line.startswith("  scoring: ") for line in lines)
     assert any(line.startswith("  selected 4 sentences with mt-avg") for line in lines)
 

@@ -44,24 +44,17 @@ def resolve_run_dir(config: Any, config_path: Path, explicit: str | None) -> Pat
 
 
 def _print_summary(summary: Any) -> None:
+    """The run's per-iteration table (fits 80 columns and files: :mod:`.tables`)."""
     from rich.console import Console
-    from rich.table import Table
+
+    from mtal_ray.cli.tables import render_rounds
 
     console = Console()
-    if summary.rows:
-        columns = list(summary.rows[0])
-        table = Table(title=f"mtal_ray: {summary.run_dir}")
-        for name in columns:
-            table.add_column(name, justify="right")
-        for row in summary.rows:
-            table.add_row(
-                *[
-                    f"{row.get(c):.4f}" if isinstance(row.get(c), float) else str(row.get(c, ""))
-                    for c in columns
-                ]
-            )
+    for table in render_rounds(
+        summary.rows, title=f"mtal_ray: {summary.run_dir}", width=console.width
+    ):
         console.print(table)
-    console.print(summary.message)
+    console.print(summary.message, soft_wrap=True)
     if summary.mlflow_run_id:
         console.print(f"MLflow run {summary.mlflow_run_id}")
 

@@ -378,6 +378,8 @@ class ActiveLearningLoop:
                 metrics[f"{split}.geo_mean"] = float(gmeans[split])
         line = f"trained on {labeled.num_rows} sentences in {record.seconds['train']:.0f}s: "
         line += ", ".join(f"dev {t} {v:.4f}" for t, v in record.dev.items())
+        if record.test:  # computed with the best checkpoint, so shown as soon as it is
+            line += "; " + ", ".join(f"test {t} {v:.4f}" for t, v in record.test.items())
         return StepReport(Step.TRAIN, state.iteration, metrics, lines=[line])
 
     def _score(self, run: RunInfo, data: RunData) -> StepReport:
