@@ -14,8 +14,9 @@
 * **The pure core stays light.** Importing ``mtal_ray.data``, ``mtal_ray.selection``,
   ``mtal_ray.confidence``, ``mtal_ray.taskspec`` or ``mtal_ray.errors`` in a fresh
   interpreter loads none of torch, transformers, Ray, MLflow.
-* **Commands import lazily.** ``mtal-ray --help``, ``mtal-ray select --help`` and
-  ``mtal-ray data stats`` on a tiny corpus load none of them either (and not seqeval).
+* **Commands import lazily.** ``mtal-ray --help``, ``mtal-ray select --help``, ``mtal-ray
+  status`` on a run directory and ``mtal-ray data stats`` on a tiny corpus load none of them
+  either (and not seqeval).
 """
 
 from __future__ import annotations
@@ -257,11 +258,27 @@ def tiny_slu(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("argv", "as_module"),
-    [(["--help"], True), (["select", "--help"], False), (["data", "stats", "{corpus}"], False)],
-    ids=["python -m mtal_ray.cli --help", "mtal-ray select --help", "mtal-ray data stats"],
+    [
+        (["--help"], True),
+        (["select", "--help"], False),
+        (["data", "stats", "{corpus}"], False),
+        (["status", "{run}"], False),
+    ],
+    ids=[
+        "python -m mtal_ray.cli --help",
+        "mtal-ray select --help",
+        "mtal-ray data stats",
+        "mtal-ray status",
+    ],
 )
-def test_commands_import_heavy_libraries_only_when_they_run(argv, as_module, tiny_slu):
-    argv = [a.format(corpus=tiny_slu) for a in argv]
+def test_commands_import_heavy_libraries_only_when_they_run(argv, as_module, tiny_slu, tmp_path):
+    run = tmp_path / "run"  # a run directory as the loop leaves it, read by `status`
+    run.mkdir()
+    state = {"version": 1, "config_digest": "x", "iterations": 2, "iteration": 1,
+             "step": "score", "labeled": {"sf": ["a"]}, "pool": ["b"], "dev": [],
+             "rounds": [{"iteration": 0, "dev": {"sf": 0.5}, "seconds": {"train": 3.0}}]}  # fmt: skip
+    (run / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    argv = [a.format(corpus=tiny_slu, run=run) for a in argv]
     loaded = _loaded_modules(_run_main(argv, as_module=as_module), REPO)
     assert "mtal_ray.cli" in loaded
     heavy = _heavy(loaded, (*HEAVY, "seqeval"))

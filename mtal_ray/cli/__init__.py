@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mtal_ray.cli.scoring",
     "mtal_ray.cli.selection",
     "mtal_ray.cli.training",
+    "mtal_ray.cli.status",
 )
 
 
