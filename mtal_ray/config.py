@@ -179,11 +179,18 @@ class TrackingConfig(Section):
     tracking_uri: str | None = Field(
         None, description="MLflow URI; default sqlite:///<runs folder>/mlruns.db"
     )
-    experiment: str = "mtal_ray"
+    experiment: str = Field("mtal_ray", description="MLflow experiment name (not empty)")
     artifact_location: str | None = Field(
         None, description="where new experiments store artifacts; default <run_dir>/../mlartifacts"
     )
     enabled: bool = True
+
+    @field_validator("experiment")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name the MLflow experiment (not empty)")
+        return value
 
 
 class ALConfig(Section):
