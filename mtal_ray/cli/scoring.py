@@ -13,7 +13,7 @@ from mtal_ray.errors import ConfigError, MtalError, ScoringError
 if TYPE_CHECKING:
     from mtal_ray.scoring.config import ScoringConfig
 
-__all__ = ["register", "scoring_config_from_overrides"]
+__all__ = ["check_checkpoint", "register", "scoring_config_from_overrides"]
 
 
 def scoring_config_from_overrides(overrides: list[str], ec_only: bool = False) -> ScoringConfig:
@@ -29,6 +29,36 @@ def scoring_config_from_overrides(overrides: list[str], ec_only: bool = False) -
     if ec_only:
         raw["ec_only"] = True
     return validate(ScoringConfig, raw, prefix="scoring.")
+
+
+def check_checkpoint(directory: Path) -> None:
+    """Refuse a missing or incomplete checkpoint directory in one line (no torch, no Ray).
+
+    A checkpoint holds ``meta.json`` (an object with ``tasks``, ``vocabs`` and ``model``),
+    ``encoder/`` and the weights (``model.pt``, or DeepSpeed shards in ``deepspeed/``).
+    """
+    import json
+
+    if not directory.exists():
+        raise ScoringError(f"{directory}: no such checkpoint")
+    if not directory.is_dir():
+        raise ScoringError(f"{directory}: not a checkpoint directory (a file)")
+    meta = directory / "meta.json"
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScoringError(f"{directory}: not a checkpoint (no meta.json)") from None
+    except (OSError, ValueError) as err:
+        raise ScoringError(f"{meta}: cannot read the checkpoint's meta.json ({err})") from None
+    missing = [
+        k for k in ("tasks", "vocabs", "model") if not isinstance(info, dict) or k not in info
+    ]
+    if missing:
+        raise ScoringError(f"{meta}: not a checkpoint's meta.json (no {', '.join(missing)})")
+    if not (directory / "encoder").is_dir():
+        raise ScoringError(f"{directory}: incomplete checkpoint (no encoder/)")
+    if not (directory / "model.pt").is_file() and not (directory / "deepspeed").is_dir():
+        raise ScoringError(f"{directory}: incomplete checkpoint (no model.pt and no deepspeed/)")
 
 
 def _pick_split(corpus: object, split: str | None) -> tuple[str, object]:
@@ -51,8 +81,7 @@ def _score(args: argparse.Namespace) -> int:
     from mtal_ray.scoring.pool import score_pool_to_file, scoring_progress_text
 
     cfg = scoring_config_from_overrides(args.overrides, args.ec_only)
-    if not Path(args.checkpoint).exists():
-        raise ScoringError(f"{args.checkpoint}: no such checkpoint")
+    check_checkpoint(Path(args.checkpoint))  # before the corpus is read and Ray starts
     corpus = load_corpus(args.data, args.format)
     name, pool = _pick_split(corpus, args.split)
     if args.limit is not None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 from mtal_ray.data.atomic import atomic_write_text
-from mtal_ray.errors import SelectionError
+from mtal_ray.errors import MtalError, SelectionError
 from mtal_ray.selection.cost import CostModel
 from mtal_ray.selection.registry import METHODS, select
 from mtal_ray.selection.weights import parse_weights
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the selection described by ``args``; raise SelectionError on a bad request."""
     if not args.input.exists():
         raise SelectionError(f"{args.input}: no such file")
+    _check_output(args.output)
     result = select(
         args.input,
         args.method,
@@ -53,6 +55,22 @@ def run(args: argparse.Namespace) -> int:
         time_limit=args.time_limit,
         cost_model=CostModel(tp=args.tp, ts=args.ts),
     )
-    atomic_write_text(args.output, result.to_json(indent=1, name=args.method.lower()) + "\n")
+    try:
+        atomic_write_text(args.output, result.to_json(indent=1, name=args.method.lower()) + "\n")
+    except OSError as err:
+        raise MtalError(f"--output {args.output}: cannot write it ({err.strerror})") from None
     print(f"{result.method}: selected {len(result.ids)} ids -> {args.output}")
     return 0
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an ``--output`` that cannot be written before the selection runs."""
+    if output.is_dir():
+        raise MtalError(f"--output {output}: is a folder; give the JSON file to write")
+    parent = output.parent
+    while not parent.exists() and parent != parent.parent:  # missing folders are created
+        parent = parent.parent
+    if not parent.is_dir():
+        raise MtalError(f"--output {output}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise MtalError(f"--output {output}: not writable (permission denied)")

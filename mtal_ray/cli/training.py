@@ -87,8 +87,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     config_path = Path(args.config) if args.config else None
     cfg = load_config(config_path, args.overrides)
-    tasks, train, dev, test = _load_data(cfg, config_path.parent if config_path else None)
     output = Path(args.output) if args.output else Path("runs") / "train"
+    identity = _claim_output(output, cfg, explicit=args.output is not None)
+    # relative data paths start at the working directory, as for `mtal-ray run`
+    tasks, train, dev, test = _load_data(cfg, Path.cwd())
+    write_identity(output, identity)
     training = cfg.training.updated(seed=cfg.seed)
     result = train_model(train, dev, tasks, cfg.model, training, output, test=test)
     summary = result.summary()
@@ -97,6 +100,65 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         _print_table(summary)
     return 0
+
+
+#: The file in a training directory that says which config it holds.
+IDENTITY_FILE = "train_config.json"
+#: Sections whose change makes a training directory hold a different training.
+_IDENTITY_SECTIONS = ("seed", "data", "model", "training")
+
+
+def training_identity(cfg: Any) -> dict[str, Any]:
+    """``{"digest", "config"}``: the sections the user set that define a training."""
+    import hashlib
+
+    raw = cfg.model_dump(mode="json", exclude_defaults=True)
+    config = {k: raw.get(k) for k in _IDENTITY_SECTIONS}
+    text = json.dumps(config, sort_keys=True, default=str)
+    return {"digest": hashlib.sha256(text.encode()).hexdigest()[:16], "config": config}
+
+
+def _claim_output(output: Path, cfg: Any, *, explicit: bool) -> dict[str, Any]:
+    """Refuse an output directory that holds the training of another config.
+
+    Training resumes from the checkpoints in its output directory, so that directory must
+    hold this config's training (or nothing): otherwise one line says so and nothing runs.
+    """
+    from mtal_ray.errors import MtalError
+
+    identity = training_identity(cfg)
+    where = f"--output {output}" if explicit else f"{output} (the default --output)"
+    if output.exists() and not output.is_dir():
+        raise MtalError(f"{where}: is a file, not a folder")
+    if not output.is_dir() or not any(output.iterdir()):
+        return identity
+    try:
+        stored = json.loads((output / IDENTITY_FILE).read_text(encoding="utf-8"))
+        digest = stored.get("digest") if isinstance(stored, dict) else None
+    except (OSError, ValueError):
+        digest = None
+    if digest == identity["digest"]:
+        return identity
+    held = (
+        "a training of another config (seed/data/model/training differ)"
+        if digest
+        else f"files of an unknown training (no readable {IDENTITY_FILE})"
+    )
+    raise MtalError(
+        f"{where} holds {held}; refusing to resume it with this config: pass --output DIR "
+        "for a new training, or delete that folder to start over"
+    )
+
+
+def write_identity(output: Path, identity: dict[str, Any]) -> None:
+    """Record which config ``output`` holds (``OUTPUT/train_config.json``)."""
+    from mtal_ray.data.atomic import atomic_write_text
+    from mtal_ray.errors import MtalError
+
+    try:
+        atomic_write_text(output / IDENTITY_FILE, json.dumps(identity, indent=1) + "\n")
+    except OSError as err:
+        raise MtalError(f"{output}: cannot write the training directory ({err})") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

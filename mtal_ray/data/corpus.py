@@ -231,6 +231,11 @@ def load_corpus(
             raise MtalError(f"data.columns: only the conll format has columns ({path} is {fmt})")
         resolve_columns(columns)
     if fmt == "slu":
+        if not path.is_dir():
+            raise MtalError(
+                f"{path}: a file, but the slu format is a folder holding seq.in, seq.out and "
+                "label (give that folder, not one of its files)"
+            )
         folders = [path] if is_slu_folder(path) else [p for p in path.iterdir() if is_slu_folder(p)]
         items = {p.name: p for p in folders}
     elif path.is_file():

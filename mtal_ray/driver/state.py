@@ -123,7 +123,8 @@ class LoopState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoopState:
-        """Inverse of ``asdict``."""
+        """Inverse of ``asdict``; a value of the wrong shape is an :class:`MtalError`."""
+        _check_shape(data)
         data = dict(data)
         rounds = [RoundRecord(**r) for r in data.pop("rounds", [])]
         step = data.pop("step", Step.TRAIN)
@@ -133,6 +134,44 @@ class LoopState:
             known = ", ".join(s.value for s in Step)
             raise MtalError(f"unknown step {step!r} in the run state (known: {known})") from None
         return cls(rounds=rounds, step=step, **data)
+
+
+def _is_ids(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+#: What each field of state.json must hold, and how to say it.
+_SHAPES: dict[str, tuple[Any, str]] = {
+    "config_digest": (lambda v: isinstance(v, str), "a string"),
+    "iterations": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "an int >= 1",
+    ),
+    "iteration": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "an int >= 0",
+    ),
+    "labeled": (
+        lambda v: isinstance(v, dict) and all(_is_ids(ids) for ids in v.values()),
+        "a mapping of task to a list of ids",
+    ),
+    "pool": (_is_ids, "a list of ids"),
+    "dev": (_is_ids, "a list of ids"),
+    "initial_size": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an int"),
+    "cost_spent": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+    "mlflow_run_id": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "rounds": (
+        lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
+        "a list of round records",
+    ),
+}
+
+
+def _check_shape(data: dict[str, Any]) -> None:
+    for key, (ok, expected) in _SHAPES.items():
+        if key in data and not ok(data[key]):
+            shown = json.dumps(data[key])[:40]
+            raise MtalError(f"{key!r} must be {expected}, not {shown}")
 
 
 def save_state(run_dir: Path, state: LoopState) -> None:
@@ -149,9 +188,11 @@ def load_state(run_dir: Path) -> LoopState | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise MtalError(f"{path}: cannot read the run state ({err})") from err
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        version = data.get("version") if isinstance(data, dict) else None
-        raise MtalError(f"{path}: state version {version} is not {STATE_VERSION}")
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise MtalError(f"{path}: not a run state (a JSON {kind}, not an object)")
+    if data.get("version") != STATE_VERSION:
+        raise MtalError(f"{path}: state version {data.get('version')} is not {STATE_VERSION}")
     try:
         return LoopState.from_dict(data)
     except MtalError as err:

@@ -130,7 +130,7 @@ def load_table(data: Any, *, source: str | None = None) -> ConfidenceTable:
     Raises
     ------
     SelectionError
-        On a missing ``id`` or ``*.ec`` column, duplicate ids, NaN or out-of-range
+        On a missing ``id`` or ``*.ec`` column, duplicate ids, NaN, infinite or out-of-range
         confidences, or non-numeric columns.
     EmptyPoolError
         When the table has no rows.
@@ -204,10 +204,13 @@ def _from_arrow(table: pa.Table, source: str) -> ConfidenceTable:
         values = col.to_numpy().astype(np.float64)
         if order is not None:
             values = values[order]
-        if np.isnan(values).any():
-            row = int(np.flatnonzero(np.isnan(values))[0])
+        finite = np.isfinite(values)
+        if not finite.all():  # NaN, null or ±inf: a BLP would see NaN
+            row = int(np.flatnonzero(~finite)[0])
+            kind = "NaN/null" if np.isnan(values[row]) else "infinite"
             raise SelectionError(
-                f"{source}: column {name!r} has NaN/null values (first at id {ids[row].as_py()!r})"
+                f"{source}: column {name!r} has {kind} values (first at id {ids[row].as_py()!r}: "
+                f"{values[row]}); every value must be a finite number"
             )
         if name.endswith((".ec", ".da")) and ((values < 0).any() or (values > 1).any()):
             row = int(np.flatnonzero((values < 0) | (values > 1))[0])

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mtal_ray.config import apply_overrides, read_yaml, validate
-from mtal_ray.errors import ConfigError
+from mtal_ray.errors import ConfigError, MtalError, user_error
 from mtal_ray.mlflow_tracking import MlflowTarget, log_artifacts, log_metrics, set_status, start_run
 from mtal_ray.ray_session import warn_if_ephemeral
 from mtal_ray.run_lock import LOCK_FILE, clear_directory, locked
@@ -84,6 +84,24 @@ def plan_trials(config: Any, raw: dict[str, Any]) -> list[tuple[str, Any]]:
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ConfigError(f"sweep.grid: values that give the same trial name: {', '.join(dupes)}")
     return planned
+
+
+def check_datasets(trial_configs: list[Any], base_dir: Path) -> None:
+    """Load each distinct dataset of the trials once, as a trial would, before Ray starts.
+
+    A corpus the reader refuses, a missing split or a task the corpus lacks raises the
+    reader's :class:`~mtal_ray.errors.MtalError` here, not in every trial.
+    """
+    import json
+
+    from mtal_ray.driver.loop import load_run_data
+
+    seen: set[str] = set()
+    for trial in trial_configs:
+        key = json.dumps([trial.seed, trial.data.model_dump(mode="json")], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            load_run_data(trial, base_dir)
 
 
 def planned_trials(config: Any, raw: dict[str, Any]) -> list[str]:
@@ -175,6 +193,7 @@ def _run_sweep(
     if getattr(args, "local", False):
         print("note: --local is ignored by sweeps (trials always run on Ray)")
     planned = plan_trials(config, base_raw)
+    check_datasets([c for _, c in planned], Path.cwd())  # the reader's one line, before Ray
     trials = [name for name, _ in planned]
     if getattr(args, "restart", False):
         _clear(sweep_dir)
@@ -284,6 +303,7 @@ def _fit(sweep: SweepConfig, tune_dir: Path, context: TrialContext, concurrency:
 
     trainable = tune.with_resources(make_trainable(context), {"CPU": sweep.trial_cpus})
     random_keys = frozenset(sweep.random)
+    guard = _user_error_guard()
     if tune.Tuner.can_restore(str(tune_dir)):
         print(f"resuming the sweep from {tune_dir}")
         tuner = tune.Tuner.restore(
@@ -314,8 +334,47 @@ def _fit(sweep: SweepConfig, tune_dir: Path, context: TrialContext, concurrency:
                 name=tune_dir.name,
                 storage_path=str(tune_dir.parent),
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                stop=guard.stopper,
+                callbacks=[guard],
                 verbose=1,
             ),
         )
     results = tuner.fit()
+    if guard.error is not None:  # the first user error of a trial, as one line
+        raise guard.error
     return int(results.num_errors)
+
+
+def _user_error_guard() -> Any:
+    """A Tune callback that is also a stopper: after a trial fails with a user error
+    (:class:`~mtal_ray.errors.MtalError`: a bad file, an infeasible budget...), which would
+    fail the other trials the same way, no new trial starts and the sweep stops."""
+    from ray import tune
+
+    class Guard(tune.Callback):
+        def __init__(self) -> None:
+            self.error: MtalError | None = None
+            guard = self
+
+            class Stop(tune.Stopper):
+                def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+                    return False
+
+                def stop_all(self) -> bool:
+                    return guard.error is not None
+
+            self.stopper = Stop()
+
+        def on_trial_error(
+            self, iteration: int, trials: list[Any], trial: Any, **info: Any
+        ) -> None:
+            try:
+                err = trial.get_pickled_error()
+            except Exception:  # an unreadable error file: nothing to show
+                return
+            cause = user_error(err) if isinstance(err, BaseException) else None
+            if cause is not None and self.error is None:
+                self.error = cause
+                print(f"stopping the sweep: trial {trial} failed: {cause}", flush=True)
+
+    return Guard()
