@@ -33,7 +33,7 @@ class ConsoleCallback(LoopCallback):
     def on_run_start(self, run: RunInfo) -> None:
         state = run.state
         if run.resumed:
-            self._say(f"resuming {run.run_dir} at iteration {state.iteration}, step {state.step}")
+            self._say(_resume_line(run))
         else:
             self._say(
                 f"new run {run.run_dir}: {len(state.labeled_ids())} labeled, {len(state.dev)} "
@@ -53,6 +53,30 @@ class ConsoleCallback(LoopCallback):
     def on_step_end(self, run: RunInfo, report: StepReport) -> None:
         for line in report.lines:
             self._say(f"  {line}")
+
+
+def _resume_line(run: RunInfo) -> str:
+    """What a relaunch continues from, in words (a new run says ``new run``)."""
+    state = run.state
+    sizes = f"{len(state.labeled_ids())} labeled, {len(state.pool)} in the pool"
+    if state.done:
+        return f"run {run.run_dir} already finished ({state.iterations} iterations); {sizes}"
+    started = any(r.checkpoint or r.dev or r.seconds for r in state.rounds)
+    if state.iteration == 0 and state.step == Step.TRAIN and not started:
+        return (
+            f"restarting {run.run_dir} from its first step (an earlier launch created it but "
+            f"finished no step): {sizes}"
+        )
+    steps = list(Step)[:-1]  # train … update
+    index = steps.index(Step(state.step))
+    if index > 0:
+        after = f"iteration {state.iteration} {steps[index - 1]} done"
+    else:
+        after = f"iteration {state.iteration - 1} done"
+    return (
+        f"resuming {run.run_dir} at iteration {state.iteration}/{state.iterations - 1}, "
+        f"step {state.step} ({after}); {sizes}"
+    )
 
 
 class MlflowCallback(LoopCallback):

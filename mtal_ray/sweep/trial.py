@@ -97,30 +97,26 @@ class TrialCallback(LoopCallback):
         self.report = report
         self.reported: set[int] = set()
 
-    def _report(self, record: RoundRecord) -> None:
+    def _report(self, record: RoundRecord, last: bool) -> None:
         if self.report is None or not record.dev or record.iteration in self.reported:
             return
         self.reported.add(record.iteration)
         metrics = {f"dev.{t}": v for t, v in record.dev.items()}
         metrics.update({f"test.{t}": v for t, v in record.test.items()})
-        self.report(
-            {
-                "iteration": record.iteration,
-                "labeled": record.n_labeled.get("total", 0),
-                **metrics,
-            }
-        )
+        result = {"iteration": record.iteration, "labeled": record.n_labeled.get("total", 0)}
+        self.report({**result, **metrics, **({"done": True} if last else {})})
 
     def on_run_start(self, run: RunInfo) -> None:
         self.record.tasks = list(run.tasks)
         self.record.mlflow_run_id = run.state.mlflow_run_id
         self.record.save(self.trial_dir)
         for r in run.state.rounds:
-            self._report(r)
+            self._report(r, last=run.state.done and r.iteration + 1 >= run.state.iterations)
 
     def on_step_end(self, run: RunInfo, report: StepReport) -> None:
         if report.step == Step.TRAIN:
-            self._report(run.state.round(report.iteration))
+            last = report.iteration + 1 >= run.state.iterations
+            self._report(run.state.round(report.iteration), last=last)
 
 
 def run_trial(
@@ -136,8 +132,12 @@ def run_trial(
     trial_dir = context.trial_dir(name)
     done = load_trial(trial_dir)
     if done is not None and done.record.status == "finished" and done.rows:
-        final = {"iteration": len(done.rows) - 1, **_row_metrics(done.rows[-1]), "done": True}
+        # one Tune result per AL iteration, as the trial's first run reported them
+        last = len(done.rows) - 1
+        final = {"iteration": last, **_row_metrics(done.rows[-1]), "done": True}
         if report is not None:
+            for i, row in enumerate(done.rows[:-1]):
+                report({"iteration": i, **_row_metrics(row)})
             report(final)
         return final
     record = done.record if done is not None else TrialRecord(name=name, params=params)
@@ -173,7 +173,8 @@ def run_trial(
             callbacks.append(
                 MlflowCallback(context.target, name, tags, parent_run_id=context.parent_run_id)
             )
-        callbacks.append(TrialCallback(record, trial_dir, report))
+        observer = TrialCallback(record, trial_dir, report)
+        callbacks.append(observer)
         loop = ActiveLearningLoop(config, trial_dir, Path(context.base_dir), callbacks=callbacks)
         summary = loop.run()
         if summary.status != "finished":
@@ -213,7 +214,9 @@ def run_trial(
     final = {"iteration": len(summary.rows) - 1, "done": True}
     if summary.rows:
         final.update(_row_metrics(summary.rows[-1]))
-    if report is not None:
+    # Tune counts reports as iterations: one per AL iteration (the observer's), so Tune's
+    # "completed after N iterations" agrees with ours; a report only if the last is missing
+    if report is not None and final["iteration"] not in observer.reported:
         report(final)
     return final
 
