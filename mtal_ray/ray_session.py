@@ -43,6 +43,10 @@ def ensure_ray(*, log_to_driver: bool = True) -> bool:
             ray.init(**kwargs)
         except Exception as again:
             raise _failure(again, None) from None
+    if log_to_driver:  # Ray's known-harmless lines stay out of the job log (mtal_ray.logs)
+        from mtal_ray.logs import filter_forwarded_lines
+
+        filter_forwarded_lines()
     return True
 
 

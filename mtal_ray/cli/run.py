@@ -30,6 +30,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--local", action="store_true", help="run the loop in this process (no driver actor)"
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Ray's full output (default: our progress lines and Ray's useful ones)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
 
 
@@ -62,7 +67,9 @@ def _print_summary(summary: Any) -> None:
 def run_experiment(args: argparse.Namespace) -> int:
     """Load the config and run (or resume) the experiment; returns the exit status."""
     from mtal_ray.config import load_config
+    from mtal_ray.logs import setup_logging
 
+    setup_logging("launcher", verbose=bool(getattr(args, "verbose", False)))
     config_path = Path(args.config)
     config = load_config(config_path, args.overrides)
     if getattr(config, "sweep", None) is not None:

@@ -10,8 +10,10 @@ from mtal_ray.errors import ConfigError
 
 def _sweep(args: argparse.Namespace) -> int:
     from mtal_ray.config import load_config
+    from mtal_ray.logs import setup_logging
     from mtal_ray.sweep.tuner import run_sweep
 
+    setup_logging("launcher", verbose=bool(getattr(args, "verbose", False)))
     config_path = Path(args.config)
     config = load_config(config_path, args.overrides)
     if getattr(config, "sweep", None) is None:
@@ -45,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument(
         "--restart", action="store_true", help="delete the sweep directory first and start over"
     )
+    sweep.add_argument("--verbose", action="store_true", help="show Ray's full output")
     sweep.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     sweep.set_defaults(func=_sweep, local=False)
     report = subparsers.add_parser(

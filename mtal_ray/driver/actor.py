@@ -8,14 +8,14 @@ actor, and a relaunch resumes from the persisted state.
 
 from __future__ import annotations
 
-import logging
-import sys
+import os
 from pathlib import Path
 from typing import Any
 
 import ray
 
 from mtal_ray.driver.loop import ActiveLearningLoop, Summary
+from mtal_ray.logs import env_vars, setup_logging
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -23,14 +23,9 @@ class DriverActor:
     """Runs one AL experiment; :meth:`run` returns its :class:`Summary`."""
 
     def __init__(self, config: Any, run_dir: str, base_dir: str) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-        # The loop prints one line per step; Ray Data's per-operator bars would flood the
-        # job log (they redraw through the log stream, not a terminal).
-        import ray.data
-
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        # The loop prints one line per step (and its own scoring progress); Ray Data's
+        # bars only when the launcher writes to a terminal (mtal_ray.logs).
+        setup_logging("driver")
         self.loop = ActiveLearningLoop(
             config, Path(run_dir), Path(base_dir), echo=lambda line: print(line, flush=True)
         )
@@ -38,6 +33,17 @@ class DriverActor:
     def run(self) -> Summary:
         """Run or resume the loop until it finishes or waits for annotation."""
         return self.loop.run()
+
+
+def _actor_env() -> dict[str, str]:
+    """The launcher's logging choices (``--verbose``, terminal) and its cluster's address:
+    Ray's own helpers in the job (Train's placement-group cleaner asks the State API)
+    find this cluster even when other Ray instances run on the machine."""
+    env = env_vars()
+    address = ray.get_runtime_context().gcs_address
+    if address and not os.environ.get("RAY_ADDRESS"):
+        env["RAY_ADDRESS"] = address
+    return env
 
 
 def run_on_ray(config: Any, run_dir: Path, base_dir: Path) -> Summary:
@@ -48,5 +54,6 @@ def run_on_ray(config: Any, run_dir: Path, base_dir: Path) -> Summary:
     actor = DriverActor.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
         name=None,
+        runtime_env={"env_vars": _actor_env()},
     ).remote(config, str(run_dir), str(base_dir))
     return ray.get(actor.run.remote())

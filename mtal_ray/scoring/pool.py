@@ -52,6 +52,9 @@ class _InitErrorsReported:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._init_error: MtalError | None = None
+        from mtal_ray.logs import setup_logging
+
+        setup_logging("scorer")
         try:
             super().__init__(*args, **kwargs)
         except MtalError as err:

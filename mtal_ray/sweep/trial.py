@@ -224,9 +224,19 @@ def run_trial(
 def make_trainable(context: TrialContext) -> Callable[[dict[str, Any]], None]:
     """The Tune function trainable for ``context`` (parameters arrive as Tune's config)."""
 
+    from mtal_ray.logs import env_vars
+
+    launcher_env = env_vars()  # the launcher's --verbose / terminal, for the trial process
+
     def mtal_trial(config: dict[str, Any]) -> None:
+        import os
+
         from ray import tune
 
+        from mtal_ray.logs import setup_logging
+
+        os.environ.update(launcher_env)
+        setup_logging("trial")
         run_trial(trial_params(config), context, report=tune.report)
 
     return mtal_trial
