@@ -184,14 +184,17 @@ def _trial(workers: int, cpus_per_worker: float, actors: int = 1, cpus_per_actor
 
 def test_concurrency_fits_nested_workers_next_to_the_trial_actors():
     sweep = SweepConfig()
-    # 2 cores, 1 Train worker per trial: two trials, each actor 0.01 CPU -> 1 + 0.02 <= 2.
-    assert trial_concurrency(sweep, [_trial(1, 1.0)], 2.0) == 2
+    # 2 cores, 1 Train worker of 1 CPU per trial: two trials would need 2 x 1.01 > 2, so
+    # one at a time (issue 20: the second trial's worker group timed out waiting).
+    assert trial_concurrency(sweep, [_trial(1, 1.0)], 2.0) == 1
+    # 0.99 CPU per worker: 2 x (0.99 + 0.01) = 2 fits, two trials at once.
+    assert trial_concurrency(sweep, [_trial(1, 0.99, cpus_per_actor=0.99)], 2.0) == 2
     # 2 cores, 2 workers x 0.99: one trial at a time (1.98 + 0.01 <= 2).
     assert trial_concurrency(sweep, [_trial(2, 0.99)], 2.0) == 1
-    # A big cluster scales out: 64 CPUs / 4 per trial.
-    assert trial_concurrency(sweep, [_trial(4, 1.0), _trial(2, 1.0)], 64.0) == 16
+    # A big cluster scales out: 64 CPUs / (4 + 0.01) per trial.
+    assert trial_concurrency(sweep, [_trial(4, 1.0), _trial(2, 1.0)], 64.0) == 15
     # Scoring actors count too.
-    assert trial_concurrency(sweep, [_trial(1, 1.0, actors=4)], 16.0) == 4
+    assert trial_concurrency(sweep, [_trial(1, 1.0, actors=4)], 16.0) == 3
     assert trial_concurrency(SweepConfig(max_concurrent_trials=3), [_trial(1, 1.0)], 2.0) == 3
 
 

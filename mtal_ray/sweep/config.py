@@ -15,8 +15,9 @@ Resources: each trial runs inside a Tune trial actor that itself launches Ray Tr
 workers and Ray Data scoring actors. If the trial actor reserved a whole CPU on a small
 cluster, the nested workers would wait forever for it; so the trial reserves only
 ``trial_cpus`` (tiny by default), and the number of trials running at once is capped by
-``max_concurrent_trials`` — by default ``floor(cluster CPUs / cpus_per_trial)``, where
-``cpus_per_trial`` defaults to what one trial's nested work reserves at once
+``max_concurrent_trials`` — by default ``floor(cluster CPUs / (cpus_per_trial +
+trial_cpus))``, i.e. as many trials as fit together, where ``cpus_per_trial`` defaults
+to what one trial's nested work reserves at once
 (``training.num_workers × training.cpus_per_worker`` or ``scoring.concurrency ×
 scoring.cpus_per_actor``, the larger). A sweep whose nested work could never be scheduled
 next to its trial actors is refused before it starts.
@@ -137,7 +138,8 @@ class SweepConfig(Section):
         ``training`` and ``scoring`` sections (the largest over trials). Used for the default
         ``max_concurrent_trials`` and the deadlock check.
     max_concurrent_trials
-        Trials running at once; default ``max(1, floor(cluster CPUs / cpus_per_trial))``.
+        Trials running at once; default ``max(1, floor(cluster CPUs / (cpus_per_trial +
+        trial_cpus)))``: only trials whose workers can all run at the same time.
     max_failures
         Tune retries of a failed trial before it is recorded as failed.
     retry_failed

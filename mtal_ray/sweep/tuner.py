@@ -121,13 +121,17 @@ def nested_cpus(config: Any) -> float:
 def trial_concurrency(sweep: SweepConfig, trial_configs: list[Any], cluster_cpus: float) -> int:
     """Trials to run at once; refuses a sweep whose nested workers could never start.
 
-    Trial actors hold ``sweep.trial_cpus`` each while their Train workers / scoring actors
-    wait for CPUs, so the largest nested reservation plus every running trial actor's
-    share must fit in the cluster.
+    Resources add up: by default only as many trials run as fit *together* — each trial
+    actor's ``sweep.trial_cpus`` plus its Train workers / scoring actors — so no trial's
+    worker group waits for CPUs another trial holds (on 2 cores, one 1-CPU worker per
+    trial runs one trial at a time; 0.99 CPU per worker runs two). An explicit
+    ``max_concurrent_trials`` is taken as given, as long as one trial's nested work fits
+    next to the running trial actors.
     """
     need = sweep.cpus_per_trial or max((nested_cpus(c) for c in trial_configs), default=1.0)
     need = max(need, 1e-6)
-    concurrency = sweep.max_concurrent_trials or max(1, int(cluster_cpus // need))
+    fits = int((cluster_cpus + 1e-9) // (need + sweep.trial_cpus))
+    concurrency = sweep.max_concurrent_trials or max(1, fits)
     if need + concurrency * sweep.trial_cpus > cluster_cpus + 1e-9:
         raise ConfigError(
             f"sweep: a trial's Train workers / scoring actors reserve {need:g} CPUs and "
