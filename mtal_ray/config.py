@@ -193,6 +193,33 @@ class TrackingConfig(Section):
         return value
 
 
+class StoppingConfig(Section):
+    """One stopping criterion (:mod:`mtal_ray.stopping`), judged per task after each round."""
+
+    section = "al.stopping"
+
+    criterion: Literal[
+        "stabilizing-predictions", "overall-uncertainty", "max-uncertainty", "dev-plateau", "budget"
+    ] = "stabilizing-predictions"
+    threshold: float | None = Field(
+        None, description="κ (default 0.99), an uncertainty, the gain δ, or the budget"
+    )
+    window: int | None = Field(None, ge=1, description="rounds in a row (default 3)")
+    stop_set: int = Field(1000, ge=1, description="unlabeled sentences κ is measured on")
+    per_task: bool = Field(True, description="stop each task on its own (else all together)")
+    unit: Literal["cost", "sentences"] = Field("cost", description="budget criterion's unit")
+
+    @model_validator(mode="after")
+    def _buildable(self) -> StoppingConfig:
+        from mtal_ray.stopping import make_criterion
+
+        try:
+            make_criterion(self.criterion, self.threshold, self.window, self.unit)
+        except ConfigError as err:
+            raise ValueError(str(err).removeprefix("al.stopping: ")) from None
+        return self
+
+
 class ALConfig(Section):
     """The active-learning loop (paper §5.4: 5 iterations, each adding 2 % of train)."""
 
@@ -200,6 +227,20 @@ class ALConfig(Section):
 
     iterations: int = Field(5, ge=1, description="trainings; selections = iterations - 1")
     run_dir: str | None = Field(None, description="default: runs/<config file name>")
+    stopping: list[StoppingConfig] = Field(
+        default_factory=list,
+        description="per-task stopping criteria: one mapping, or a list that combines them",
+    )
+    stopping_combine: Literal["any", "all"] = Field(
+        "any", description="with several criteria: stop when any / all of them fire"
+    )
+
+    @field_validator("stopping", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        return [value] if isinstance(value, dict | StoppingConfig) else value
 
 
 class AnnotationConfig(Section):

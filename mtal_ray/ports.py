@@ -114,3 +114,5 @@ class LoopPorts:
     trainer: Trainer
     scorer: PoolScorer
     annotator: Annotator
+    #: The models' predictions on the stop set (``al.stopping: stabilizing-predictions``).
+    predictor: Predictor | None = None

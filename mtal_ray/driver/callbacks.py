@@ -60,10 +60,12 @@ class Summary:
     """What a run returns to the launcher (also written to ``summary.json`` when finished)."""
 
     run_dir: str
-    status: str  # "finished" | "awaiting_annotation"
+    status: str  # "finished" | "stopped" (every task stopped early) | "awaiting_annotation"
     message: str
     rows: list[dict[str, Any]]
     mlflow_run_id: str | None
+    #: Per task, when ``al.stopping`` is set: ``stopped_at``, ``criterion``, ``value``.
+    stopping: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass

@@ -56,6 +56,7 @@ from mtal_ray.driver.state import (
     save_state,
     write_json,
 )
+from mtal_ray.driver.task_stopping import TaskStopping, task_costs
 from mtal_ray.errors import ConfigError, MtalError, SelectionError
 from mtal_ray.ports import AnnotationRequest, LoopPorts
 
@@ -206,6 +207,7 @@ class ActiveLearningLoop:
 
             callbacks = default_callbacks(config, self.run_dir, echo)
         self.callbacks = CallbackList(callbacks)
+        self.task_stopping = TaskStopping(config, self.run_dir, ports.predictor)
         self._steps: dict[Step, Callable[[RunInfo, RunData], StepReport]] = {
             Step.TRAIN: self._train,
             Step.SCORE: self._score,
@@ -299,6 +301,7 @@ class ActiveLearningLoop:
                 iteration = state.iteration
                 report = self._steps[step](run, data)
                 last = step is Step.TRAIN and iteration + 1 >= state.iterations
+                last = last or (step is Step.SELECT and state.all_stopped)
                 state.step = Step.DONE if last else NEXT_STEP[step]
                 if step is Step.UPDATE:
                     state.iteration += 1
@@ -448,8 +451,22 @@ class ActiveLearningLoop:
                 f"{record.confidence_table}: cannot read the round's confidence table ({err}); "
                 "the run directory is damaged: pass --restart to start over"
             ) from None
-        table = load_table(confidences, source=record.confidence_table)
         sel = self.cfg.selection
+        active, stop_metrics, stop_lines = list(data.tasks), {}, []
+        if self.task_stopping.enabled:
+            active, stop_metrics, stop_lines = self.task_stopping.judge(
+                state, data.tasks, data.train, confidences
+            )
+            if not active:
+                return StepReport(
+                    Step.SELECT,
+                    state.iteration,
+                    stop_metrics,
+                    lines=[*stop_lines, "every task has stopped: the run ends here"],
+                )
+            confidences = TaskStopping.restrict(confidences, data.tasks, active)
+            sel = TaskStopping.selection_for(sel, active)
+        table = load_table(confidences, source=record.confidence_table)
         if sel.budget is None and sel.n is not None and sel.n > len(table):
             raise SelectionError(
                 f"selection.n={sel.n} is larger than the pool ({len(table)} unlabeled "
@@ -465,7 +482,7 @@ class ActiveLearningLoop:
         )
         seconds = time.perf_counter() - started
         tasks_per_id = {
-            sid: with_dependencies(list(result.tasks[sid]) if result.tasks else data.tasks)
+            sid: with_dependencies(list(result.tasks[sid]) if result.tasks else active)
             for sid in result.ids
         }
         payload = result.to_dict(name=sel.method.lower())
@@ -477,6 +494,9 @@ class ActiveLearningLoop:
             except MtalError as err:
                 log.warning("annotation cost not computed: %s", err)
                 payload["cost"] = None
+        if self.task_stopping.enabled:
+            for task, cost in task_costs(table, tasks_per_id, sel.cost_model()).items():
+                record.stopping.setdefault(task, {})["cost"] = cost
         path = self._round_path(state, "selection.json")
         write_json(path, payload)
         record.selection = str(path)
@@ -486,9 +506,12 @@ class ActiveLearningLoop:
         return StepReport(
             Step.SELECT,
             state.iteration,
-            {"seconds.select": seconds, "selected": len(result.ids)},
+            {"seconds.select": seconds, "selected": len(result.ids), **stop_metrics},
             artifacts=[(path, f"rounds/round_{state.iteration}")],
-            lines=[f"selected {len(result.ids)} sentences with {sel.method} in {seconds:.2f}s"],
+            lines=[
+                *stop_lines,
+                f"selected {len(result.ids)} sentences with {sel.method} in {seconds:.2f}s",
+            ],
         )
 
     def _selection(self, state: LoopState) -> dict[str, Any]:
@@ -558,18 +581,25 @@ class ActiveLearningLoop:
             for t in run.tasks
         }
         scores = {t: {s: v for s, v in d.items() if v} for t, d in scores.items()}
+        # where each stopped task stopped: the labeled-set size of that round
+        stops = {
+            t: state.round(e["stopped_at"]).n_labeled.get("total", 0)
+            for t, e in state.stopping.items()
+            if e.get("stopped_at") is not None
+        }
         curve = plot_learning_curve(
             sizes,
             scores,
             self.run_dir / "learning_curve.png",
             title=f"{self.run_dir.name}: {self.cfg.selection.method}",
+            stops=stops,
         )
+        status = "stopped" if state.all_stopped else "finished"
+        message = f"finished {len(rows)} iterations in {self.run_dir}"
+        if status == "stopped":
+            message += " (every task stopped early: al.stopping)"
         summary = Summary(
-            str(self.run_dir),
-            "finished",
-            f"finished {len(rows)} iterations in {self.run_dir}",
-            rows,
-            state.mlflow_run_id,
+            str(self.run_dir), status, message, rows, state.mlflow_run_id, dict(state.stopping)
         )
         write_json(self.run_dir / "summary.json", summary.__dict__)
         artifacts: list[tuple[Path, str | None]] = [

@@ -153,7 +153,8 @@ class PrometheusCallback(LoopCallback):
             record = state.round(report.iteration)
             self.metrics.record_dev_scores({t: {"main": v} for t, v in record.dev.items()})
         elif report.step == Step.SELECT:
-            self.metrics.record_selection(self.method, report.metrics["seconds.select"])
+            if "seconds.select" in report.metrics:  # not when every task has stopped
+                self.metrics.record_selection(self.method, report.metrics["seconds.select"])
         elif report.step == Step.UPDATE:
             self.metrics.record_annotation_cost(state.cost_spent, self.budget)
 

@@ -18,6 +18,7 @@ def plot_learning_curve(
     scores: Mapping[str, Mapping[str, Sequence[float]]],
     path: Path,
     title: str = "",
+    stops: Mapping[str, int] | None = None,
 ) -> Path:
     """Write a PNG with one panel per task and one line per split.
 
@@ -27,6 +28,8 @@ def plot_learning_curve(
         Labeled-set size at each iteration.
     scores
         ``{task: {"dev": [...], "test": [...]}}`` aligned with ``sizes``.
+    stops
+        Labeled-set size at which a task stopped being annotated (a dashed marker).
     """
     tasks = list(scores)
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(4.2 * max(1, len(tasks)), 3.4))
@@ -35,6 +38,8 @@ def plot_learning_curve(
         for split, values in scores[task].items():
             xs = list(sizes)[: len(values)]
             ax.plot(xs, values, marker="o", label=split)
+        if stops and task in stops:
+            ax.axvline(stops[task], color="grey", linestyle="--", label="stopped")
         ax.set_title(task)
         ax.set_xlabel("labeled sentences")
         ax.set_ylabel("score")

@@ -59,6 +59,8 @@ class RoundRecord:
     cost: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
     scoring_rows_per_s: float | None = None
+    #: Per task: what the stopping criteria measured (κ, uncertainty, cost) and decided.
+    stopping: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,12 +92,24 @@ class LoopState:
     cost_spent: float = 0.0
     mlflow_run_id: str | None = None
     rounds: list[RoundRecord] = field(default_factory=list)
+    #: Per task (when ``al.stopping`` is set): ``stopped_at`` (iteration or None),
+    #: ``criterion`` and its last ``value``.
+    stopping: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Unlabeled ids the stabilizing-predictions criterion compares predictions on.
+    stop_set: list[str] = field(default_factory=list)
     version: int = STATE_VERSION
 
     @property
     def done(self) -> bool:
         """Whether every iteration has finished."""
         return self.step == Step.DONE
+
+    @property
+    def all_stopped(self) -> bool:
+        """Whether per-task stopping has stopped every task (the run ends early)."""
+        return bool(self.stopping) and all(
+            entry.get("stopped_at") is not None for entry in self.stopping.values()
+        )
 
     def round(self, iteration: int | None = None) -> RoundRecord:
         """The record of ``iteration`` (default: the current one), created on first use."""

@@ -13,13 +13,15 @@ def ray_ports(config: Any) -> LoopPorts:
     from mtal_ray.scoring.port import RayPoolScorer
     from mtal_ray.training.port import CheckpointPredictor, RayTrainer
 
+    predictor = CheckpointPredictor()
     annotator: Annotator
     if config.annotation.mode == "oracle":
         annotator = OracleAnnotator()
     else:
-        annotator = FileAnnotator(CheckpointPredictor())
+        annotator = FileAnnotator(predictor)
     return LoopPorts(
         trainer=RayTrainer(config.model),
         scorer=RayPoolScorer(config.tracking.experiment),
         annotator=annotator,
+        predictor=predictor,
     )
