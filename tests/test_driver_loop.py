@@ -268,6 +268,44 @@ def test_da_methods_ask_for_mc_dropout_and_calibration_is_logged(tmp_path):
     assert score_metrics[0]["calibration.temperature.sf"] == 1.5
 
 
+@pytest.mark.parametrize("method", ["mt-r", "st-r"])
+def test_random_methods_skip_scoring_and_select_deterministically(tmp_path, method):
+    """MT-R / ST-R read no confidence: the scorer is never called, the round's table holds
+    ``id`` and ``n_tokens`` only, and two runs select the same sentences."""
+    overrides = [f"selection.method={method}"]
+    if method == "st-r":
+        overrides += ["selection.task=id", "model.sharing=st"]
+    scorer, lines, recorder = FakeScorer(), [], Recorder()
+    callbacks = [recorder, ConsoleCallback(lines.append)]
+    _loop(tmp_path / "a", _config(*overrides), scorer=scorer, callbacks=callbacks).run()
+    again = FakeScorer()
+    _loop(tmp_path / "b", _config(*overrides), scorer=again).run()
+    assert scorer.calls == 0 and again.calls == 0
+    first = _outcome(tmp_path / "a")
+    assert first == _outcome(tmp_path / "b")
+    assert [len(s) for s in first["selected"]] == [4, 4]
+    table = pq.read_table(tmp_path / "a" / "rounds" / "round_0" / "confidence.parquet")
+    assert table.column_names == ["id", "n_tokens"] and table.num_rows == 60 - 6
+    assert min(table.column("n_tokens").to_pylist()) > 0
+    assert any(f"scoring skipped: {method} reads no confidence" in line for line in lines)
+    score_metrics = [e[3] for e in recorder.events if e[0] == "step" and e[1] == "score"]
+    assert score_metrics[0]["pool.size"] == 60 - 6 and "seconds.score" not in score_metrics[0]
+    selection = json.loads((tmp_path / "a" / "rounds" / "round_0" / "selection.json").read_text())
+    if method == "st-r":  # annotated on its task only; a sentence-level cost needs no model
+        assert all(tasks == ["id"] for tasks in selection["tasks"].values())
+        assert selection["cost"] > 0
+    else:  # the SF cost counts predicted entities: no model ran, so no cost is claimed
+        assert selection["cost"] is None
+
+
+def test_random_selection_under_a_budget_over_span_tasks_still_scores(tmp_path):
+    """A budget over SF needs the entity counts a model predicts: scored (EC only)."""
+    scorer = FakeScorer()
+    config = _config("selection.method=mt-r", "selection.n=null", "selection.budget=40")
+    _loop(tmp_path / "run", config, scorer=scorer).run()
+    assert scorer.ec_only == [True, True]
+
+
 def _gold_files(folder: Path, run_dir: Path, iteration: int, train: pa.Table) -> list[Path]:
     manifest = json.loads((round_dir(run_dir, iteration) / "manifest.json").read_text())
     target = folder / f"round_{iteration}"

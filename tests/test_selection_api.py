@@ -139,8 +139,8 @@ def test_bad_tables_raise_clear_errors():
     good = _pool(5)
     with pytest.raises(SelectionError, match="missing column 'id'"):
         load_table({k: v for k, v in good.items() if k != "id"})
-    with pytest.raises(SelectionError, match=r"no '<task>\.ec'"):
-        load_table({"id": good["id"]})
+    with pytest.raises(SelectionError, match=r"no '<task>\.ec'.*mt-avg reads confidences"):
+        select({"id": good["id"]}, "mt-avg", n=2)  # loads (MT-R selects from it); refused
     with pytest.raises(SelectionError, match="NaN"):
         load_table(dict(good, **{"sf.ec": [0.1, np.nan, 0.2, 0.3, 0.4]}))
     with pytest.raises(SelectionError, match=r"must lie in \[0, 1\]"):
@@ -157,6 +157,34 @@ def test_bad_tables_raise_clear_errors():
             "mt-avg",
             budget=5,
         )
+
+
+def test_random_methods_select_from_a_table_without_confidences():
+    """The AL loop skips scoring for MT-R / ST-R: ``id`` + ``n_tokens``, tasks in metadata."""
+    ids = [f"u{i:02d}" for i in range(20)]
+    lengths = pa.array(range(1, 21), pa.int32())
+    bare = pa.table({"id": ids, "n_tokens": lengths}).replace_schema_metadata(
+        {"mtal_ray.tasks": '["sf", "id"]', "mtal_ray.token_tasks": '["sf"]'}
+    )
+    ct = load_table(bare)
+    assert ct.tasks == ("sf", "id") and ct.token_tasks == ("sf",) and not ct.has_confidence
+    scored = pa.table({"id": ids, "n_tokens": lengths, "sf.ec": [0.5] * 20, "id.ec": [0.5] * 20})
+    # MT-R's order depends on the ids and its seed only, not on confidence columns
+    assert MtR(seed=3).select(bare, n=5).ids == MtR(seed=3).select(scored, n=5).ids
+    assert select(bare, "st-r", n=3, task="id").tasks == {
+        i: ["id"] for i in select(scored, "st-r", n=3, task="id").ids
+    }
+    assert MtR().select({"id": ids}, n=4).tasks is None  # no tasks named: every task
+    with pytest.raises(SelectionError, match=r"no '<task>\.ec' confidence column"):
+        MtAvg().select(bare, n=2)
+    # costs: a sentence-level task from n_tokens; a span task needs the predicted entities
+    assert annotation_cost(bare, {"u00": ["id"], "u01": ["id"]}) == (1 + 3) + (2 + 3)
+    with pytest.raises(SelectionError, match=r"no 'sf\.n_entities' column"):
+        annotation_cost(bare, {"u00": ["sf", "id"]})
+    with pytest.raises(SelectionError, match=r"no 'sf\.n_entities' column"):
+        MtR().select(bare, budget=10)
+    with pytest.raises(SelectionError, match="names no task"):
+        MtR().select({"id": ids, "n_tokens": list(range(20))}, budget=10)
 
 
 def test_result_json_keys():

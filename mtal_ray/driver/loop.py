@@ -386,6 +386,8 @@ class ActiveLearningLoop:
         return StepReport(Step.TRAIN, state.iteration, metrics, lines=[line])
 
     def _score(self, run: RunInfo, data: RunData) -> StepReport:
+        from mtal_ray.scoring.table import SPAN_TASKS, write_unscored_table
+
         state = run.state
         record = state.round()
         if not state.pool:
@@ -400,6 +402,19 @@ class ActiveLearningLoop:
         )
         fault_point(f"during_score:{state.iteration}", self.run_dir)
         report = StepReport(Step.SCORE, state.iteration)
+        if (  # MT-R / ST-R read no confidence: no model run, the pool's lengths only
+            not selector.needs_confidence
+            and not self.task_stopping.enabled  # its uncertainty criteria read <task>.ec
+            and (self.cfg.selection.budget is None or not set(data.tasks) & set(SPAN_TASKS))
+        ):  # (a budget over span tasks needs the entity counts a model predicts)
+            write_unscored_table(pool, data.tasks, output)
+            record.confidence_table = str(output)
+            report.metrics["pool.size"] = pool.num_rows
+            report.lines.append(
+                f"scoring skipped: {self.cfg.selection.method} reads no confidence "
+                f"(pool of {pool.num_rows} sentences, lengths only)"
+            )
+            return report
         if scoring.calibrate:  # before the clock: seconds.score is the pool's scoring only
             temperatures = self.ports.scorer.calibrate(
                 record.checkpoint, data.dev(state), scoring.tasks

@@ -23,6 +23,11 @@ nothing to score for a task (no candidate pair for ``re``) gets 1.0 (see
 :mod:`mtal_ray.confidence.entropy`). The file is Parquet, written atomically (a temporary
 sibling renamed over the target), with the scoring settings in the schema metadata
 (``mtal_ray.k``, ``mtal_ray.ec_only``, ``mtal_ray.checkpoint``, ``mtal_ray.tasks``).
+
+A round whose selector reads no confidence (MT-R, ST-R) runs no model:
+:func:`write_unscored_table` writes ``id`` and ``n_tokens`` only, with ``mtal_ray.tasks``,
+``mtal_ray.token_tasks`` (the span tasks, whose cost would count predicted entities) and
+``mtal_ray.scoring = "skipped"`` in the metadata (:mod:`mtal_ray.selection.table`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mtal_ray.data.atomic import atomic_path
@@ -46,6 +52,7 @@ __all__ = [
     "confidence_schema",
     "read_confidence_table",
     "write_confidence_table",
+    "write_unscored_table",
 ]
 
 #: Tasks whose predictions are entity spans (they get ``<task>.n_entities``).
@@ -130,6 +137,22 @@ def write_confidence_table(
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp)
     return target
+
+
+def write_unscored_table(
+    pool: pa.Table, tasks: Sequence[str], path: str | os.PathLike[str]
+) -> Path:
+    """The confidence table of a round whose selector reads no confidence: ``id`` and
+    ``n_tokens`` of every ``pool`` row (``id``, ``tokens``), written without running a
+    model. Returns the written path."""
+    n_tokens = pc.list_value_length(pool.column("tokens")).cast(pa.int32()).fill_null(0)
+    table = pa.table({"id": pool.column("id"), "n_tokens": n_tokens})
+    metadata = {
+        "tasks": list(tasks),
+        "token_tasks": [t for t in tasks if t in SPAN_TASKS],
+        "scoring": "skipped",
+    }
+    return write_confidence_table(table, path, metadata)
 
 
 def read_confidence_table(path: str | os.PathLike[str]) -> pa.Table:

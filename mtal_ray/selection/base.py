@@ -111,6 +111,11 @@ class Selector:
         SelectionResult
         """
         ct = load_table(table)
+        if self.needs_confidence and not ct.has_confidence:
+            raise SelectionError(
+                f"{ct.source}: no '<task>.ec' confidence column ({self.name or type(self).__name__} reads "
+                "confidences; only the random methods select from a table without them)"
+            )
         self.validate(ct)
         if (n is None) == (budget is None):
             raise SelectionError(f"{self!r}: give exactly one of n and budget")

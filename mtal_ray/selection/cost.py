@@ -18,6 +18,7 @@ joint cost is honoured exactly), else ``n_tokens``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -63,6 +64,11 @@ class CostModel:
 
     def costs(self, table: ConfidenceTable) -> TaskCosts:
         """Per-task costs and the shared term of every sample of ``table``."""
+        if not table.tasks:
+            raise SelectionError(
+                f"{table.source}: the table names no task, so no annotation cost "
+                "(give '<task>.ec' columns or the schema metadata mtal_ray.tasks)"
+            )
         per_task = np.column_stack([self._task_cost(table, t) for t in table.tasks])
         n_tasks = len(table.tasks)
         if table.has("joint.cost") and n_tasks > 1:
@@ -101,6 +107,12 @@ class CostModel:
         if table.has(f"{task}.n_entities"):
             return token_task_cost(
                 table.column("n_tokens"), table.column(f"{task}.n_entities"), self.tp
+            )
+        if task in table.token_tasks:
+            raise SelectionError(
+                f"{table.source}: no '{task}.n_entities' column: the cost of the token-level "
+                f"task {task!r} counts the entities a model predicts, and this table was "
+                "written without running one"
             )
         return sentence_task_cost(table.column("n_tokens"), self.ts)
 
@@ -168,6 +180,14 @@ def annotation_cost(
     float
     """
     ct = load_table(table)
+    if isinstance(tasks_per_id, Mapping) and not ct.has("joint.cost"):
+        # without a joint cost, each task's cost is independent of the others: cost the
+        # requested tasks only (a table without confidences cannot cost its span tasks)
+        used = {t for ts in tasks_per_id.values() for t in ts}
+        for t in used:
+            ct.check_task(t)
+        if used:
+            ct = dataclasses.replace(ct, tasks=tuple(t for t in ct.tasks if t in used))
     costs = (cost_model or CostModel()).costs(ct)
     if isinstance(tasks_per_id, Mapping):
         ids = list(tasks_per_id)

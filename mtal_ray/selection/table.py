@@ -13,14 +13,21 @@ The scorer writes one row per pool sample with the columns
 ============================  =========================================================
 
 Tasks are discovered from the ``*.ec`` columns, in the table's column order (the first
-task is the "first axis" of MT-PAR). :func:`load_table` accepts a :class:`pyarrow.Table`,
-a Parquet path or a mapping of columns and returns a validated :class:`ConfidenceTable`
-whose rows are **sorted by id**: every tie between samples is broken by ascending id, so
-a selection never depends on the row order the scorer happened to produce.
+task is the "first axis" of MT-PAR). A table without confidences — what the AL loop
+writes for a round whose selector reads none (MT-R, ST-R): ``id`` and ``n_tokens`` only,
+no model run — names its tasks in the schema metadata ``mtal_ray.tasks`` (a JSON list;
+``mtal_ray.token_tasks`` lists those whose cost counts entities) or has none; only the
+methods with ``needs_confidence = False`` select from it.
+
+:func:`load_table` accepts a :class:`pyarrow.Table`, a Parquet path or a mapping of
+columns and returns a validated :class:`ConfidenceTable` whose rows are **sorted by id**:
+every tie between samples is broken by ascending id, so a selection never depends on the
+row order the scorer happened to produce.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,12 +57,16 @@ class ConfidenceTable:
         as float64, permuted to id order.
     source : str
         Where the table came from (for error messages).
+    token_tasks : tuple of str
+        Tasks whose annotation cost counts entities (``<task>.n_entities``) even where the
+        table has no such column (a table without confidences; see the module docstring).
     """
 
     ids: pa.Array
     tasks: tuple[str, ...]
     columns: dict[str, NDArray[np.float64]] = field(repr=False)
     source: str = "<table>"
+    token_tasks: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -78,10 +89,15 @@ class ConfidenceTable:
         """Whether the table holds column ``name``."""
         return name in self.columns
 
+    @property
+    def has_confidence(self) -> bool:
+        """Whether the table holds confidences (``<task>.ec`` columns) at all."""
+        return any(name.endswith(".ec") for name in self.columns)
+
     def ec(self, task: str) -> NDArray[np.float64]:
         """Entropy-based confidences of ``task``, shape (n,)."""
         self.check_task(task)
-        return self.columns[f"{task}.ec"]
+        return self.column(f"{task}.ec")
 
     def da(self, task: str) -> NDArray[np.float64]:
         """Dropout agreement of ``task``, shape (n,); needs the ``<task>.da`` column."""
@@ -90,7 +106,7 @@ class ConfidenceTable:
 
     def ec_matrix(self) -> NDArray[np.float64]:
         """All tasks' confidences, shape (n, T), columns in task order."""
-        return np.column_stack([self.columns[f"{t}.ec"] for t in self.tasks])
+        return np.column_stack([self.column(f"{t}.ec") for t in self.tasks])
 
     def check_task(self, task: str) -> None:
         """Raise :class:`SelectionError` unless ``task`` is one of the table's tasks."""
@@ -130,8 +146,9 @@ def load_table(data: Any, *, source: str | None = None) -> ConfidenceTable:
     Raises
     ------
     SelectionError
-        On a missing ``id`` or ``*.ec`` column, duplicate ids, NaN, infinite or out-of-range
-        confidences, or non-numeric columns.
+        On a missing ``id`` column, duplicate ids, NaN, infinite or out-of-range
+        confidences, or non-numeric columns. (A table without ``*.ec`` columns loads; the
+        selectors that read confidences refuse it.)
     EmptyPoolError
         When the table has no rows.
     """
@@ -172,8 +189,9 @@ def _from_arrow(table: pa.Table, source: str) -> ConfidenceTable:
     if "id" not in names:
         raise SelectionError(f"{source}: missing column 'id'")
     tasks = tuple(name[: -len(".ec")] for name in names if name.endswith(".ec"))
-    if not tasks:
-        raise SelectionError(f"{source}: no '<task>.ec' confidence column")
+    token_tasks = _metadata_names(table, "token_tasks", source)
+    if not tasks:  # no confidences: the tasks the writer named, if any
+        tasks = _metadata_names(table, "tasks", source)
     if table.num_rows == 0:
         raise EmptyPoolError(f"{source}: the pool is empty (0 rows)")
     ids = table.column("id").combine_chunks()
@@ -219,7 +237,23 @@ def _from_arrow(table: pa.Table, source: str) -> ConfidenceTable:
                 f"{values[row]}"
             )
         columns[name] = values
-    return ConfidenceTable(ids=ids, tasks=tasks, columns=columns, source=source)
+    return ConfidenceTable(
+        ids=ids, tasks=tasks, columns=columns, source=source, token_tasks=token_tasks
+    )
+
+
+def _metadata_names(table: pa.Table, key: str, source: str) -> tuple[str, ...]:
+    """The JSON list of names under the schema metadata ``mtal_ray.<key>`` (or ())."""
+    raw = (table.schema.metadata or {}).get(f"mtal_ray.{key}".encode())
+    if raw is None:
+        return ()
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise SelectionError(f"{source}: schema metadata mtal_ray.{key} is not a list of names")
+    return tuple(names)
 
 
 def _id_order(ids: pa.Array) -> NDArray[np.int64] | None:
