@@ -32,6 +32,7 @@ from mtal_ray.models.collate import Collator
 from mtal_ray.models.config import ModelConfig
 from mtal_ray.models.multitask import MultiTaskModel
 from mtal_ray.tasks.registry import build_tasks
+from mtal_ray.training.safe_load import load_tensors
 
 MODEL_FILE = "model.pt"
 META_FILE = "meta.json"
@@ -125,7 +126,7 @@ def read_info(directory: str | Path) -> CheckpointInfo:
 
 def _state_dict(directory: Path) -> dict[str, torch.Tensor]:
     if (directory / MODEL_FILE).is_file():
-        return torch.load(directory / MODEL_FILE, map_location="cpu", weights_only=True)
+        return load_tensors(directory / MODEL_FILE, "model weights")
     if (directory / "deepspeed").is_dir():
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 

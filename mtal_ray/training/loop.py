@@ -53,6 +53,7 @@ from mtal_ray.training.config import TrainingConfig
 from mtal_ray.training.runners import TRAIN_STATE_FILE as TRAIN_STATE_FILE  # re-exported
 from mtal_ray.training.runners import make_runner
 from mtal_ray.training.runners import param_groups as param_groups  # re-exported
+from mtal_ray.training.safe_load import load_tensors
 from mtal_ray.training.sampling import TaskSampler, combine_losses
 
 LOOP_FILE = "loop.json"
@@ -186,7 +187,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as directory:
             state = TrainingProgress(**json.loads((Path(directory) / LOOP_FILE).read_text()))
             if (Path(directory) / "model.pt").is_file():
-                weights = torch.load(Path(directory) / "model.pt", map_location=device)
+                weights = load_tensors(Path(directory) / "model.pt", "model weights", device)
                 model.load_state_dict(weights)
     start_step = state.step
     runner = make_runner(model, cfg, world)

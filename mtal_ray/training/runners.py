@@ -6,13 +6,15 @@ The training loop (:mod:`mtal_ray.training.loop`) is written once against :class
 
 * :class:`DdpRunner` — AdamW on the plain model, wrapped in ``DistributedDataParallel``
   (``ray.train.torch.prepare_model``) when there is more than one worker; the optimizer
-  state is saved by rank 0 as ``train_state.pt``.
+  state is saved by rank 0: its tensors as ``train_state.pt`` (loaded with
+  ``weights_only=True``), its parameter groups as ``train_state.json``.
 * :class:`DeepSpeedRunner` — a DeepSpeed engine (ZeRO stage ``training.zero_stage``)
   around the same AdamW; every rank saves its shards under ``deepspeed/``.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -26,6 +28,8 @@ from mtal_ray.models.multitask import MultiTaskModel
 from mtal_ray.training.config import TrainingConfig
 
 TRAIN_STATE_FILE = "train_state.pt"
+#: Beside it: what of the optimizer state is not a tensor (its parameter groups), as JSON.
+TRAIN_STATE_JSON = "train_state.json"
 DEEPSPEED_DIR = "deepspeed"
 
 
@@ -133,11 +137,32 @@ class DdpRunner(Runner):
 
     def save_state(self, directory: Path, rank: int) -> None:
         if rank == 0:  # the optimizer state is the same on every rank
-            torch.save({"optimizer": self.optimizer.state_dict()}, directory / TRAIN_STATE_FILE)
+            state = self.optimizer.state_dict()
+            # tensors in the .pt file (loaded with weights_only=True), the rest as JSON
+            torch.save({"state": state["state"]}, directory / TRAIN_STATE_FILE)
+            groups = json.dumps({"param_groups": state["param_groups"]}, indent=1)
+            (directory / TRAIN_STATE_JSON).write_text(groups + "\n", encoding="utf-8")
 
     def load_state(self, directory: Path) -> None:
-        state = torch.load(directory / TRAIN_STATE_FILE, map_location="cpu", weights_only=False)
-        self.optimizer.load_state_dict(state["optimizer"])
+        from mtal_ray.training.safe_load import RefusedFileError, load_tensors
+
+        tensors = load_tensors(directory / TRAIN_STATE_FILE, "training state")
+        try:
+            groups = json.loads((directory / TRAIN_STATE_JSON).read_text(encoding="utf-8"))
+            param_groups = groups["param_groups"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise RefusedFileError(
+                f"{directory / TRAIN_STATE_JSON}: cannot read the training state ({err})"
+            ) from None
+        for group in param_groups:
+            if isinstance(group.get("betas"), list):
+                group["betas"] = tuple(group["betas"])
+        state = tensors.get("state") if isinstance(tensors, dict) else None
+        if not isinstance(state, dict):
+            raise RefusedFileError(
+                f"{directory / TRAIN_STATE_FILE}: not a training state (no 'state' mapping)"
+            )
+        self.optimizer.load_state_dict({"state": state, "param_groups": param_groups})
 
 
 def _skip_shm_build_without_compiler() -> None:
