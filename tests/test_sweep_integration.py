@@ -116,6 +116,10 @@ def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(
     )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming the sweep" in second.stdout
+    # Resources add up (issue 20): trials that run together all get their workers, so no
+    # Train worker group waits out its start-up timeout.
+    logs = (tmp_path / "first.log").read_text() + second.stdout + second.stderr
+    assert "worker group startup timed out" not in logs
 
     # Only the missing trials ran again.
     attempts = _attempts(sweep_dir)
