@@ -1,0 +1,594 @@
+"""Do the selections beat random annotation? The paper's comparisons on our own sweeps.
+
+For each scenario (``atis``: SF + ID, ``conll04``: NER + RE, ``ewt``: DP + NER from
+``../shared/data``) this script writes one sweep config and runs it with ``mtal-ray sweep``
+(Ray Tune + MLflow; a sweep resumes, so re-running this script continues where it
+stopped). Every trial of a scenario shares the pool, the seeds and hence the initial
+labeled sets and dev sets; the trials are
+
+* **selectors** (paper §6, Table 10 shape): MT-R, MT-AVG, MT-MAX, MT-MIN, MT-PAR, MT-RRF,
+  MT-IND (greedy, uniform task weights);
+* **ST-AL** (Table 4 shape): ST-EC on each task with a single-task model
+  (``model.sharing: st``, ``data.tasks: [t]``). Cross-task: after the sweep, a model for
+  the other task is trained on the sentences ST-EC-t selected (the paper's protocol; for
+  CoNLL04 only ST-EC-NER exists, and its RE model is an NER+RE model, RE needing NER);
+* **CE** (Table 6 shape): MT-AVG trained with cross entropy (label smoothing 0), against
+  the selectors' MT-AVG (label smoothing, the default); after the sweep the overconfidence
+  error (OE, §5.5) of both final models is measured per task on the final unlabeled pool;
+* **budget** (ATIS only, Table 8 shape): GRD_AL (``mt-min``, ``mt-rrf`` walking the
+  ranking until ``--budget`` is spent) vs BLP_AL (``blp-joint-min``, ``blp-joint-rrf``),
+  the same budget per round (paper §7 cost model: tp = 1, ts = 3).
+
+Protocol: each round's training converges: ``training.epochs`` (the budget follows the
+labeled set) with an evaluation every ``--eval-every-epochs`` and early stopping after
+``--patience`` evaluations without a better dev score (``training.min_steps`` /
+``max_steps`` bound it). Initial set and per-round additions: 2 % of the pool (CoNLL04:
+5 %, its 922 sentences would give 18), ``--rounds`` trainings (paper: 5). The pool is a
+fixed random subset (seed 0, the same for every seed and method) of ``--pool-size``
+sentences of the training split when given (EWT: 4000 by default), else the whole split.
+
+Output: ``benchmarks/results/validity.json`` (scenario → method → seed → labeled sizes and
+per-iteration test scores per task and their geometric mean, plus OE / cross-task scores;
+and the protocol) and the tables on stdout. The sweeps' own reports (``report.md`` with
+the paired comparison with MT-R, ``gain_over_random.png``) are in ``--work-dir``.
+
+    python benchmarks/validity.py --quick                    # a tiny end-to-end smoke run
+    python benchmarks/validity.py                            # the full study (long)
+    python benchmarks/validity.py --scenarios atis --seeds 0 1 2 --pool-size 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+RESULTS = REPO / "benchmarks" / "results" / "validity.json"
+
+SELECTORS = ["mt-r", "mt-avg", "mt-max", "mt-min", "mt-par", "mt-rrf", "mt-ind"]
+GRD_BLP = [("mt-min", "blp-joint-min"), ("mt-rrf", "blp-joint-rrf")]
+#: Label smoothing α of the LS arm (the defaults, paper §5.4 / §7.3); CE sets them to 0.
+LS = {"dp": 0.2, "ner": 0.2, "re": 0.1, "sf": 0.1, "id": 0.1}
+
+
+@dataclass
+class Scenario:
+    """A corpus of ``../shared/data`` and its tasks."""
+
+    folder: str
+    format: str
+    tasks: list[str]
+    st_tasks: list[str]
+    initial_fraction: float = 0.02
+    pool_size: int | None = None
+    budget: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+SCENARIOS = {
+    "atis": Scenario("atis", "slu", ["sf", "id"], ["sf", "id"], budget=True),
+    "conll04": Scenario("conll04", "jsonl", ["ner", "re"], ["ner"], initial_fraction=0.05),
+    "ewt": Scenario("ewt_dp_ner", "conllu", ["dp", "ner"], ["dp", "ner"], pool_size=4000),
+}
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+def _units(path: Path, fmt: str) -> list[str]:
+    """The sentences of a split as text units (CoNLL-U blocks, JSON lines)."""
+    text = path.read_text(encoding="utf-8")
+    if fmt == "conllu":
+        return [b.strip("\n") + "\n" for b in text.split("\n\n") if b.strip()]
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def pool_corpus(scenario: Scenario, size: int | None, work: Path) -> Path:
+    """The scenario's corpus folder; with ``size``, a copy whose train split is a fixed
+    random subset (seed 0, file order kept) of ``size`` sentences, dev/test linked."""
+    source = DATA / scenario.folder
+    if size is None:
+        return source
+    target = work / "data" / f"{scenario.folder}_pool{size}"
+    done = target / ".complete"
+    if done.exists():
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    if scenario.format == "slu":
+        files = ["seq.in", "seq.out", "label"]
+        lines = {f: (source / "train" / f).read_text(encoding="utf-8").splitlines() for f in files}
+        n = len(lines["seq.in"])
+        keep = np.sort(np.random.default_rng(0).permutation(n)[: min(size, n)])
+        (target / "train").mkdir(exist_ok=True)
+        for f in files:
+            picked = [lines[f][i] for i in keep]
+            (target / "train" / f).write_text("\n".join(picked) + "\n", encoding="utf-8")
+        splits = ["dev", "test"]
+    else:
+        suffix = ".conllu" if scenario.format == "conllu" else ".json"
+        units = _units(source / f"train{suffix}", scenario.format)
+        keep = np.sort(np.random.default_rng(0).permutation(len(units))[: min(size, len(units))])
+        body = "\n".join(units[i] for i in keep) + "\n"
+        (target / f"train{suffix}").write_text(body, encoding="utf-8")
+        splits = [f"dev{suffix}", f"test{suffix}"]
+    for name in splits:
+        link = target / name
+        if not link.exists():
+            link.symlink_to(source / name)
+    done.write_text("ok\n")
+    return target
+
+
+# --------------------------------------------------------------------------- sweep configs
+
+
+def protocol(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings every trial shares (recorded in validity.json)."""
+    return {
+        "rounds": args.rounds,
+        "seeds": args.seeds,
+        "pool_size": args.pool_size,
+        "limit_eval": args.limit_eval,
+        "epochs": args.epochs,
+        "eval_every_epochs": args.eval_every_epochs,
+        "patience": args.patience,
+        "min_steps": args.min_steps,
+        "max_steps": args.max_steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "head_lr": args.head_lr,
+        "model": args.sharing,
+        "scoring_k": args.k,
+        "budget": args.budget,
+        "initial": args.initial_count or "2 % of the pool (CoNLL04: 5 %)",
+        "methods": args.methods,
+        "comparisons": args.comparisons,
+    }
+
+
+def sweep_config(name: str, scenario: Scenario, corpus: Path, args: argparse.Namespace) -> dict:
+    """The sweep config of one scenario (every comparison's trials in one sweep)."""
+    seeds = list(args.seeds)
+    data: dict[str, Any] = {
+        "path": str(corpus),
+        "format": scenario.format,
+        "tasks": scenario.tasks,
+        "dev_multiple": 2.0,
+        **scenario.extra,
+    }
+    if args.initial_count:
+        data["initial_count"] = args.initial_count
+        data["initial_fraction"] = None
+    else:
+        data["initial_fraction"] = scenario.initial_fraction
+    if args.limit_eval:
+        data["limit_eval"] = args.limit_eval
+    grids: list[dict[str, list[Any]]] = [{"selection.method": list(args.methods), "seed": seeds}]
+    if "st" in args.comparisons:
+        for task in scenario.st_tasks[: args.st_tasks]:
+            grids.append(
+                {
+                    "selection.method": ["st-ec"],
+                    "selection.task": [task],
+                    "data.tasks": [[task]],
+                    "model.sharing": ["st"],
+                    "seed": list(seeds),
+                }
+            )
+    if "ce" in args.comparisons:
+        ce = {f"training.label_smoothing.{t}": [0.0] for t in scenario.tasks}
+        grids.append({"selection.method": ["mt-avg"], **ce, "seed": list(seeds)})
+    if "budget" in args.comparisons and scenario.budget:
+        methods = [m for pair in GRD_BLP[: args.budget_pairs] for m in pair]
+        grids.append(
+            {"selection.method": methods, "selection.budget": [args.budget], "seed": list(seeds)}
+        )
+    return {
+        "seed": 0,
+        "data": data,
+        "model": {"sharing": args.sharing},
+        "training": {
+            "num_workers": 1,
+            "cpus_per_worker": 0.99,  # + trial_cpus: two trials fit on 2 cores
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "head_lr": args.head_lr,
+            "epochs": args.epochs,
+            "eval_every_epochs": args.eval_every_epochs,
+            "patience": args.patience,
+            "min_steps": args.min_steps,
+            "max_steps": args.max_steps,
+            "label_smoothing": {t: LS[t] for t in scenario.tasks},
+        },
+        "scoring": {"k": args.k, "concurrency": 1, "cpus_per_actor": 0.99},
+        "selection": {"method": "mt-avg", "tp": 1.0, "ts": 3.0},
+        "al": {"iterations": args.rounds},
+        "annotation": {"mode": "oracle"},
+        "tracking": {"experiment": name},
+        "sweep": {
+            "name": name,
+            "grid": grids,
+            "trial_cpus": 0.01,
+            **({"max_concurrent_trials": args.concurrent} if args.concurrent else {}),
+        },
+    }
+
+
+def run_sweep(name: str, config: dict, work: Path, verbose: bool) -> int:
+    """``mtal-ray sweep`` on ``config`` (resumes a sweep directory that exists)."""
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    sweep_dir = work / "sweeps" / name
+    log = work / f"{name}.log"
+    command = [sys.executable, "-m", "mtal_ray.cli", "sweep", "--config", str(path),
+               "--sweep-dir", str(sweep_dir)]  # fmt: skip
+    print(f"[{name}] sweep {sweep_dir} (log: {log})", flush=True)
+    with log.open("a") as out:
+        done = subprocess.run(
+            command, cwd=REPO, stdout=None if verbose else out, stderr=subprocess.STDOUT
+        )
+    return done.returncode
+
+
+# --------------------------------------------------------------------------- results
+
+
+def method_key(params: dict[str, Any]) -> str:
+    """``mt-avg``, ``mt-avg-ce``, ``st-ec-sf``, ``grd-mt-min`` or ``blp-joint-min``."""
+    method = str(params.get("selection.method"))
+    if method == "st-ec":
+        return f"st-ec-{params.get('selection.task')}"
+    if any(k.startswith("training.label_smoothing.") for k in params):
+        return f"{method}-ce"
+    if "selection.budget" in params and not method.startswith("blp"):
+        return f"grd-{method}"
+    return method
+
+
+def _gmean(values: list[float]) -> float:
+    if not values or min(values) <= 0:
+        return 0.0
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def collect(sweep_dir: Path, tasks: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """method → seed → labeled sizes, per-iteration test scores, their geometric mean."""
+    from mtal_ray.sweep.results import load_trials
+
+    out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for trial in load_trials(sweep_dir):
+        if trial.record.status != "finished" or not trial.rows:
+            continue
+        scores = trial.scores("test")
+        geo = []
+        for i in range(len(trial.rows)):
+            row = [scores[t][i] for t in tasks if t in scores]
+            known = [v for v in row if v is not None]
+            geo.append(_gmean(known) if len(known) == len(tasks) else None)
+        out[method_key(trial.record.params)][str(trial.record.seed)] = {
+            "trial": trial.record.name,
+            "labeled": trial.sizes,
+            "test": scores,
+            "geo_mean": geo,
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- post hoc
+
+
+def _trial_data(trial_dir: Path) -> tuple[Any, Any, Any]:
+    from mtal_ray.config import ExperimentConfig
+    from mtal_ray.driver.loop import load_run_data
+    from mtal_ray.driver.state import load_state
+
+    cfg = ExperimentConfig.model_validate(json.loads((trial_dir / "config.json").read_text()))
+    return cfg, load_run_data(cfg, REPO), load_state(trial_dir)
+
+
+def cross_task(trial_dir: Path, scenario: Scenario, task: str) -> dict[str, float]:
+    """Train the other task(s) on the sentences ST-EC-``task`` labeled; test scores."""
+    from mtal_ray.config import ExperimentConfig
+    from mtal_ray.data.splits import take_ids
+    from mtal_ray.driver.loop import load_run_data
+    from mtal_ray.models import ModelConfig
+    from mtal_ray.training import train_model
+
+    cfg, _run, state = _trial_data(trial_dir)
+    full = cfg.model_dump(mode="json")  # the trial's config, with every task of the corpus
+    full["data"]["tasks"] = scenario.tasks
+    full["model"]["sharing"] = "smt"
+    full_cfg = ExperimentConfig.model_validate(full)
+    data = load_run_data(full_cfg, REPO)
+    others = [t for t in scenario.tasks if t != task]
+    tasks = scenario.tasks if "re" in others else others  # RE needs NER in its model
+    ids = state.labeled[task]
+    train = take_ids(data.train, ids)
+    dev = take_ids(data.dev_source if data.dev_source is not None else data.train, state.dev)
+    sharing = "st" if len(tasks) == 1 else "smt"
+    training = cfg.training_for_round(len(state.rounds) - 1).updated(label_smoothing=LS)
+    result = train_model(
+        train, dev, tasks, ModelConfig(sharing=sharing, encoder=cfg.model.encoder),
+        training, trial_dir / "crosstask", test=data.test,
+    )  # fmt: skip
+    return {t: float(v) for t, v in (result.test_scores or {}).items() if t in others}
+
+
+def overconfidence(trial_dir: Path) -> dict[str, float]:
+    """OE (§5.5) per task of the final model on the final unlabeled pool (EC confidence)."""
+    import pyarrow as pa
+    import torch
+
+    from mtal_ray.confidence import overconfidence_error
+    from mtal_ray.confidence.entropy import normalized_entropy
+    from mtal_ray.data.splits import take_ids
+    from mtal_ray.models.inference import deterministic
+    from mtal_ray.scoring.buckets import length_buckets
+    from mtal_ray.scoring.calibration import _gold_keys
+    from mtal_ray.scoring.model_adapter import load_scoring_model
+
+    _cfg, run, state = _trial_data(trial_dir)
+    pool = take_ids(run.train, state.pool)
+    scorer = load_scoring_model(state.rounds[-1].checkpoint)
+    conf: dict[str, list[float]] = defaultdict(list)
+    acc: dict[str, list[float]] = defaultdict(list)
+    lengths = [len(t or []) for t in pool.column("tokens").to_pylist()]
+    for index in length_buckets(lengths, 64):
+        batch = scorer.collator(pool.take(pa.array(index)), with_targets=True).to(scorer.device)
+        with deterministic(scorer.model), torch.inference_mode():
+            probs = scorer.model.predict_proba(batch)
+        for name in scorer.tasks:
+            keys = _gold_keys(name, probs[name])
+            if keys is None:  # relation extraction: pairs of predicted entities, no OE
+                continue
+            prob_key, gold_key, mask_key = keys
+            target = batch.targets[name]
+            p = probs[name][prob_key].float().cpu().numpy()
+            gold = target[gold_key].cpu().numpy()
+            mask = target[mask_key].cpu().numpy().astype(bool)
+            if p.ndim == 2:  # sentence classification
+                mask = mask.reshape(-1)
+                ent = normalized_entropy(p)
+                conf[name] += list((1.0 - ent)[mask])
+                acc[name] += list((p.argmax(-1) == gold).astype(float)[mask])
+                continue
+            candidates = p > 0 if prob_key == "arc_probs" else None
+            ent = normalized_entropy(p, candidates)
+            for r in range(p.shape[0]):
+                m = mask[r]
+                if not m.any():
+                    continue
+                conf[name].append(float(1.0 - ent[r][m].mean()))
+                acc[name].append(float((p[r].argmax(-1) == gold[r])[m].mean()))
+    return {t: overconfidence_error(conf[t], acc[t]) for t in conf if conf[t]}
+
+
+def post_hoc(name: str, scenario: Scenario, sweep_dir: Path, work: Path, results: dict) -> None:
+    """Cross-task scores of ST-AL and OE of MT-AVG (LS, CE); cached in ``work``."""
+    cache_path = work / f"{name}_posthoc.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    for method, seeds in results.items():
+        for entry in seeds.values():
+            trial_dir = sweep_dir / "trials" / entry["trial"]
+            key = f"{entry['trial']}"
+            if method.startswith("st-ec-") and f"{key}:cross" not in cache:
+                print(f"[{name}] cross-task training for {entry['trial']}", flush=True)
+                cache[f"{key}:cross"] = cross_task(trial_dir, scenario, method[len("st-ec-") :])
+            if method in ("mt-avg", "mt-avg-ce") and f"{key}:oe" not in cache:
+                cache[f"{key}:oe"] = overconfidence(trial_dir)
+            cache_path.write_text(json.dumps(cache, indent=1))
+            if f"{key}:cross" in cache:
+                entry["cross_task_final"] = cache[f"{key}:cross"]
+            if f"{key}:oe" in cache:
+                entry["overconfidence"] = cache[f"{key}:oe"]
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _final(entry: dict[str, Any], task: str) -> float | None:
+    values = entry["geo_mean"] if task == "geo_mean" else entry["test"].get(task, [])
+    return values[-1] if values and values[-1] is not None else None
+
+
+def print_tables(name: str, scenario: Scenario, results: dict, sweep_dir: Path) -> None:
+    from mtal_ray.sweep.reference import compare_with_reference, gain_text
+    from mtal_ray.sweep.report import trial_label, varying_keys
+    from mtal_ray.sweep.results import load_trials
+
+    tasks = [*scenario.tasks, "geo_mean"]
+    print(f"\n=== {name}: final test scores (×100), mean over seeds; Δ vs MT-R paired")
+    trials = load_trials(sweep_dir)
+    comparison = compare_with_reference(trials, "test")
+    keys = varying_keys([t for t in trials if t.record.status == "finished"])
+    label_of = {method_key(t.record.params): trial_label(t, keys) for t in trials}
+    print("| method | " + " | ".join(tasks) + " | Δ geo-mean final | Δ AUC geo-mean |")
+    print("|---|" + "---:|" * (len(tasks) + 2))
+    geo_curves = comparison.curves.get((None, "geo_mean"), {})
+    for method, seeds in results.items():
+        cells = []
+        for task in tasks:
+            values = [v for e in seeds.values() if (v := _final(e, task)) is not None]
+            cells.append(f"{100 * _mean(values):.2f}" if values else "–")
+        curve = geo_curves.get(label_of.get(method, ""))
+        delta = gain_text(curve.gains[-1], 100) if curve else "–"
+        area = gain_text(curve.area, 100) if curve else "–"
+        print(f"| {method} | " + " | ".join(cells) + f" | {delta} | {area} |")
+
+    st = {m: s for m, s in results.items() if m.startswith("st-ec-")}
+    mt = {m: s for m, s in results.items() if m in SELECTORS and m != "mt-r"}
+    if st and mt:
+        print(f"\n=== {name}: MT-AL vs ST-AL, % of (method, seed) comparisons MT-AL wins")
+        for method, seeds in st.items():
+            task = method[len("st-ec-") :]
+            within = _wins(mt, seeds, task, lambda e, t=task: _final(e, t))
+            cross = {
+                other: _wins(
+                    mt, seeds, other, lambda e, o=other: (e.get("cross_task_final") or {}).get(o)
+                )
+                for other in scenario.tasks
+                if other != task
+            }
+            text = ", ".join(f"cross-task {o}: {w}" for o, w in cross.items())
+            print(f"ST-EC-{task}: within-task {task}: {within}; {text}")
+
+    oe = {m: s for m, s in results.items() if m in ("mt-avg", "mt-avg-ce")}
+    if len(oe) == 2:
+        print(f"\n=== {name}: overconfidence error of MT-AVG's final model (mean over seeds)")
+        for task in scenario.tasks:
+            ce = [e["overconfidence"][task] for e in oe["mt-avg-ce"].values() if _has_oe(e, task)]
+            ls = [e["overconfidence"][task] for e in oe["mt-avg"].values() if _has_oe(e, task)]
+            if ce and ls:
+                pre = 100 * (1 - _mean(ls) / _mean(ce)) if _mean(ce) > 0 else float("nan")
+                print(f"{task}: CE {_mean(ce):.4f}, LS {_mean(ls):.4f} (PRE {pre:.1f} %)")
+
+    for grd, blp in GRD_BLP:
+        a, b = results.get(f"grd-{grd}"), results.get(blp)
+        if not a or not b:
+            continue
+        print(f"\n=== {name}: {blp} (BLP_AL) − {grd} (GRD_AL), same budget, paired by seed")
+        for task in tasks:
+            diffs = [
+                fb - fa
+                for seed in a
+                if seed in b
+                and (fa := _final(a[seed], task)) is not None
+                and (fb := _final(b[seed], task)) is not None
+            ]
+            if diffs:
+                wins = sum(d > 0 for d in diffs)
+                print(f"{task}: {100 * _mean(diffs):+.2f} ({wins}/{len(diffs)} seeds BLP ahead)")
+
+
+def _has_oe(entry: dict[str, Any], task: str) -> bool:
+    return task in entry.get("overconfidence", {})
+
+
+def _wins(mt: dict, st_seeds: dict, task: str, st_score: Any) -> str:
+    wins = total = 0
+    for seeds in mt.values():
+        for seed, entry in seeds.items():
+            if seed not in st_seeds:
+                continue
+            a, b = _final(entry, task), st_score(st_seeds[seed])
+            if a is None or b is None:
+                continue
+            total += 1
+            wins += a > b
+    return f"{100 * wins / total:.0f} % of {total}" if total else "–"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--pool-size", type=int, default=None,
+        help="fixed random subset of the training split as the pool (EWT default: 4000)",
+    )  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=5, help="trainings per run (paper: 5)")
+    parser.add_argument("--initial-count", type=int, default=None, help="instead of 2 %%")
+    parser.add_argument("--limit-eval", type=int, default=None, help="dev/test sample size")
+    parser.add_argument("--methods", nargs="+", default=SELECTORS)
+    parser.add_argument(
+        "--comparisons", nargs="+", default=["st", "ce", "budget"],
+        choices=["st", "ce", "budget"], help="besides the selectors",
+    )  # fmt: skip
+    parser.add_argument("--epochs", type=float, default=20.0)
+    parser.add_argument("--eval-every-epochs", type=float, default=2.0)
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--min-steps", type=int, default=100)
+    parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--head-lr", type=float, default=1e-3)
+    parser.add_argument("--sharing", default="smt")
+    parser.add_argument("--k", type=int, default=5, help="MC-dropout passes (DA methods)")
+    parser.add_argument("--budget", type=float, default=500.0, help="per round (paper: 500)")
+    parser.add_argument(
+        "--concurrent", type=int, default=None, help="trials at once (default: as many as fit)"
+    )
+    parser.add_argument("--st-tasks", type=int, default=2, help="ST-AL runs per scenario (≤ 2)")
+    parser.add_argument("--budget-pairs", type=int, default=2, help="GRD/BLP pairs (MIN, RRF)")
+    parser.add_argument("--work-dir", default="runs/validity")
+    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--skip-sweeps", action="store_true", help="only collect and print")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smoke run: ATIS, 1 seed, 80-sentence pool, 2 rounds, a few steps; MT-R, MT-AVG, "
+        "ST-EC-SF, MT-AVG with CE, MT-MIN GRD/BLP: 6 trials (numbers are meaningless)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.scenarios, args.seeds, args.pool_size, args.rounds = ["atis"], [0], 80, 2
+        args.initial_count, args.limit_eval, args.methods = 10, 30, ["mt-r", "mt-avg"]
+        args.epochs, args.eval_every_epochs, args.min_steps, args.max_steps = 1.0, 1.0, 2, 4
+        args.patience, args.batch_size, args.k, args.budget = 1, 8, 2, 120.0
+        args.st_tasks, args.budget_pairs = 1, 1
+        args.work_dir = str(Path(args.work_dir) / "quick")
+        if args.output == str(RESULTS):
+            args.output = str(RESULTS.with_name("validity_quick.json"))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = Path(args.work_dir).absolute()
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    output: dict[str, Any] = {"protocol": protocol(args), "scenarios": {}, "wall_s": {}}
+    failed = 0
+    for name in args.scenarios:
+        scenario = SCENARIOS[name]
+        if not (DATA / scenario.folder).exists():
+            print(f"[{name}] skipped: {DATA / scenario.folder} is missing")
+            continue
+        t0 = time.perf_counter()
+        size = args.pool_size if args.pool_size is not None else scenario.pool_size
+        corpus = pool_corpus(scenario, size, work)
+        config = sweep_config(f"validity_{name}", scenario, corpus, args)
+        sweep_dir = work / "sweeps" / f"validity_{name}"
+        if not args.skip_sweeps:
+            code = run_sweep(f"validity_{name}", config, work, args.verbose)
+            if code != 0:
+                failed += 1
+                print(f"[{name}] the sweep exited {code}; see {work / f'validity_{name}.log'}")
+        if not (sweep_dir / "trials").is_dir():
+            continue
+        results = collect(sweep_dir, scenario.tasks)
+        post_hoc(name, scenario, sweep_dir, work, results)
+        output["scenarios"][name] = {"pool_size": size, "methods": results}
+        output["wall_s"][name] = round(time.perf_counter() - t0, 1)
+        print_tables(name, scenario, results, sweep_dir)
+    output["wall_s"]["total"] = round(time.perf_counter() - started, 1)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(output, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    print(f"\nwrote {out} in {output['wall_s']['total']:.0f}s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
