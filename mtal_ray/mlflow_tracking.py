@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mtal_ray.redact import redact_uri
+
 PARENT_TAG = "mlflow.parentRunId"
 
 
@@ -27,7 +29,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, Mapping):
             out.update(flatten(value, name + "."))
         else:
-            out[name] = str(value)[:6000]
+            out[name] = redact_uri(str(value))[:6000]  # no credentials in params
     return out
 
 
@@ -135,7 +137,7 @@ def set_status(
         return
     client = target.client()
     for key, value in (tags or {}).items():
-        client.set_tag(run_id, key, str(value)[:5000])
+        client.set_tag(run_id, key, redact_uri(str(value))[:5000])
     client.set_terminated(run_id, status=status)
 
 

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from mtal_ray.errors import user_error
+from mtal_ray.redact import redact_uri
 
 #: Modules that expose ``register(subparsers)``; imported lazily by :func:`build_parser`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cause = user_error(err)
         if cause is None:
             raise
-        print(f"error: {cause}", file=sys.stderr)
+        print(f"error: {redact_uri(str(cause))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

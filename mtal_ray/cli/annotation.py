@@ -63,6 +63,7 @@ def stored_experiment(run_dir: Path) -> tuple[Any, Path]:
     """The config a run was started with and the directory its relative paths start from."""
     from mtal_ray.config import ExperimentConfig, validate
     from mtal_ray.driver.state import LAUNCH_FILE
+    from mtal_ray.redact import is_redacted, restore_uri
 
     try:
         raw = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
@@ -73,6 +74,10 @@ def stored_experiment(run_dir: Path) -> tuple[Any, Path]:
         base_dir = Path(launched["base_dir"])
     except (OSError, ValueError, KeyError):  # runs from before launch.json: the cwd
         base_dir = Path.cwd()
+    tracking = raw.get("tracking") if isinstance(raw, dict) else None
+    if isinstance(tracking, dict) and is_redacted(tracking.get("tracking_uri")):
+        # config.json holds the URI without its password: connect with the environment's
+        tracking["tracking_uri"] = restore_uri(tracking["tracking_uri"])
     return validate(ExperimentConfig, raw), base_dir
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from mtal_ray.errors import user_error
 from mtal_ray.ray_session import warn_if_ephemeral
+from mtal_ray.redact import redact_uri
 from mtal_ray.run_lock import clear_directory, locked
 
 
@@ -137,5 +138,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         cause = user_error(err)  # also behind Ray's wrappers
         if cause is None:
             raise
-        print(f"error: {cause}", file=sys.stderr)
+        print(f"error: {redact_uri(str(cause))}", file=sys.stderr)
         return 2

@@ -59,6 +59,7 @@ from mtal_ray.driver.state import (
 from mtal_ray.driver.task_stopping import TaskStopping, task_costs
 from mtal_ray.errors import ConfigError, MtalError, SelectionError
 from mtal_ray.ports import AnnotationRequest, LoopPorts
+from mtal_ray.redact import redact_secrets
 
 __all__ = [
     "ActiveLearningLoop",
@@ -253,7 +254,10 @@ class ActiveLearningLoop:
                 dev=list(split.dev),
             )
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir / "config.json", self.cfg.model_dump(mode="json"))
+            # credentials in a URI (tracking.tracking_uri) are not written down
+            write_json(
+                self.run_dir / "config.json", redact_secrets(self.cfg.model_dump(mode="json"))
+            )
             save_state(self.run_dir, state)
         else:
             if state.config_digest != digest:

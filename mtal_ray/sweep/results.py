@@ -24,6 +24,7 @@ from typing import Any
 
 from mtal_ray.data.atomic import atomic_write_text
 from mtal_ray.errors import MtalError
+from mtal_ray.redact import redact_secrets
 
 TRIALS_DIR = "trials"
 TRIAL_FILE = "trial.json"
@@ -68,7 +69,8 @@ class TrialRecord:
 
     def save(self, trial_dir: Path) -> None:
         """Write ``trial_dir/trial.json`` atomically."""
-        text = json.dumps(asdict(self), indent=1, sort_keys=True, default=str) + "\n"
+        record = redact_secrets(asdict(self))  # errors may quote a URI with a password
+        text = json.dumps(record, indent=1, sort_keys=True, default=str) + "\n"
         atomic_write_text(Path(trial_dir) / TRIAL_FILE, text)
 
     @classmethod
@@ -183,5 +185,5 @@ def load_sweep_info(sweep_dir: Path) -> dict[str, Any]:
 
 def save_sweep_info(sweep_dir: Path, info: dict[str, Any]) -> None:
     """Write ``SWEEP_DIR/sweep.json`` atomically."""
-    text = json.dumps(info, indent=1, sort_keys=True, default=str) + "\n"
+    text = json.dumps(redact_secrets(info), indent=1, sort_keys=True, default=str) + "\n"
     atomic_write_text(Path(sweep_dir) / SWEEP_FILE, text)
