@@ -56,6 +56,8 @@ def test_ddp_two_workers_survive_a_killed_worker_and_restore_outside_ray(
     for column in ("id", "sf.tags", "id.label"):
         assert restored.column(column).to_pylist() == in_worker.column(column).to_pylist()
     assert result.dev_gmean == pytest.approx(info.dev_gmean)
+    # the round keeps the exported model only: Ray Train's checkpoints are gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs deepspeed")
@@ -66,10 +68,12 @@ def test_deepspeed_zero2_two_workers(ray_session, encoder: str, tmp_path: Path):
         table.slice(16),
         TASKS,
         ModelConfig(encoder=encoder),
-        small_config(strategy="deepspeed", zero_stage=2),
+        small_config(strategy="deepspeed", zero_stage=2, keep_checkpoints=True),
         tmp_path,
     )
     assert result.steps == 6 and result.test_scores is None
+    kept = [p for p in (tmp_path / "train").rglob("checkpoint_*") if p.is_dir()]
+    assert kept, "training.keep_checkpoints=true keeps Ray Train's checkpoints"
     assert set(result.dev_scores) == set(TASKS)
     model, collator, _ = load_checkpoint(result.checkpoint_dir)
     assert predict(model, collator, table.slice(16)).num_rows == 8

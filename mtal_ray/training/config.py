@@ -25,6 +25,8 @@ Example YAML::
       task_sampling: joint     # joint | uniform | proportional | temperature (one task per
                                # step, batches of rows annotated for it: training/sampling.py)
       sampling_temperature: 2.0  # temperature sampling: p_t ∝ n_t^(1/τ)
+      checkpoints_to_keep: 2   # best checkpoints Ray Train keeps while a round trains
+      keep_checkpoints: false  # true: keep them (train/) after it; else only best/ stays
 """
 
 from __future__ import annotations
@@ -95,7 +97,28 @@ class TrainingConfig(Section):
     )
     seed: int = 0
     max_failures: int = Field(default=0, ge=-1, description="Worker-group restarts (-1: any).")
-    keep_checkpoints: int = Field(default=2, ge=1, description="Best checkpoints kept on disk.")
+    checkpoints_to_keep: int = Field(
+        default=2,
+        ge=1,
+        description="Best checkpoints Ray Train keeps while a round trains (the latest one "
+        "too, to resume after a worker failure).",
+    )
+    keep_checkpoints: bool = Field(
+        default=False,
+        description="Keep Ray Train's checkpoints (train/) after the round's training; by "
+        "default only the exported best model (best/) stays on disk.",
+    )
+
+    @field_validator("keep_checkpoints", mode="before")
+    @classmethod
+    def _keep_is_a_switch(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool) and value not in (0, 1):
+            raise ValueError(
+                f"{value} is not true/false: keep_checkpoints now says whether Ray Train's "
+                "checkpoints stay after training; how many it keeps while training is "
+                "training.checkpoints_to_keep"
+            )
+        return value
 
     @field_validator("label_smoothing", mode="before")
     @classmethod

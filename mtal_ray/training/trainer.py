@@ -13,12 +13,16 @@ workers need: give it ``num_cpus=0`` or a fraction).
 
 The run directory is ``output_dir/train`` (a fixed name): calling :func:`train_model`
 again with the same ``output_dir`` resumes that run from its latest checkpoint, which is
-how a killed driver continues; use a fresh ``output_dir`` for a new training run.
+how a killed driver continues; use a fresh ``output_dir`` for a new training run. Once
+the best checkpoint is exported, ``output_dir/train`` (Ray Train's checkpoints, each the
+size of the model plus its optimizer state) is deleted unless ``training.keep_checkpoints``:
+a finished round keeps ``best/`` only.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +148,8 @@ def train_model(
         The ``model`` and ``training`` config sections. With ``training.epochs`` the step
         budget follows ``train``'s size (:meth:`TrainingConfig.for_rows`).
     output_dir
-        Run directory (Ray Train storage under ``train/``, best checkpoint in ``best/``).
+        Run directory (Ray Train storage under ``train/``, deleted after the export unless
+        ``training.keep_checkpoints``; the best checkpoint in ``best/``).
     test
         Optional table scored with the best checkpoint.
     fault_at_step
@@ -186,7 +191,7 @@ def train_model(
             storage_path=str(output_dir),
             failure_config=FailureConfig(max_failures=training_cfg.max_failures),
             checkpoint_config=CheckpointConfig(
-                num_to_keep=training_cfg.keep_checkpoints,
+                num_to_keep=training_cfg.checkpoints_to_keep,
                 checkpoint_score_attribute="dev_select",  # floored geo-mean (loop.py)
                 checkpoint_score_order="max",
             ),
@@ -203,6 +208,8 @@ def train_model(
     last_metrics = result.metrics or best_metrics
     with best.as_directory() as directory:
         best_dir = export_inference_checkpoint(directory, output_dir / BEST_DIR)
+    if not training_cfg.keep_checkpoints:  # the exported model is all scoring/annotation need
+        shutil.rmtree(output_dir / RUN_NAME, ignore_errors=True)
 
     loaded = load_checkpoint(best_dir)
     dev_metrics, dev_gmean = evaluate(loaded.model, loaded.collator, dev)
