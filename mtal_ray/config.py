@@ -184,6 +184,19 @@ class TrackingConfig(Section):
         None, description="where new experiments store artifacts; default <run_dir>/../mlartifacts"
     )
     enabled: bool = True
+    log_models: Literal["none", "final", "rounds"] = Field(
+        "final",
+        description="log the trained model to MLflow (pyfunc): none, the final one, every round's",
+    )
+    register_model: str | None = Field(
+        None, description="register the final logged model under this Model Registry name"
+    )
+
+    @model_validator(mode="after")
+    def _registered_is_logged(self) -> TrackingConfig:
+        if self.register_model is not None and self.log_models == "none":
+            raise ValueError("register_model needs a logged model: set log_models to final")
+        return self
 
     @field_validator("experiment")
     @classmethod

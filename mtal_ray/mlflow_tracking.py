@@ -19,6 +19,11 @@ from typing import Any
 from mtal_ray.redact import redact_uri
 
 PARENT_TAG = "mlflow.parentRunId"
+#: The experiment tag from which the MLflow UI decides what an experiment opens on.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: Where an environment variable can name the entry point of a run started in another process.
+ENTRY_POINT_ENV = "MTAL_RAY_ENTRY_POINT"
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -83,7 +88,9 @@ class MlflowTarget:
             return found.experiment_id
         try:
             return client.create_experiment(
-                self.experiment, artifact_location=self.artifact_location
+                self.experiment,
+                artifact_location=self.artifact_location,
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
             )
         except Exception:  # created concurrently by another process
             found = client.get_experiment_by_name(self.experiment)
@@ -180,3 +187,102 @@ def log_artifacts(
 def run_info(target: MlflowTarget, run_id: str) -> Any:
     """The MLflow run (for checks and tests)."""
     return target.client().get_run(run_id)
+
+
+def entry_point() -> str:
+    """The program that started this run: ``$MTAL_RAY_ENTRY_POINT`` when a launcher set it
+    (a Ray worker's own ``argv[0]`` says nothing), else ``sys.argv[0]``."""
+    import os
+    import sys
+
+    named = os.environ.get(ENTRY_POINT_ENV)
+    if named:
+        return named
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "mtal_ray"
+    if "ray/_private" in argv0.replace("\\", "/") or argv0.endswith("default_worker.py"):
+        return "mtal_ray.launch"
+    return str(Path(argv0).resolve()) if Path(argv0).exists() else argv0
+
+
+def code_version() -> str | None:
+    """The git commit of the checkout holding the ``mtal_ray`` code, if it is one."""
+    import subprocess
+
+    code = Path(__file__).resolve().parent
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(code), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = found.stdout.strip()
+    return commit if found.returncode == 0 and len(commit) == 40 else None
+
+
+def source_tags(name: str | None = None) -> dict[str, str]:
+    """MLflow's standard source tags: entry point, source type, git commit when known."""
+    from mlflow.entities import SourceType
+    from mlflow.utils.mlflow_tags import (
+        MLFLOW_GIT_COMMIT,
+        MLFLOW_SOURCE_NAME,
+        MLFLOW_SOURCE_TYPE,
+    )
+
+    tags = {
+        MLFLOW_SOURCE_NAME: name or entry_point(),
+        MLFLOW_SOURCE_TYPE: SourceType.to_string(SourceType.LOCAL),
+    }
+    commit = code_version()
+    if commit:
+        tags[MLFLOW_GIT_COMMIT] = commit
+    return tags
+
+
+def log_datasets(
+    target: MlflowTarget,
+    run_id: str | None,
+    datasets: list[tuple[Any, str]],
+) -> None:
+    """Log dataset inputs: ``(summary, context)`` pairs, each summary with ``name``,
+    ``digest``, ``source`` and ``profile()`` (:class:`mtal_ray.data.lineage.SplitSummary`).
+
+    Each becomes an MLflow dataset (source type ``local``) tagged with its context
+    (``mlflow.data.context``), the runs table's Dataset column.
+    """
+    if not target.enabled or run_id is None or not datasets:
+        return
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    inputs = [
+        DatasetInput(
+            Dataset(
+                name=summary.name,
+                digest=summary.digest,
+                source_type="local",
+                source=json.dumps({"uri": summary.source}),
+                schema=None,
+                profile=json.dumps(summary.profile()),
+            ),
+            tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)],
+        )
+        for summary, context in datasets
+    ]
+    target.client().log_inputs(run_id, datasets=inputs)
+
+
+def log_table(
+    target: MlflowTarget, run_id: str | None, rows: list[dict[str, Any]], artifact_file: str
+) -> None:
+    """Log ``rows`` as an MLflow table artifact (a JSON table the UI shows as a grid)."""
+    if not target.enabled or run_id is None or not rows:
+        return
+    import pandas as pd
+
+    target.client().log_table(run_id, pd.DataFrame(rows), artifact_file)

@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mtal_ray.cli.selection",
     "mtal_ray.cli.training",
     "mtal_ray.cli.status",
+    "mtal_ray.cli.predict",
 )
 
 

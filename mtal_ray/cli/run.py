@@ -10,6 +10,7 @@ alias of :func:`main`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,7 +97,12 @@ def run_loop(config: Any, run_dir: Path, base_dir: Path, *, local: bool = False)
 
 
 def _run_loop(config: Any, run_dir: Path, base_dir: Path, *, local: bool) -> int:
+    from mtal_ray.mlflow_tracking import ENTRY_POINT_ENV, entry_point
+
     warn_if_ephemeral("run directory", run_dir)
+    # The MLflow run's source is this command, also when the loop runs in a Ray worker
+    # (workers of a Ray started here inherit the variable).
+    os.environ.setdefault(ENTRY_POINT_ENV, entry_point())
     if local:
         from mtal_ray.driver.loop import ActiveLearningLoop
 

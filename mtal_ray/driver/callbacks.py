@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mtal_ray.data.lineage import SplitSummary
     from mtal_ray.driver.state import LoopState, RoundRecord, Step
 
 
@@ -38,6 +39,8 @@ class RunInfo:
     warnings: list[str] = field(default_factory=list)
     #: Facts of the run beside its config, for the tracking store's params.
     params: dict[str, Any] = field(default_factory=dict)
+    #: The splits the run reads (name, source, rows, digest), for dataset lineage.
+    datasets: list[SplitSummary] = field(default_factory=list)
 
 
 @dataclass

@@ -29,11 +29,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mtal_ray.data import Corpus, load_corpus, make_al_split, make_synthetic_corpus, take_ids
+from mtal_ray.data.lineage import summarize_run_data
 from mtal_ray.data.schema import TASK_COLUMNS
 from mtal_ray.data.splits import sample_rows
 from mtal_ray.data.vocab import label_counts
 from mtal_ray.driver.annotation import (
     LABELS_FILE,
+    annotation_seconds,
     imported_annotations,
     mask_tasks,
     with_dependencies,
@@ -280,6 +282,7 @@ class ActiveLearningLoop:
         if line:
             run.warnings.append(line)
         run.params.update(data.corpus.report_params())
+        run.datasets = summarize_run_data(data, state, self.cfg.data)
         return run, data
 
     @staticmethod

@@ -13,7 +13,16 @@ from typing import Any
 
 from mtal_ray.driver.callbacks import LoopCallback, RunInfo, RunOutcome, StepReport
 from mtal_ray.driver.state import Step
-from mtal_ray.mlflow_tracking import MlflowTarget, log_artifacts, log_metrics, set_status, start_run
+from mtal_ray.mlflow_tracking import (
+    MlflowTarget,
+    log_artifacts,
+    log_datasets,
+    log_metrics,
+    log_table,
+    set_status,
+    source_tags,
+    start_run,
+)
 
 log = logging.getLogger("mtal_ray.driver")
 
@@ -101,30 +110,112 @@ class MlflowCallback(LoopCallback):
         self.run_id: str | None = None
 
     def on_run_start(self, run: RunInfo) -> None:
+        new = run.state.mlflow_run_id is None
         self.run_id = start_run(
             self.target,
             run.state.mlflow_run_id,
             self.run_name or run.run_dir.name,
             {**run.config.model_dump(mode="json"), **run.params},
-            self.tags,
+            {**source_tags(), **self.tags},
             parent_id=self.parent_run_id,
         )
         if self.run_id is not None:
             run.state.mlflow_run_id = self.run_id
+            if new:  # a reopened run has its splits already
+                log_datasets(self.target, self.run_id, [(d, d.context) for d in run.datasets])
 
     def on_step_end(self, run: RunInfo, report: StepReport) -> None:
         if report.metrics:
             log_metrics(self.target, self.run_id, report.metrics, step=report.iteration)
         for path, folder in report.artifacts:
             log_artifacts(self.target, self.run_id, [path], folder)
+        if self.run_id is None:
+            return
+        if report.step == Step.TRAIN:
+            self._log_labeled_set(run, report.iteration)
+            last = report.iteration + 1 >= run.state.iterations
+            if run.config.tracking.log_models == "rounds" and not last:
+                self._log_model(run, report.iteration, f"round_{report.iteration}")
+        elif report.step == Step.SELECT:
+            self._log_round_tables(run, report.iteration)
 
     def on_run_end(self, run: RunInfo, outcome: RunOutcome) -> None:
         if outcome.status == "awaiting_annotation":
             return  # the run goes on after the import
         for path, folder in outcome.artifacts:
             log_artifacts(self.target, self.run_id, [path], folder)
+        tracking = run.config.tracking
+        if outcome.status == "finished" and tracking.log_models != "none" and run.state.rounds:
+            self._log_model(
+                run, run.state.rounds[-1].iteration, "model", registered=tracking.register_model
+            )
         status = "FAILED" if outcome.status == "failed" else "FINISHED"
         set_status(self.target, self.run_id, status)
+
+    # ------------------------------------------------------------ lineage
+    def _log_labeled_set(self, run: RunInfo, iteration: int) -> None:
+        """The labeled set a round trained on, as a dataset input (context ``labeled``)."""
+        from mtal_ray.data.lineage import LabeledSet, labeled_summary
+
+        corpus = run.datasets[0].name.split("/")[0] if run.datasets else run.run_dir.name
+        labeled = LabeledSet(
+            name=f"{corpus}/labeled-round-{iteration}",
+            source=str(run.run_dir / "state.json"),
+            summary={"round": iteration, **labeled_summary(run.state.labeled)},
+        )
+        log_datasets(self.target, self.run_id, [(labeled, "labeled")])
+
+    def _log_round_tables(self, run: RunInfo, iteration: int) -> None:
+        """The round's confidence summary per task and its selection, as MLflow tables."""
+        from mtal_ray.driver.round_tables import confidence_summary, selection_rows
+
+        record = run.state.round(iteration)
+        if record.confidence_table is None or not Path(record.confidence_table).exists():
+            return
+        folder = f"rounds/round_{iteration}"
+        log_table(
+            self.target,
+            self.run_id,
+            confidence_summary(record.confidence_table, record.selection),
+            f"{folder}/confidence_summary.json",
+        )
+        if record.selection is not None:
+            log_table(
+                self.target,
+                self.run_id,
+                selection_rows(record.confidence_table, record.selection),
+                f"{folder}/selection_table.json",
+            )
+
+    def _log_model(
+        self, run: RunInfo, iteration: int, name: str, registered: str | None = None
+    ) -> None:
+        """Log the round's exported model as an MLflow pyfunc model (see
+        :mod:`mtal_ray.mlflow_model`); a failure is logged, not raised: the run's results
+        are safe in the run directory whatever happens to the tracking store."""
+        checkpoint = run.state.round(iteration).checkpoint
+        if checkpoint is None or self.run_id is None:
+            return
+        examples = next((d.examples for d in run.datasets if d.context == "test"), None)
+        examples = examples or next((d.examples for d in run.datasets if d.examples), [])
+        try:
+            from mtal_ray.mlflow_model import log_checkpoint_model, logged_model_id
+
+            if logged_model_id(self.target.tracking_uri, self.run_id, name, iteration):
+                return  # logged by an earlier launch of this run
+            info = log_checkpoint_model(
+                self.target.tracking_uri,
+                self.run_id,
+                checkpoint,
+                name=name,
+                examples=examples,
+                step=iteration,
+                registered_name=registered,
+                tags={"mtal.round": str(iteration), "mtal.run_dir": str(run.run_dir)},
+            )
+            log.info("logged the %s model of round %d: %s", name, iteration, info.model_uri)
+        except Exception as err:  # tracking must not fail a finished run
+            log.warning("could not log model %s of round %d to MLflow: %s", name, iteration, err)
 
 
 class PrometheusCallback(LoopCallback):

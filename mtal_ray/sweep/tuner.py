@@ -11,6 +11,7 @@ in the same directory, and trials whose parameters did not change are found agai
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import time
 from pathlib import Path
@@ -18,7 +19,17 @@ from typing import Any
 
 from mtal_ray.config import apply_overrides, read_yaml, validate
 from mtal_ray.errors import ConfigError, MtalError, user_error
-from mtal_ray.mlflow_tracking import MlflowTarget, log_artifacts, log_metrics, set_status, start_run
+from mtal_ray.mlflow_tracking import (
+    ENTRY_POINT_ENV,
+    MlflowTarget,
+    entry_point,
+    log_artifacts,
+    log_metrics,
+    log_table,
+    set_status,
+    source_tags,
+    start_run,
+)
 from mtal_ray.ray_session import warn_if_ephemeral
 from mtal_ray.run_lock import LOCK_FILE, clear_directory, locked
 from mtal_ray.sweep.config import SweepConfig
@@ -216,7 +227,12 @@ def _run_sweep(
         info.get("parent_run_id"),
         name,
         raw,
-        {"sweep.name": name, "sweep.dir": str(sweep_dir), "sweep.trials": str(len(trials))},
+        {
+            "sweep.name": name,
+            "sweep.dir": str(sweep_dir),
+            "sweep.trials": str(len(trials)),
+            **source_tags(),
+        },
     )
     info = {
         "name": name,
@@ -246,6 +262,7 @@ def _run_sweep(
     started = time.perf_counter()
     from mtal_ray.ray_session import ensure_ray
 
+    os.environ.setdefault(ENTRY_POINT_ENV, entry_point())  # trials' source tag (local Ray)
     started_ray = ensure_ray()
     try:
         cpus = float(ray_cluster_cpus())
@@ -276,6 +293,7 @@ def _run_sweep(
         },
     )
     log_artifacts(target, parent, written)
+    log_report(target, parent, sweep_dir)
     set_status(
         target,
         parent,
@@ -285,6 +303,23 @@ def _run_sweep(
     print((sweep_dir / "report.md").read_text(encoding="utf-8"))
     print(f"sweep {name}: {len(trials)} trials, {failed} failed, {seconds:.0f}s; see {sweep_dir}")
     return 1 if failed else 0
+
+
+def log_report(target: MlflowTarget, parent: str | None, sweep_dir: Path) -> None:
+    """The comparison report on the sweep's run: ``report.csv`` as an MLflow table
+    (``sweep_report.json``) and ``report.md`` as the run's description (its overview page)."""
+    import csv
+
+    if parent is None or not target.enabled:
+        return
+    table = sweep_dir / "report.csv"
+    if table.exists():
+        with table.open(encoding="utf-8", newline="") as handle:
+            log_table(target, parent, list(csv.DictReader(handle)), "sweep_report.json")
+    report = sweep_dir / "report.md"
+    if report.exists():
+        text = report.read_text(encoding="utf-8")
+        target.client().set_tag(parent, "mlflow.note.content", text[:60000])
 
 
 def _loaded(sweep_dir: Path) -> list[Any]:
