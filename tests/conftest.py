@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,16 +29,40 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """The address of ONE local 2-CPU Ray head shared by the whole test session.
+
+    A local Ray start costs 10-20 s on a loaded 2-core machine; tests that only need *a*
+    Ray join this head instead: in process (:func:`ray_session`) or in a subprocess with
+    ``RAY_ADDRESS`` set to it (:func:`mtal_ray.ray_session.ensure_ray` joins it).
+    Tests of Ray's own start-up and teardown (``kill -9`` of a launcher that must take its
+    Ray with it, a head with a dashboard) keep a Ray of their own. Started on first use.
+    """
+    pytest.importorskip("ray")
+    from ray_head import start_head, stop_head
+
+    temp_dir = Path(f"/tmp/mtal_shared_{os.getpid()}")  # short: Unix socket paths
+    address = start_head(temp_dir, num_cpus=2)
+    try:
+        yield address
+    finally:
+        stop_head(temp_dir)
+
+
 @pytest.fixture(scope="module")
-def ray_session():
-    """A private 2-CPU local Ray for one test module (shut down after it)."""
+def ray_session(ray_address: str):
+    """Ray in this process, joined to the session's shared head (disconnected after the
+    module)."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(address=ray_address, log_to_driver=False)
     yield ray
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny random BERT encoder on disk (fast stand-in for MiniLM in Ray tests)."""
     from mtal_ray.models.tiny import make_tiny_encoder

@@ -111,10 +111,10 @@ TINY_SWEEP = [
 ]
 
 
-def test_al_loop_and_sweep_run_both_schemes(encoder: str, tmp_path: Path):
+def test_al_loop_and_sweep_run_both_schemes(encoder: str, tmp_path: Path, ray_address: str):
     sweep_dir = tmp_path / "sweep"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    env.pop("RAY_ADDRESS", None)
+    # on the session's shared Ray (mtal_ray.ray_session.ensure_ray joins RAY_ADDRESS)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", RAY_ADDRESS=ray_address)
     command = [
         sys.executable, "-m", "mtal_ray.cli", "sweep",
         "--config", str(REPO / "configs" / "sweep_quickstart.yaml"),

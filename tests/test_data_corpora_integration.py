@@ -106,7 +106,8 @@ def experiment(folder: Path, encoder: str, data: dict, tasks: list[str]) -> Path
     return path
 
 
-def launch(config: Path, run_dir: Path) -> str:
+def launch(config: Path, run_dir: Path, ray_address: str) -> str:
+    """``python -m mtal_ray.launch`` on the session's shared Ray."""
     proc = subprocess.run(
         [
             sys.executable,
@@ -118,7 +119,7 @@ def launch(config: Path, run_dir: Path) -> str:
             str(run_dir),
         ],
         cwd=REPO,
-        env=os.environ.copy(),
+        env={**os.environ, "RAY_ADDRESS": ray_address},
         capture_output=True,
         text=True,
         timeout=900,
@@ -128,7 +129,7 @@ def launch(config: Path, run_dir: Path) -> str:
     return out
 
 
-def test_al_loop_runs_on_a_conll2003_file(tmp_path, encoder):
+def test_al_loop_runs_on_a_conll2003_file(tmp_path, encoder, ray_address):
     corpus = tmp_path / "conll2003"
     corpus.mkdir()
     for split, n, seed in (("train", 40, 0), ("dev", 10, 1), ("test", 10, 2)):
@@ -136,20 +137,20 @@ def test_al_loop_runs_on_a_conll2003_file(tmp_path, encoder):
     text = (corpus / "train.txt").read_text()
     assert format_conll(read_conll(corpus / "train.txt")) == text  # byte for byte
     config = experiment(tmp_path, encoder, {"path": str(corpus)}, ["ner"])
-    out = launch(config, tmp_path / "run")
+    out = launch(config, tmp_path / "run", ray_address)
     assert "finished 2 iterations" in out
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert len(state["labeled"]["ner"]) == 8 + 4
 
 
-def test_nested_entities_train_end_to_end_with_keep_longest(tmp_path, encoder):
+def test_nested_entities_train_end_to_end_with_keep_longest(tmp_path, encoder, ray_address):
     corpus = tmp_path / "scierc"
     corpus.mkdir()
     for split, n, seed in (("train", 36, 0), ("dev", 9, 1), ("test", 9, 2)):
         (corpus / f"{split}.json").write_text(nested_jsonl(n, seed))
     data = {"path": str(corpus), "overlapping_entities": "keep-longest"}
     config = experiment(tmp_path, encoder, data, ["ner", "re"])
-    out = launch(config, tmp_path / "run")
+    out = launch(config, tmp_path / "run", ray_address)
     assert "finished 2 iterations" in out
     # One warning line in the run log with the counts per split ...
     warning = [line for line in out.splitlines() if "read leniently" in line]

@@ -44,8 +44,8 @@ def tiny_config(shared_data: Path, folder: Path, **extra: object) -> Path:
         "training": {
             "num_workers": 1,
             "batch_size": 8,
-            "max_steps": 12,
-            "eval_every": 6,
+            "max_steps": 6,  # two evaluations per round: enough for a best checkpoint
+            "eval_every": 3,
             "patience": 2,
         },
         "scoring": {"k": 2, "concurrency": 1, "cpus_per_actor": 0.5, "batch_size": 16},
@@ -111,12 +111,12 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float = 600) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(shared_data, tmp_path_factory):
-    """One uninterrupted run; the kill tests compare against it."""
+def reference(shared_data, tmp_path_factory, ray_address):
+    """One uninterrupted run (on the session's shared Ray); the kill tests compare against it."""
     folder = tmp_path_factory.mktemp("reference")
     config = tiny_config(shared_data, folder)
     run_dir = folder / "run"
-    out = finish(launch(config, run_dir))
+    out = finish(launch(config, run_dir, env={"RAY_ADDRESS": ray_address}))
     return config, run_dir, out
 
 
@@ -143,9 +143,11 @@ def test_uninterrupted_run_tracks_everything(reference):
     assert {"learning_curve.png", "summary.json", "rounds"} <= artifacts
 
 
-def test_kill_9_then_relaunch_gives_the_same_labeled_set(reference, tmp_path):
+def test_kill_9_then_relaunch_gives_the_same_labeled_set(reference, tmp_path, ray_address):
     config, ref_dir, _ = reference
     run_dir = tmp_path / "run"
+    # Steps 1 and 2 start a local Ray of their own (no RAY_ADDRESS): kill -9 of the
+    # launcher's process group must take the driver actor and its workers down with it.
     # 1. kill -9 while the Ray Data actors score the pool of round 0: after the first
     #    scored batches arrived, before the last (the pool is 4 batches of 16).
     proc = launch(config, run_dir, env={"MTAL_RAY_PAUSE_AT": "mid_score:0"})
@@ -160,8 +162,9 @@ def test_kill_9_then_relaunch_gives_the_same_labeled_set(reference, tmp_path):
     kill_group(proc)
     assert state_of(run_dir)["step"] == "select"  # the update never happened
     (run_dir / ".paused").unlink()
-    # 3. Relaunch to the end: the same labeled set and pool as the uninterrupted run.
-    out = finish(launch(config, run_dir))
+    # 3. Relaunch to the end (on the shared Ray: nothing is killed any more): the same
+    #    labeled set and pool as the uninterrupted run.
+    out = finish(launch(config, run_dir, env={"RAY_ADDRESS": ray_address}))
     assert "resuming" in out
     resumed, ref = state_of(run_dir), state_of(ref_dir)
     assert resumed["step"] == "done"
@@ -171,10 +174,11 @@ def test_kill_9_then_relaunch_gives_the_same_labeled_set(reference, tmp_path):
     assert selection == json.loads((ref_dir / "rounds" / "round_0" / "selection.json").read_text())
 
 
-def test_human_annotation_round_trip(shared_data, tmp_path):
+def test_human_annotation_round_trip(shared_data, tmp_path, ray_address):
     config = tiny_config(shared_data, tmp_path, annotation__mode="human")
     run_dir = tmp_path / "run"
-    out = finish(launch(config, run_dir))
+    shared_ray = {**os.environ, "RAY_ADDRESS": ray_address}
+    out = finish(launch(config, run_dir, env=shared_ray))
     assert "wait for annotation" in out and "mtal-ray import" in out
     state_before = (run_dir / "state.json").read_text()
     batch_dir = run_dir / "annotation" / "round_0"
@@ -217,7 +221,9 @@ def test_human_annotation_round_trip(shared_data, tmp_path):
     (returned / "seq.out").write_text("\n".join(lines))
     # A valid import stores the batch and resumes the run to its end (the last round of
     # this 2-iteration run selects nothing more, so no new batch waits).
-    ok = subprocess.run(cli, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    ok = subprocess.run(
+        cli, cwd=tmp_path, env=shared_ray, capture_output=True, text=True, timeout=600
+    )
     assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
     assert "imported 8 annotated sentences for round 0" in ok.stdout
     assert "finished 2 iterations" in ok.stdout

@@ -34,8 +34,10 @@ def test_cli_errors_exit_2_without_output(tmp_path, capsys) -> None:  # type: ig
 
 
 @pytest.mark.integration
-def test_score_command_end_to_end(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_score_command_end_to_end(tmp_path, capsys, monkeypatch, ray_address) -> None:  # type: ignore[no-untyped-def]
     import torch
+
+    monkeypatch.setenv("RAY_ADDRESS", ray_address)  # joins the session's shared Ray
 
     from mtal_ray.data.synthetic import make_synthetic_corpus, write_synthetic_corpus
     from mtal_ray.data.vocab import build_vocabs

@@ -106,10 +106,9 @@ def in_process(checkpoint: Path, pool: pa.Table) -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():  # type: ignore[no-untyped-def]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+def ray_cluster(ray_session):  # type: ignore[no-untyped-def]
+    """This process joined to the session's shared 2-CPU Ray (conftest)."""
+    return ray_session
 
 
 def test_two_actors_uneven_batches_every_id_once(  # type: ignore[no-untyped-def]
