@@ -292,7 +292,7 @@ def test_predict_command_round_trips_a_corpus(tracked_run, tmp_path: Path) -> No
         written = load_corpus(out)
         (table,) = written.splits.values()
         assert written.format == "slu"
-        assert table.column("id").to_pylist() == expected.column("id").to_pylist()
+        assert table.num_rows == expected.num_rows  # slu files carry no ids: rows in order
         assert table.column("tokens").to_pylist() == expected.column("tokens").to_pylist()
         assert table.column("sf.tags").to_pylist() == expected.column("sf.tags").to_pylist()
         assert table.column("id.label").to_pylist() == expected.column("id.label").to_pylist()
