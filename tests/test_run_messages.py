@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,11 @@ def test_a_trial_reports_one_result_per_iteration(tmp_path: Path, fake_ports: No
     reports: list[dict] = []
     final = run_trial({"seed": 0}, context, report=reports.append)
     assert [r["iteration"] for r in reports] == [0, 1, 2]  # Tune: "after 3 iterations"
-    assert reports[-1]["done"] is True and "done" not in reports[0]
+    # no ``done`` while the loop runs: Tune would stop the trainable there, before the loop
+    # writes summary.json and the trial is recorded as finished
+    assert all("done" not in r for r in reports)
+    record = json.loads(next((tmp_path / "sweep").rglob("trial.json")).read_text())
+    assert record["status"] == "finished"
     assert final["iteration"] == 2
     # a finished trial run again reports the same 3 results
     again: list[dict] = []

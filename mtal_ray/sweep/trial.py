@@ -104,7 +104,10 @@ class TrialCallback(LoopCallback):
         metrics = {f"dev.{t}": v for t, v in record.dev.items()}
         metrics.update({f"test.{t}": v for t, v in record.test.items()})
         result = {"iteration": record.iteration, "labeled": record.n_labeled.get("total", 0)}
-        self.report({**result, **metrics, **({"done": True} if last else {})})
+        # never ``done`` here: Tune stops a function trainable at a ``done`` report, before
+        # the loop writes summary.json and run_trial records the trial as finished
+        del last
+        self.report({**result, **metrics})
 
     def on_run_start(self, run: RunInfo) -> None:
         self.record.tasks = list(run.tasks)
