@@ -36,6 +36,7 @@ __all__ = [
     "AnnotationConfig",
     "DataConfig",
     "ExperimentConfig",
+    "LabelStudioConfig",
     "Section",
     "SeedPurpose",
     "SyntheticDataConfig",
@@ -256,12 +257,42 @@ class ALConfig(Section):
         return [value] if isinstance(value, dict | StoppingConfig) else value
 
 
+class LabelStudioConfig(Section):
+    """Where a ``label-studio`` campaign lives; the API token is read from ``token_env``."""
+
+    section = "annotation.label_studio"
+
+    url: str = Field("http://127.0.0.1:8080", description="the Label Studio server")
+    project: str | int | None = Field(
+        None, description="project title (created if absent) or id; default: the run's name"
+    )
+    token_env: str = Field(
+        "LABEL_STUDIO_API_KEY",
+        description="environment variable holding the API token (never put it in a config)",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+
 class AnnotationConfig(Section):
-    """Who annotates: the ``oracle`` (simulation) or people (``human``: export / import)."""
+    """Who annotates: the ``oracle`` (simulation) or people (``human``: export / import;
+    ``label-studio``: tasks in a Label Studio project, pulled back by ``mtal-ray import
+    --from label-studio`` or by polling)."""
 
     section = "annotation"
 
-    mode: Literal["oracle", "human"] = "oracle"
+    mode: Literal["oracle", "human", "label-studio"] = "oracle"
+    label_studio: LabelStudioConfig = Field(default_factory=LabelStudioConfig)
+    wait: Literal["stop", "poll"] = Field(
+        "stop",
+        description="label-studio: stop and wait for mtal-ray import, or poll until done",
+    )
+    poll_seconds: float = Field(30.0, gt=0, description="label-studio: seconds between polls")
 
 
 #: What a per-round seed is for (:meth:`ExperimentConfig.seed_for`).

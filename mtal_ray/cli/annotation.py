@@ -34,15 +34,23 @@ def _import_locked(args: argparse.Namespace, run_dir: Path) -> int:
             f"{run_dir}: no batch is waiting for annotation (iteration {state.iteration}, "
             f"next step {state.step})"
         )
-    read_manifest(run_dir, state.iteration)
-    accepted: dict[str, dict[str, int]] = {}
-    table = import_annotations(
-        run_dir,
-        state.iteration,
-        [Path(f) for f in args.files],
-        allow_new_labels=args.allow_new_labels,
-        new_labels=accepted,
-    )
+    source = getattr(args, "source", "files")
+    if source == "label-studio":
+        if args.files:
+            raise MtalError("mtal-ray import --from label-studio takes no files")
+        table, accepted = _pull_label_studio(args, run_dir, state.iteration)
+    else:
+        if not args.files:
+            raise MtalError("give the annotated file(s) to import (or --from label-studio)")
+        read_manifest(run_dir, state.iteration)
+        accepted = {}
+        table = import_annotations(
+            run_dir,
+            state.iteration,
+            [Path(f) for f in args.files],
+            allow_new_labels=args.allow_new_labels,
+            new_labels=accepted,
+        )
     for task, labels in accepted.items():
         listed = ", ".join(f"{label} ({count})" for label, count in labels.items())
         print(f"accepted {task} labels not in the training label set: {listed}")
@@ -57,6 +65,30 @@ def _import_locked(args: argparse.Namespace, run_dir: Path) -> int:
     config, base_dir = stored_experiment(run_dir)
     print(f"resuming {run_dir}")
     return run_loop(config, run_dir, base_dir, local=args.local)
+
+
+def _pull_label_studio(
+    args: argparse.Namespace, run_dir: Path, iteration: int
+) -> tuple[Any, dict[str, dict[str, int]]]:
+    """The round's completed Label Studio tasks, validated and stored (or one error)."""
+    from mtal_ray.label_studio.annotator import pull_round
+    from mtal_ray.label_studio.client import client_from_config
+
+    config, _ = stored_experiment(run_dir)
+    if config.annotation.mode != "label-studio":
+        raise MtalError(
+            f"{run_dir}: this run annotates with annotation.mode={config.annotation.mode}, "
+            "not label-studio"
+        )
+    client = client_from_config(config.annotation.label_studio)
+    status = pull_round(client, run_dir, iteration, allow_new_labels=args.allow_new_labels)
+    if status.imported is None:
+        raise MtalError(
+            f"{status.line} in Label Studio ({status.project_url}); nothing imported — "
+            "import again when every sentence is annotated"
+        )
+    print(f"{status.line} in Label Studio ({status.project_url})")
+    return status.imported, status.new_labels
 
 
 def stored_experiment(run_dir: Path) -> tuple[Any, Path]:
@@ -87,7 +119,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "import", help="validate a human-annotated batch, store it and resume the run"
     )
     imp.add_argument("run_dir", help="the run directory waiting for annotation")
-    imp.add_argument("files", nargs="+", help="the annotated file(s) (or split folder for slu)")
+    imp.add_argument("files", nargs="*", help="the annotated file(s) (or split folder for slu)")
+    imp.add_argument(
+        "--from",
+        dest="source",
+        choices=("files", "label-studio"),
+        default="files",
+        help="where the annotation is: the files given (default) or the run's Label Studio "
+        "project (annotation.mode=label-studio; imports only a complete round)",
+    )
     imp.add_argument(
         "--no-resume", action="store_true", help="only validate and store; relaunch later"
     )

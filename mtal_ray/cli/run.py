@@ -100,6 +100,10 @@ def _run_loop(config: Any, run_dir: Path, base_dir: Path, *, local: bool) -> int
     from mtal_ray.mlflow_tracking import ENTRY_POINT_ENV, entry_point
 
     warn_if_ephemeral("run directory", run_dir)
+    if config.annotation.mode == "label-studio":  # token and server, before Ray starts
+        from mtal_ray.label_studio.annotator import check_label_studio
+
+        check_label_studio(config)
     # The MLflow run's source is this command, also when the loop runs in a Ray worker
     # (workers of a Ray started here inherit the variable).
     os.environ.setdefault(ENTRY_POINT_ENV, entry_point())

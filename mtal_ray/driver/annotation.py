@@ -17,6 +17,7 @@ Annotating ``re`` implies annotating ``ner`` (relations are defined over the ent
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,10 @@ from mtal_ray.data.atomic import atomic_path, atomic_write_text
 from mtal_ray.data.conll import RAW_COLUMN as CONLL_RAW
 from mtal_ray.data.conll import row_lines as conll_row_lines
 from mtal_ray.data.conll import table_columns
+from mtal_ray.data.conllu import tree_problem
 from mtal_ray.data.schema import TASK_COLUMNS, annotated_mask
 from mtal_ray.data.slu import TASK_FILES as SLU_TASK_FILES
+from mtal_ray.data.spans import bio_errors
 from mtal_ray.data.vocab import label_counts
 from mtal_ray.errors import DataFormatError, MtalError
 from mtal_ray.taskspec import with_dependencies as with_dependencies  # re-exported
@@ -211,23 +214,10 @@ def import_annotations(
     manifest = read_manifest(run_dir, iteration)
     fmt = manifest["format"]
     expected: list[str] = manifest["ids"]
-    tasks_per_id: dict[str, list[str]] = manifest["tasks"]
     columns = manifest.get("columns")
     known = labels if labels is not None else training_labels(run_dir, iteration)
     accepted: dict[str, dict[str, int]] = {}
-    exported = load_corpus(
-        round_dir(run_dir, iteration) / manifest["file"], fmt, columns=columns
-    ).splits
-    exported_table = next(iter(exported.values()))
-    if fmt in _POSITIONAL:  # no ids in the files: rows follow the manifest's order
-        exported_table = exported_table.set_column(0, "id", pa.array(expected, pa.string()))
-    exported_tokens = dict(
-        zip(
-            exported_table.column("id").to_pylist(),
-            exported_table.column("tokens").to_pylist(),
-            strict=True,
-        )
-    )
+    exported_tokens = _exported_tokens(run_dir, iteration, manifest)
     if not files:
         raise MtalError("give the annotated file(s) to import")
     tables: list[pa.Table] = []
@@ -244,49 +234,194 @@ def import_annotations(
                         file, None, f"{table.num_rows} utterances, the batch has {len(expected)}"
                     )
                 table = table.set_column(0, "id", pa.array(expected, pa.string()))
-            for i, (sid, tokens) in enumerate(
-                zip(table.column("id").to_pylist(), table.column("tokens").to_pylist(), strict=True)
-            ):
-                if sid not in exported_tokens:
-                    raise DataFormatError(file, lines[i], f"sentence {sid!r} is not in this batch")
-                if sid in seen:
-                    raise DataFormatError(
-                        file, lines[i], f"sentence {sid!r} given twice (also {seen[sid][0]})"
-                    )
-                if tokens != exported_tokens[sid]:
-                    raise DataFormatError(
-                        file, lines[i], f"sentence {sid!r}: the words differ from the exported ones"
-                    )
-                seen[sid] = (file, lines[i])
-            requested = {t for ts in tasks_per_id.values() for t in ts}
-            for task in [t for t in TASK_COLUMNS if t in requested]:
-                annotated = annotated_mask(table, task)
-                for i, sid in enumerate(table.column("id").to_pylist()):
-                    if task in tasks_per_id.get(sid, []) and not annotated[i]:
-                        where = file
-                        if fmt == "slu":
-                            where = file / SLU_TASK_FILES[task]
-                        raise DataFormatError(
-                            where, lines[i], f"sentence {sid!r} is not annotated for task {task!r}"
-                        )
-            if known is not None:
-                ordered = [t for t in TASK_COLUMNS if t in requested]
-                for task, found in _new_labels(table, ordered, known).items():
-                    for label, (sid, row, count) in found.items():
-                        if not allow_new_labels:
-                            where = file
-                            if fmt == "slu":
-                                where = file / SLU_TASK_FILES[task]
-                            raise DataFormatError(
-                                where,
-                                lines[row],
-                                f"sentence {sid!r}: {task} label {label!r} is not in the "
-                                f"training label set ({len(known[task])} labels); pass "
-                                "--allow-new-labels to accept it",
-                            )
-                        entry = accepted.setdefault(task, {})
-                        entry[label] = entry.get(label, 0) + count
+
+            def where(
+                i: int, task: str | None = None, file: Path = file, lines: list[int] = lines
+            ) -> tuple[Path, int]:
+                if task is not None and fmt == "slu":
+                    return file / SLU_TASK_FILES[task], lines[i]
+                return file, lines[i]
+
+            _check_rows(
+                table,
+                where,
+                manifest,
+                exported_tokens,
+                seen,
+                known,
+                allow_new_labels=allow_new_labels,
+                accepted=accepted,
+            )
             tables.append(table)
+    return _store(run_dir, iteration, tables, expected, seen, accepted, new_labels)
+
+
+def import_table(
+    run_dir: Path,
+    iteration: int,
+    table: pa.Table,
+    where: Callable[[str], str],
+    *,
+    allow_new_labels: bool = False,
+    labels: dict[str, set[str]] | None = None,
+    new_labels: dict[str, dict[str, int]] | None = None,
+) -> pa.Table:
+    """Validate a round's annotation given as rows (``id``, ``tokens``, task columns) and
+    store it, exactly like :func:`import_annotations` does for files.
+
+    ``where(sentence_id)`` names the place of a sentence in errors (for an annotation
+    tool: the task's address). Besides the file import's checks (same sentences and words,
+    every requested task annotated, labels in the training label set), dependency trees
+    and BIO tags are checked here, since no corpus reader has seen the rows.
+    """
+    manifest = read_manifest(run_dir, iteration)
+    known = labels if labels is not None else training_labels(run_dir, iteration)
+    accepted: dict[str, dict[str, int]] = {}
+    seen: dict[str, tuple[Path, int]] = {}
+    ids = table.column("id").to_pylist()
+
+    def located(i: int, task: str | None = None) -> tuple[Path, int]:
+        return Path(where(ids[i])), 0
+
+    for i, sid in enumerate(ids):
+        row = {c: table.column(c)[i].as_py() for c in table.column_names}
+        heads = row.get("dp.head")
+        if heads is not None:
+            problem = tree_problem(heads)
+            if problem is not None:
+                raise DataFormatError(where(sid), None, f"sentence {sid!r}: {problem[1]}")
+        for column in ("ner.tags", "sf.tags"):
+            tags = row.get(column)
+            if tags is not None:
+                problems = bio_errors(tags)
+                if problems:
+                    word, problem = problems[0]
+                    raise DataFormatError(
+                        where(sid), None, f"sentence {sid!r}, word {word + 1}: {problem}"
+                    )
+    _check_rows(
+        table,
+        located,
+        manifest,
+        _exported_tokens(run_dir, iteration, manifest),
+        seen,
+        known,
+        allow_new_labels=allow_new_labels,
+        accepted=accepted,
+        locate=lambda i: where(ids[i]),
+    )
+    return _store(run_dir, iteration, [table], manifest["ids"], seen, accepted, new_labels)
+
+
+#: The sentences of a batch exported for a tool (``id``, ``tokens``), beside its manifest.
+BATCH_TABLE = "batch.parquet"
+#: Per sentence of a round annotated in a tool: ``id``, ``tasks`` asked, ``seconds`` spent.
+ANNOTATION_TIME = "annotation_time.parquet"
+
+
+def annotation_seconds(run_dir: Path, iteration: int) -> dict[str, float] | None:
+    """The round's measured annotation time: ``total`` and, per task, the time of the
+    sentences annotated for it (a sentence asked for two tasks counts for both);
+    ``None`` when the round's annotation was not timed."""
+    path = round_dir(run_dir, iteration) / ANNOTATION_TIME
+    if not path.is_file():
+        return None
+    out: dict[str, float] = {"total": 0.0}
+    for row in pq.read_table(path, columns=["tasks", "seconds"]).to_pylist():
+        seconds = float(row["seconds"] or 0.0)
+        out["total"] += seconds
+        for task in row["tasks"]:
+            out[task] = out.get(task, 0.0) + seconds
+    return out
+
+
+def _exported_tokens(run_dir: Path, iteration: int, manifest: dict[str, Any]) -> dict[str, list]:
+    """The words of each exported sentence (what returned sentences must still have)."""
+    folder = round_dir(run_dir, iteration)
+    if manifest.get("file") is None:
+        exported_table = pq.read_table(folder / BATCH_TABLE, columns=["id", "tokens"])
+    else:
+        fmt = manifest["format"]
+        exported = load_corpus(
+            folder / manifest["file"], fmt, columns=manifest.get("columns")
+        ).splits
+        exported_table = next(iter(exported.values()))
+        if fmt in _POSITIONAL:  # no ids in the files: rows follow the manifest's order
+            exported_table = exported_table.set_column(
+                0, "id", pa.array(manifest["ids"], pa.string())
+            )
+    return dict(
+        zip(
+            exported_table.column("id").to_pylist(),
+            exported_table.column("tokens").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def _check_rows(
+    table: pa.Table,
+    where: Callable[..., tuple[Path, int]],
+    manifest: dict[str, Any],
+    exported_tokens: dict[str, list],
+    seen: dict[str, tuple[Path, int]],
+    known: dict[str, set[str]] | None,
+    *,
+    allow_new_labels: bool,
+    accepted: dict[str, dict[str, int]],
+    locate: Callable[[int], str] | None = None,
+) -> None:
+    """The checks every imported table passes: ``where(row[, task])`` -> (file, line)."""
+    tasks_per_id: dict[str, list[str]] = manifest["tasks"]
+
+    def error(i: int, problem: str, task: str | None = None) -> DataFormatError:
+        if locate is not None:
+            return DataFormatError(locate(i), None, problem)
+        path, line = where(i, task) if task is not None else where(i)
+        return DataFormatError(path, line, problem)
+
+    for i, (sid, tokens) in enumerate(
+        zip(table.column("id").to_pylist(), table.column("tokens").to_pylist(), strict=True)
+    ):
+        if sid not in exported_tokens:
+            raise error(i, f"sentence {sid!r} is not in this batch")
+        if sid in seen:
+            raise error(i, f"sentence {sid!r} given twice (also {seen[sid][0]})")
+        if tokens != exported_tokens[sid]:
+            raise error(i, f"sentence {sid!r}: the words differ from the exported ones")
+        seen[sid] = where(i)
+    requested = {t for ts in tasks_per_id.values() for t in ts}
+    for task in [t for t in TASK_COLUMNS if t in requested]:
+        annotated = annotated_mask(table, task)
+        for i, sid in enumerate(table.column("id").to_pylist()):
+            if task in tasks_per_id.get(sid, []) and not annotated[i]:
+                raise error(i, f"sentence {sid!r} is not annotated for task {task!r}", task)
+    if known is not None:
+        ordered = [t for t in TASK_COLUMNS if t in requested]
+        for task, found in _new_labels(table, ordered, known).items():
+            for label, (sid, row, count) in found.items():
+                if not allow_new_labels:
+                    raise error(
+                        row,
+                        f"sentence {sid!r}: {task} label {label!r} is not in the "
+                        f"training label set ({len(known[task])} labels); pass "
+                        "--allow-new-labels to accept it",
+                        task,
+                    )
+                entry = accepted.setdefault(task, {})
+                entry[label] = entry.get(label, 0) + count
+
+
+def _store(
+    run_dir: Path,
+    iteration: int,
+    tables: list[pa.Table],
+    expected: list[str],
+    seen: dict[str, tuple[Path, int]],
+    accepted: dict[str, dict[str, int]],
+    new_labels: dict[str, dict[str, int]] | None,
+) -> pa.Table:
+    """Store the validated tables as the round's ``imported.parquet`` (all or nothing)."""
     missing = [sid for sid in expected if sid not in seen]
     if missing:
         raise MtalError(

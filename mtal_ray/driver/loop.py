@@ -75,6 +75,8 @@ log = logging.getLogger("mtal_ray.driver")
 
 #: Sections whose change makes an existing run directory a different experiment.
 _IDENTITY_SECTIONS = ("seed", "data", "model", "training", "scoring", "selection", "annotation")
+#: ``annotation`` keys that may change between launches of one experiment.
+_HOW_TO_WAIT = ("wait", "poll_seconds")
 
 #: The step that follows each step (``train`` of the last iteration is followed by ``done``).
 NEXT_STEP: dict[Step, Step] = {
@@ -93,6 +95,10 @@ class AwaitingAnnotation(MtalError):
 def config_digest(config: dict[str, Any]) -> str:
     """Digest of the sections that define the experiment (not iterations, not tracking)."""
     identity = {k: config.get(k) for k in _IDENTITY_SECTIONS}
+    if isinstance(identity.get("annotation"), dict):  # how to wait is not the experiment
+        identity["annotation"] = {
+            k: v for k, v in identity["annotation"].items() if k not in _HOW_TO_WAIT
+        }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[
         :16
     ]
@@ -574,7 +580,17 @@ class ActiveLearningLoop:
             record.cost = float(cost)
             state.cost_spent += float(cost)
         state.apply_selection(payload["tasks"])
-        return StepReport(Step.UPDATE, state.iteration)
+        timed = annotation_seconds(self.run_dir, state.iteration)  # measured in a tool
+        if timed is None:
+            return StepReport(Step.UPDATE, state.iteration)
+        record.annotation_seconds = timed
+        per_task = ", ".join(f"{t} {s:.0f}s" for t, s in timed.items() if t != "total")
+        return StepReport(
+            Step.UPDATE,
+            state.iteration,
+            {f"annotation.seconds.{t}": s for t, s in timed.items()},
+            lines=[f"annotation time {timed['total']:.0f}s ({per_task})"],
+        )
 
     # --------------------------------------------------------------- summary
     @staticmethod

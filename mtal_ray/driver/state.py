@@ -61,6 +61,8 @@ class RoundRecord:
     scoring_rows_per_s: float | None = None
     #: Per task: what the stopping criteria measured (κ, uncertainty, cost) and decided.
     stopping: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Measured annotation time (an annotation tool's): ``total`` and per task, seconds.
+    annotation_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -17,6 +17,15 @@ def ray_ports(config: Any) -> LoopPorts:
     annotator: Annotator
     if config.annotation.mode == "oracle":
         annotator = OracleAnnotator()
+    elif config.annotation.mode == "label-studio":
+        from mtal_ray.label_studio.annotator import LabelStudioAnnotator
+
+        annotator = LabelStudioAnnotator(
+            config.annotation.label_studio,
+            predictor,
+            wait=config.annotation.wait,
+            poll_seconds=config.annotation.poll_seconds,
+        )
     else:
         annotator = FileAnnotator(predictor)
     return LoopPorts(
