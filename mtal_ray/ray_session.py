@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from mtal_ray.errors import MtalError
 
@@ -31,23 +35,130 @@ def ensure_ray(*, log_to_driver: bool = True) -> bool:
         "configure_logging": False,
         "log_to_driver": log_to_driver,
     }
-    try:
-        ray.init(**kwargs)
-    except Exception as err:  # ray.init raises bare Exception on start-up timeouts
-        if address:
-            raise _failure(err, address) from None
-        # A local start can time out on a loaded machine (raylet/GCS slow to come up):
-        # clean up what was started and try once more before giving up.
-        ray.shutdown()
+    if address:
         try:
             ray.init(**kwargs)
-        except Exception as again:
-            raise _failure(again, None) from None
+        except Exception as err:  # ray.init raises bare Exception on start-up timeouts
+            raise _failure(err, address) from None
+    else:
+        try:
+            _start_local(ray, kwargs)
+        except Exception:
+            # A local start can time out on a loaded machine (raylet/GCS slow to come
+            # up): clean up what was started and try once more before giving up.
+            ray.shutdown()
+            try:
+                _start_local(ray, kwargs)
+            except Exception as again:
+                ray.shutdown()
+                raise _failure(again, None) from None
     if log_to_driver:  # Ray's known-harmless lines stay out of the job log (mtal_ray.logs)
         from mtal_ray.logs import filter_forwarded_lines
 
         filter_forwarded_lines()
     return True
+
+
+#: The only interface a local Ray listens on.
+LOOPBACK = "127.0.0.1"
+#: Ray's own switch for a single-machine Ray (its default on macOS and Windows): the node
+#: IP is the loopback address, so the GCS, raylet, workers, agents and the metrics export
+#: listen on 127.0.0.1 only. A Ray module constant read at start, also set in the
+#: environment the Ray processes inherit.
+_LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: Ray reads the GCS port of a new head from this variable.
+_GCS_PORT_ENV = "RAY_GCS_SERVER_PORT"
+
+#: The watchdogs of the local Rays this process started (their stdin pipes stay open
+#: while this process lives; see :mod:`mtal_ray.ray_watchdog`).
+_watchdogs: list[subprocess.Popen] = []
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _start_local(ray: Any, kwargs: dict[str, Any]) -> None:
+    """Start a local Ray that listens on 127.0.0.1 only, whose every process knows its
+    address (``RAY_ADDRESS``: Ray's own helpers, such as Train's placement-group cleaner,
+    otherwise look for "the" local Ray and fail when several run on the machine), and that
+    dies with this process (a watchdog stops its processes, agents included, even after
+    ``kill -9``). What a failed start left behind is stopped at once."""
+    from ray._private import ray_constants
+
+    port = _free_port()
+    before = _child_pids()
+    local_only = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        with _environ({_LOCAL_ONLY_ENV: "0", _GCS_PORT_ENV: str(port)}):
+            ray.init(**kwargs, runtime_env={"env_vars": {"RAY_ADDRESS": f"{LOOPBACK}:{port}"}})
+    except Exception:
+        _stop_new_children(before)
+        raise
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = local_only
+    _start_watchdog(ray)
+
+
+def _child_pids() -> set[int]:
+    try:
+        import psutil
+
+        return {child.pid for child in psutil.Process().children()}
+    except Exception:
+        return set()
+
+
+def _stop_new_children(before: set[int]) -> None:
+    """Stop the processes a failed ``ray.init`` started (and what they started)."""
+    try:
+        import psutil
+
+        from mtal_ray.ray_watchdog import stop
+
+        new = [child for child in psutil.Process().children() if child.pid not in before]
+        stop({child.pid: child for child in new}, grace_s=2.0)
+    except Exception:  # best effort: they still die with this process
+        pass
+
+
+def _start_watchdog(ray: Any) -> None:
+    """Start :mod:`mtal_ray.ray_watchdog` for the Ray processes this process started."""
+    node = ray._private.worker._global_node
+    if node is None:
+        return
+    try:
+        roots = [str(info.process.pid) for infos in node.all_processes.values() for info in infos]
+        command = [sys.executable, str(Path(__file__).with_name("ray_watchdog.py"))]
+        log = Path(node.get_session_dir_path()) / "logs" / "mtal_ray_watchdog.err"
+        with log.open("ab") as stderr:
+            watchdog = subprocess.Popen(
+                [*command, str(os.getpid()), *roots],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,  # a terminal's signals are for this process
+            )
+        _watchdogs.append(watchdog)
+    except Exception as err:  # without it Ray's agents may outlive a kill -9 by a minute
+        print(f"warning: no watchdog for the local Ray: {err}", file=sys.stderr, flush=True)
 
 
 def _failure(err: BaseException, address: str | None) -> MtalError:

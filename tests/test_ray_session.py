@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +111,102 @@ def test_no_warning_for_a_path_outside_the_copy(tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shared = tmp_path / "shared" / "runs" / "x"
     assert ephemeral_output_warning("run directory", shared, environ=env, cwd=copy) is None
+
+
+# --- A local Ray: loopback only, its address in every process, gone with its launcher ---
+
+_HOLDER = """
+import os, sys, time
+import ray
+from mtal_ray.ray_session import ensure_ray
+
+ensure_ray(log_to_driver=False)
+
+@ray.remote(num_cpus=0)
+def address_seen_by_a_worker():
+    return os.environ.get("RAY_ADDRESS")
+
+seen = ray.get(address_seen_by_a_worker.remote(), timeout=120)
+print("READY", ray.get_runtime_context().gcs_address, seen, flush=True)
+time.sleep(600)
+"""
+
+#: Ray processes that must go with the launcher (the agents are the ones that used to stay).
+_AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
+
+
+def _name(proc) -> str:
+    try:
+        return " ".join(proc.cmdline()) or proc.name()
+    except Exception:
+        return "?"
+
+
+@pytest.mark.integration
+def test_a_local_ray_listens_on_loopback_and_dies_with_a_killed_launcher(tmp_path: Path):
+    """``kill -9`` of a process that started a local Ray (as the launcher does): within
+    15 s no process of that Ray is left, agents included; while it ran, every socket of
+    that Ray listened on 127.0.0.1 only and its workers had ``RAY_ADDRESS`` set to it."""
+    psutil = pytest.importorskip("psutil")
+    pytest.importorskip("ray")
+    script = tmp_path / "hold_ray.py"
+    script.write_text(_HOLDER, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+    )
+    launcher = subprocess.Popen(
+        [sys.executable, str(script)], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    tracked: list = []
+    try:
+        ready = ""
+        for line in launcher.stdout:
+            if line.startswith("READY"):
+                ready = line
+                break
+        assert ready, f"the local Ray did not come up (exit {launcher.wait(timeout=30)})"
+        _, gcs_address, seen = ready.split()
+        assert gcs_address.startswith("127.0.0.1:"), gcs_address
+        assert seen == gcs_address  # Ray's helpers in workers find their own instance
+
+        holder = psutil.Process(launcher.pid)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the raylet starts its agents asynchronously
+            tracked = holder.children(recursive=True)
+            if all(any(agent in _name(p) for p in tracked) for agent in _AGENTS):
+                break
+            time.sleep(0.5)
+        names = [_name(p) for p in tracked]
+        assert all(any(agent in n for n in names) for agent in _AGENTS), names
+
+        listening = []
+        for proc in [holder, *tracked]:
+            try:
+                listening += [
+                    (_name(proc)[:60], c.laddr.ip, c.laddr.port)
+                    for c in proc.net_connections("inet")
+                    if c.status == psutil.CONN_LISTEN
+                ]
+            except psutil.Error:
+                continue
+        assert listening
+        exposed = [s for s in listening if s[1] not in ("127.0.0.1", "::ffff:127.0.0.1")]
+        assert not exposed, exposed
+
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        left = tracked
+        while left and time.monotonic() < deadline:
+            time.sleep(0.5)
+            left = [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not left, [(p.pid, _name(p)[:80]) for p in left]
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait(timeout=30)
+        for proc in tracked:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
