@@ -500,7 +500,7 @@ class ActiveLearningLoop:
                 f"selection.n={sel.n} is larger than the pool ({len(table)} unlabeled "
                 f"sentences left in round {state.iteration}); lower selection.n or al.iterations"
             )
-        selector = self.cfg.selector_for_round(state.iteration)
+        selector = sel.selector(seed=self.cfg.selection_seed(state.iteration))
         started = time.perf_counter()
         result = selector.select(
             table,
