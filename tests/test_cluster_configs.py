@@ -255,3 +255,53 @@ def test_mlflow_manifest_is_internal_only() -> None:
     args = container["args"]
     assert any(a.startswith("--artifacts-destination=") for a in args)
     assert any(a.startswith("--allowed-hosts=") for a in args)
+
+
+def _policies() -> dict[str, dict[str, Any]]:
+    documents = yaml.safe_load_all((KUBERAY / "networkpolicy.yaml").open())
+    return {doc["metadata"]["name"]: doc for doc in documents}
+
+
+@pytest.mark.parametrize("path", KUBERAY_RAY_FILES, ids=lambda p: p.name)
+def test_network_policy_selects_every_ray_pod(path: Path) -> None:
+    """The pods of every group carry the label the Ray NetworkPolicy selects, and the only
+    non-Ray clients it admits are the operator and the submitter (8265) and Prometheus
+    (8080, metrics without authentication)."""
+    policy = _policies()["mtal-ray"]
+    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["policyTypes"] == ["Ingress"]
+    selected = policy["spec"]["podSelector"]["matchLabels"]
+    for name, group in _groups(_cluster_spec(_load(path))):
+        labels = group["template"].get("metadata", {}).get("labels", {})
+        assert selected.items() <= labels.items(), f"{name} pods escape the NetworkPolicy"
+    rules = policy["spec"]["ingress"]
+    open_ports = [rule for rule in rules if "ports" not in rule]
+    assert open_ports == [{"from": [{"podSelector": {"matchLabels": selected}}]}]
+    ports = sorted(port["port"] for rule in rules for port in rule.get("ports", []))
+    assert ports == [8080, 8265]
+
+
+def test_network_policy_admits_only_ray_pods_to_mlflow() -> None:
+    policy = _policies()["mlflow"]["spec"]
+    deployment = next(
+        doc for doc in yaml.safe_load_all((KUBERAY / "mlflow.yaml").open())
+        if doc["kind"] == "Deployment"
+    )  # fmt: skip
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    ray_pods = _policies()["mtal-ray"]["spec"]["podSelector"]
+    assert policy["ingress"] == [
+        {"from": [{"podSelector": ray_pods}], "ports": [{"protocol": "TCP", "port": 5000}]}
+    ]
+
+
+@pytest.mark.parametrize("path", KUBERAY_RAY_FILES, ids=lambda p: p.name)
+def test_every_interface_binding_says_what_protects_it(path: Path) -> None:
+    """``dashboard-host: 0.0.0.0`` (and MLflow's ``--host=0.0.0.0``) stay only with a
+    token, a ClusterIP Service and a comment pointing at the README's port table."""
+    spec = _cluster_spec(_load(path))
+    assert spec["headGroupSpec"]["rayStartParams"]["dashboard-host"] == "0.0.0.0"
+    assert spec["authOptions"]["mode"] == "token"
+    assert spec["headGroupSpec"]["serviceType"] == "ClusterIP"
+    for text in (path.read_text(), (KUBERAY / "mlflow.yaml").read_text()):
+        assert 'cluster/README.md, "Ports"' in text
+    assert "## Ports, interfaces and what protects them" in (CLUSTER / "README.md").read_text()
