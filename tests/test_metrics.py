@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import ray
 
-from mtal_ray import metrics as m
+from mtal_ray import prometheus as m
 
 REPO = Path(__file__).resolve().parents[1]
 PROMETHEUS_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
