@@ -1,0 +1,133 @@
+"""Node loss for real (issue 15): several raylets on this machine (``ray.cluster_utils.Cluster``)
+and the node hosting a scoring actor removed in the middle of a pool.
+
+Every pool row must come back exactly once, with the scores of an undisturbed run (dropout
+masks are seeded per batch, so a batch retried on another node scores the same).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import ray
+import ray.cloudpickle
+import torch
+
+from mtal_ray.data.vocab import LabelVocab
+from mtal_ray.models import ModelConfig, build_model
+from mtal_ray.scoring.buckets import bucket_table
+from mtal_ray.scoring.config import ScoringConfig
+from mtal_ray.scoring.mc_dropout import MCDropoutScorer
+from mtal_ray.scoring.pool import score_pool
+from mtal_ray.tasks.registry import build_tasks
+from mtal_ray.training.checkpoint import CheckpointInfo, save_checkpoint
+
+pytestmark = pytest.mark.integration
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+LABELS = {"ner": ["O", "B-PER", "I-PER", "B-LOC"], "id": ["greet", "ask", "book"]}
+WORDS = ["john", "lives", "in", "paris", "mary", "works", "at", "book", "a", "flight"]
+CONFIG = {"k": 2, "concurrency": 2, "batch_size": 4, "cpus_per_actor": 0.5}
+
+
+def _scorer_reporting_to(folder: Path) -> type[MCDropoutScorer]:
+    """A scorer that notes the node of every batch it starts, then takes a second over it
+    (time for the test to remove that node while the batch is in flight)."""
+
+    class NodeReportingScorer(MCDropoutScorer):
+        def __call__(self, batch: pa.Table) -> pa.Table:
+            node = ray.get_runtime_context().get_node_id()
+            first = batch.column("id")[0].as_py()
+            (folder / f"{time.monotonic_ns():020d}-{first}").write_text(node)
+            time.sleep(1.0)
+            return super().__call__(batch)
+
+    return NodeReportingScorer
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model, collator = build_model(build_tasks(["ner", "id"], LABELS), ModelConfig())
+    vocabs = {t: LabelVocab(t, tuple(labels)) for t, labels in LABELS.items()}
+    info = CheckpointInfo(tasks=["ner", "id"], vocabs=vocabs, model=ModelConfig())
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt"), model, collator, info)
+
+
+@pytest.fixture(scope="module")
+def pool() -> pa.Table:
+    rng = np.random.default_rng(1)
+    tokens = [list(rng.choice(WORDS, size=int(rng.integers(1, 10)))) for _ in range(24)]
+    return pa.table({"id": [f"s{i:02d}" for i in range(24)], "tokens": tokens})
+
+
+def _in_process(checkpoint: Path, pool: pa.Table) -> pa.Table:
+    cfg = ScoringConfig(**CONFIG)
+    scorer = MCDropoutScorer(
+        str(checkpoint), k=cfg.k, threads=1, seed=cfg.seed, max_tokens=cfg.max_tokens
+    )
+    blocks = bucket_table(pool.select(["id", "tokens"]), cfg.batch_size, cfg.max_tokens)
+    table = pa.concat_tables([scorer(b) for b in blocks])
+    return table.take(pa.compute.index_in(pool.column("id"), value_set=table.column("id")))
+
+
+@pytest.fixture()
+def cluster():  # type: ignore[no-untyped-def]
+    """A head without CPUs (the driver's node) and three 1-CPU worker raylets."""
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(3)]
+    cluster.wait_for_nodes(timeout=180)
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        yield cluster, workers
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_losing_the_node_of_a_scoring_actor_scores_every_row_once(  # type: ignore[no-untyped-def]
+    cluster, checkpoint: Path, pool: pa.Table, tmp_path: Path
+) -> None:
+    cluster_, workers = cluster
+    folder = tmp_path / "batches"
+    folder.mkdir()
+    removed: list[tuple[str, str]] = []  # (node id, first id of the batch in flight there)
+
+    def remove_a_busy_node() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not removed:
+            started = sorted(folder.iterdir())  # by start time
+            if len(started) >= 2:  # the latest batch is in flight (1 s) on its node
+                node_id = started[-1].read_text()
+                victim = next(w for w in workers if w.node_id == node_id)
+                cluster_.remove_node(victim, allow_graceful=False)
+                removed.append((node_id, started[-1].name.split("-", 1)[1]))
+            time.sleep(0.1)
+
+    remover = threading.Thread(target=remove_a_busy_node, daemon=True)
+    remover.start()
+    out = score_pool(
+        pool, checkpoint, ScoringConfig(**CONFIG), scorer_cls=_scorer_reporting_to(folder)
+    )
+    remover.join(timeout=10)
+    assert removed, "no node was removed while the pool was scored"
+    assert out.column("id").to_pylist() == pool.column("id").to_pylist()  # each once, in order
+    lost_node, lost_batch = removed[0]
+    starts = [(p.name.split("-", 1)[1], p.read_text()) for p in sorted(folder.iterdir())]
+    assert (lost_batch, lost_node) in starts
+    retried_on = [node for first, node in starts if first == lost_batch and node != lost_node]
+    assert retried_on, f"the batch lost with its node was not scored elsewhere: {starts}"
+    expected = _in_process(checkpoint, pool)
+    for col in ("ner.ec", "ner.da", "id.ec", "id.da"):
+        np.testing.assert_allclose(out[col].to_numpy(), expected[col].to_numpy(), atol=1e-6)
