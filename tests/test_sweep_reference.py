@@ -163,3 +163,18 @@ def test_one_seed_and_no_reference_are_said(tmp_path: Path) -> None:
     written = {p.name for p in write_report(none)}
     assert "gain_over_random.png" not in written and not (none / "reference.csv").exists()
     assert "This sweep has no random reference" in (none / "report.md").read_text()
+
+
+def test_a_key_only_some_trials_set_separates_their_rows(tmp_path: Path) -> None:
+    """``mt-min`` greedy by count and ``mt-min`` under a budget (GRD_AL) are two rows."""
+    trial(tmp_path, "mt-r", 0, {"sf": [0.5, 0.5, 0.5]})
+    trial(tmp_path, "mt-min", 0, {"sf": [0.5, 0.6, 0.6]})
+    budgeted = tmp_path / "trials" / "d_mt-min_None_0"
+    budgeted.rename(tmp_path / "trials" / "plain")
+    trial(tmp_path, "mt-min", 0, {"sf": [0.5, 0.7, 0.7]})
+    record = json.loads((budgeted / "trial.json").read_text())
+    record["params"]["selection.budget"] = 500.0
+    (budgeted / "trial.json").write_text(json.dumps(record))
+    curves = compare_with_reference(load_trials(tmp_path)).curves[(None, "sf")]
+    assert curves["mt-min"].gains[-1].mean == pytest.approx(0.1)
+    assert curves["mt-min (budget=500)"].gains[-1].mean == pytest.approx(0.2)

@@ -46,13 +46,20 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def varying_keys(trials: Iterable[TrialResult]) -> list[str]:
-    """Swept keys (except seed, dataset and method) whose value differs between trials."""
-    values: dict[str, set[str]] = defaultdict(set)
+    """Swept keys (except seed, dataset and method) whose value differs between trials.
+
+    A key that only some trials set (e.g. ``selection.budget`` of a grid's budgeted part)
+    differs too: otherwise ``mt-min`` with and without a budget would share a row.
+    """
+    values: dict[str, list[str]] = defaultdict(list)
+    trials = list(trials)
     for trial in trials:
         for key, value in trial.record.params.items():
-            values[key].add(repr(value))
+            values[key].append(repr(value))
     skip = {SEED_KEY, DATASET_KEY, METHOD_KEY}
-    keys = [k for k, v in values.items() if k not in skip and len(v) > 1]
+    keys = [
+        k for k, v in values.items() if k not in skip and (len(set(v)) > 1 or len(v) < len(trials))
+    ]
     return sorted(keys, key=lambda k: (k != BETA_KEY, k))
 
 
