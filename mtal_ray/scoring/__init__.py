@@ -13,8 +13,9 @@
 The confidence formulas themselves live in :mod:`mtal_ray.confidence` (pure numpy).
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mtal_ray.lazy_exports import lazy_getattr
 
 if TYPE_CHECKING:
     from mtal_ray.scoring.config import ScoringConfig
@@ -44,13 +45,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 
 __all__ = [

@@ -10,8 +10,9 @@ Public API:
 * :class:`~mtal_ray.training.config.TrainingConfig` — the ``training`` config section.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mtal_ray.lazy_exports import lazy_getattr
 
 if TYPE_CHECKING:
     from mtal_ray.training.checkpoint import CheckpointInfo, LoadedCheckpoint, load_checkpoint
@@ -30,13 +31,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 
 __all__ = [
