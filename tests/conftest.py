@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,20 +30,27 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session")
+_HEADS = itertools.count()
+
+
+@pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    """The address of ONE local 2-CPU Ray head shared by the whole test session.
+    """The address of ONE local 2-CPU Ray head shared by the tests of a module.
 
     A local Ray start costs 10-20 s on a loaded 2-core machine; tests that only need *a*
     Ray join this head instead: in process (:func:`ray_session`) or in a subprocess with
     ``RAY_ADDRESS`` set to it (:func:`mtal_ray.ray_session.ensure_ray` joins it).
     Tests of Ray's own start-up and teardown (``kill -9`` of a launcher that must take its
     Ray with it, a head with a dashboard) keep a Ray of their own. Started on first use.
+    One head per module, not per session: in a full-suite run a head shared by every module
+    stopped starting actors after about 25 minutes ("cancelled before it started running",
+    cause not found), while each module passed on its own head.
     """
     pytest.importorskip("ray")
     from ray_head import start_head, stop_head
 
-    temp_dir = Path(f"/tmp/mtal_shared_{os.getpid()}")  # short: Unix socket paths
+    # short: Unix socket paths
+    temp_dir = Path(f"/tmp/mtal_shared_{os.getpid()}_{next(_HEADS)}")
     address = start_head(temp_dir, num_cpus=2)
     try:
         yield address
