@@ -112,8 +112,9 @@ class Selector:
         """
         ct = load_table(table)
         if self.needs_confidence and not ct.has_confidence:
+            method = self.name or type(self).__name__
             raise SelectionError(
-                f"{ct.source}: no '<task>.ec' confidence column ({self.name or type(self).__name__} reads "
+                f"{ct.source}: no '<task>.ec' confidence column ({method} reads "
                 "confidences; only the random methods select from a table without them)"
             )
         self.validate(ct)
