@@ -12,6 +12,7 @@ Grafana dashboard is evaluated by the same server.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -69,6 +70,13 @@ def ray_session(prometheus_binary: str) -> Iterator[Path]:
     # A short private temp dir: Unix socket paths must stay < 108 bytes, and other Ray
     # sessions on the machine must not overwrite our service-discovery file.
     temp_dir = tempfile.mkdtemp(prefix="mtal-prom-", dir="/tmp")
+    # Authentication off explicitly, as on every test head (ray_head.py): left unset, a local
+    # ray.init() turns token authentication on for the rest of this process
+    # (os.environ["RAY_AUTH_MODE"] = "token"), and every actor that a later module's driver
+    # in this process then created on an unauthenticated head was "cancelled before it
+    # started running" (9 failures at the end of the full suite).
+    auth_mode = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     context = ray.init(
         num_cpus=2,
         include_dashboard=True,  # the dashboard process writes the service-discovery file
@@ -82,6 +90,10 @@ def ray_session(prometheus_binary: str) -> Iterator[Path]:
     finally:
         ray.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
+        if auth_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = auth_mode
 
 
 @pytest.fixture(scope="module")
