@@ -86,9 +86,10 @@ def test_every_layer_stochastic_is_exactly_full_mc(checkpoint: Path) -> None:
     assert min(a["ner.da"].min(), a["dp.da"].min()) < 1.0
 
 
-def _count_layer_calls(model: MultiTaskScoringModel) -> list[int]:
-    calls = [0] * len(model.model.sharing.encoder.encoder.layer)
-    for i, layer in enumerate(model.model.sharing.encoder.encoder.layer):
+def _count_layer_calls(model: MultiTaskScoringModel, encoder: object = None) -> list[int]:
+    stack = (encoder or model.model.sharing.encoder).encoder.layer  # type: ignore[attr-defined]
+    calls = [0] * len(stack)
+    for i, layer in enumerate(stack):
         layer.register_forward_hook(lambda *_args, i=i: calls.__setitem__(i, calls[i] + 1))
     return calls
 
@@ -117,9 +118,10 @@ def test_what_cannot_be_split_is_refused(checkpoint: Path) -> None:
         MCDropoutScorer(str(checkpoint), k=4, mc_layers=7)
     torch.manual_seed(0)
     model, collator = build_model(
-        build_tasks(["ner"], {"ner": LABELS["ner"]}), ModelConfig(sharing="cmt")
+        build_tasks(["ner", "re"], {t: LABELS[t] for t in ("ner", "re")}),
+        ModelConfig(sharing="hierarchical"),
     )
-    with pytest.raises(ScoringError, match=r"needs the smt or st sharing scheme.*cmt"):
+    with pytest.raises(ScoringError, match=r"needs the smt, st or cmt sharing scheme.*hierarch"):
         MultiTaskScoringModel(model, collator).partial(2)
     # EC only runs no stochastic pass: nothing to split, nothing refused
     MCDropoutScorer(str(checkpoint), ec_only=True, mc_layers=7)
@@ -132,3 +134,22 @@ def test_config_key() -> None:
     for bad in ("0", "some"):
         with pytest.raises(ConfigError, match=r"scoring\.mc_layers"):
             load_config(None, [f"scoring.mc_layers={bad}"])
+
+
+def test_cmt_runs_its_gated_top_block_stochastically(tmp_path: Path) -> None:
+    """cmt (4 shared layers, 2 per-task top layers with gates): mc_layers must be 2."""
+    torch.manual_seed(0)
+    labels = {"ner": LABELS["ner"]}
+    model, collator = build_model(build_tasks(["ner"], labels), ModelConfig(sharing="cmt"))
+    vocabs = {"ner": LabelVocab("ner", tuple(LABELS["ner"]))}
+    info = CheckpointInfo(tasks=["ner"], vocabs=vocabs, model=ModelConfig(sharing="cmt"))
+    ckpt = str(save_checkpoint(tmp_path / "cmt", model, collator, info))
+    with pytest.raises(ScoringError, match="mc_layers must be 2"):
+        MCDropoutScorer(ckpt, k=4, mc_layers=3)
+    full = MCDropoutScorer(ckpt, k=4)
+    partial = MCDropoutScorer(ckpt, k=4, mc_layers=2)
+    bottom_calls = _count_layer_calls(partial.model, partial.model.model.sharing.bottom)
+    a, b = _columns(full(BATCH)), _columns(partial(BATCH))
+    np.testing.assert_allclose(b["ner.ec"], a["ner.ec"], atol=1e-6)
+    assert ((b["ner.da"] >= 0) & (b["ner.da"] <= 1)).all()
+    assert bottom_calls == [2, 2, 2, 2]  # the deterministic pass and the check only

@@ -123,6 +123,10 @@ class GatedTopLayers(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """``{task: gated [batch, subwords, hidden]}``."""
         hidden = self.bottom(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.top(hidden, attention_mask)
+
+    def top(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{task: gated output}`` from the shared bottom layers' output ``hidden``."""
         mask = layer_mask(self.bottom.config, hidden, attention_mask)
         shared = run_layers(self.shared_top, hidden, mask)
         return {

@@ -19,8 +19,9 @@ task's tree decoding off in its own copy of the model.
 deterministic pass also keeps the input of the encoder's top N layers (the output of the
 bottom layers without dropout); the stochastic passes start from it and run only the top N
 layers and the heads with dropout on. With N of L layers a pass costs about N/L of a full
-one. For encoders whose last layer's output is the encoder's output (BERT-style, under the
-``smt``/``st`` schemes); the first batch checks that the split reproduces the encoder.
+one. For BERT-style encoders under the ``smt``/``st`` schemes (any N) and ``cmt`` (N = its
+per-task top layers, run with their gates as one block); the first batch checks that the
+split reproduces the unsplit model.
 """
 
 from __future__ import annotations
@@ -92,43 +93,65 @@ class MultiTaskScoringModel:
             ``mc_layers`` exceeds it.
         """
         from mtal_ray.errors import ConfigError, ScoringError
-        from mtal_ray.models.sharing import SharedEncoder, encoder_layers
+        from mtal_ray.models.sharing import (
+            GatedTopLayers,
+            SharedEncoder,
+            encoder_layers,
+            layer_mask,
+            run_layers,
+        )
 
         sharing = self.model.sharing
-        if not isinstance(sharing, SharedEncoder):
+        if isinstance(sharing, SharedEncoder):
+            encoder = sharing.encoder
+        elif isinstance(sharing, GatedTopLayers):
+            encoder = sharing.bottom
+            n_top = len(sharing.shared_top)
+            if mc_layers != n_top:
+                raise ScoringError(
+                    f"scoring.mc_layers: a cmt model runs its per-task top layers "
+                    f"stochastically as one block: mc_layers must be {n_top} "
+                    f"(model.cmt_shared_layers splits the encoder) or all"
+                )
+        else:
             raise ScoringError(
-                f"scoring.mc_layers: partial MC dropout needs the smt or st sharing scheme "
-                f"(this model uses {self.model.config.sharing}); use mc_layers: all"
+                f"scoring.mc_layers: partial MC dropout needs the smt, st or cmt sharing "
+                f"scheme (this model uses {self.model.config.sharing}); use mc_layers: all"
             )
         try:
-            layers = encoder_layers(sharing.encoder)
+            layers = encoder_layers(encoder)
         except ConfigError:
             raise ScoringError(
                 "scoring.mc_layers: partial MC dropout needs a BERT-style encoder "
-                f"(encoder.layer); {type(sharing.encoder).__name__} has none"
+                f"(encoder.layer); {type(encoder).__name__} has none"
             ) from None
-        if not 1 <= mc_layers <= len(layers):
-            raise ScoringError(
-                f"scoring.mc_layers: {mc_layers} must be between 1 and the encoder's "
-                f"{len(layers)} layers (or all)"
-            )
-        split = len(layers) - mc_layers
-        source = layers[split - 1] if split > 0 else sharing.encoder.embeddings
+        if isinstance(sharing, GatedTopLayers):
+            split = len(layers)
+
+            def top(bottom: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, Any]:
+                return sharing.top(bottom, attention_mask)
+
+        else:
+            if not 1 <= mc_layers <= len(layers):
+                raise ScoringError(
+                    f"scoring.mc_layers: {mc_layers} must be between 1 and the encoder's "
+                    f"{len(layers)} layers (or all)"
+                )
+            split = len(layers) - mc_layers
+            stack = list(layers[split:])
+
+            def top(bottom: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, Any]:
+                mask = layer_mask(encoder.config, bottom, attention_mask)
+                return dict.fromkeys(sharing.tasks, run_layers(stack, bottom, mask))
+
+        source = layers[split - 1] if split > 0 else encoder.embeddings
 
         def keep(_module: Any, _inputs: Any, output: Any) -> None:
             self._bottom = output[0] if isinstance(output, tuple) else output
 
         source.register_forward_hook(keep)
         self.mc_layers = mc_layers
-        self._top = list(layers[split:])
-
-    def _top_states(self, bottom: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, Any]:
-        """The sharing scheme's output computed from the kept bottom layers' output."""
-        from mtal_ray.models.sharing import layer_mask, run_layers
-
-        sharing = self.model.sharing
-        mask = layer_mask(sharing.encoder.config, bottom, attention_mask)
-        return dict.fromkeys(sharing.tasks, run_layers(self._top, bottom, mask))
+        self._top_states = top
 
     def _check_split(self, batch: Any, bottom: torch.Tensor) -> None:
         """Once: the top layers over the kept output reproduce the encoder's output."""
@@ -138,11 +161,12 @@ class MultiTaskScoringModel:
         with deterministic(self.model):
             full = self.model.sharing(batch.input_ids, batch.attention_mask)
             split = self._top_states(bottom, batch.attention_mask)
-        name = next(iter(full))
         mask = batch.attention_mask.bool()
-        if not torch.allclose(full[name][mask], split[name][mask], atol=1e-4, rtol=1e-3):
+        if not all(
+            torch.allclose(full[t][mask], split[t][mask], atol=1e-4, rtol=1e-3) for t in full
+        ):
             raise ScoringError(
-                f"scoring.mc_layers: the encoder ({type(self.model.sharing.encoder).__name__}) "
+                f"scoring.mc_layers: the model ({self.model.config.sharing} sharing) "
                 "does not end with its last layer's output, so it cannot be split for "
                 "partial MC dropout; use mc_layers: all"
             )
