@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from test_scoring_model import LABELS, SENTENCES
 
 from mtal_ray.config import load_config
 from mtal_ray.data.vocab import LabelVocab
@@ -31,17 +32,6 @@ from mtal_ray.training.checkpoint import CheckpointInfo, save_checkpoint
 pytestmark = pytest.mark.integration
 
 TASKS = ["dp", "ner", "re"]
-LABELS = {
-    "dp": ["nsubj", "obj", "root", "punct"],
-    "ner": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"],
-    "re": ["none", "lives_in"],
-}
-SENTENCES = [
-    ["John", "lives", "in", "Paris", "."],
-    ["Mary", "works", "at", "Google", "in", "London", "today"],
-    ["Hi"],
-    ["The", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "near", "Berlin"],
-]
 BATCH = pa.table(
     {
         "id": [f"p{i}" for i in range(len(SENTENCES))],
