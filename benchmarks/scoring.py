@@ -19,10 +19,18 @@ EC/DA post-processing is the same numpy for every route, and the deterministic E
 and (b) is checked to agree. Ray Data wall time includes actor start-up and model loading;
 the "steady" column subtracts the time the same route needs for a 16-sentence pool.
 
+With ``--mc-layers N`` it measures **partial MC dropout** instead (``scoring.mc_layers``):
+on ATIS, EWT and CoNLL04 pools (``--corpora``), a model fine-tuned for ``--train-steps``
+steps on the split's first sentences scores the last ``--limit`` sentences in process with
+full MC (every layer stochastic, the paper's) and with only the top N encoder layers
+stochastic, and prints the throughput ratio, the Spearman correlation of each task's DA
+against full MC, and the overlap of the MT-AVG selections on DA (10 % of the pool).
+
 Usage::
 
     python benchmarks/scoring.py --data ../shared/data/atis --split train --limit 1000
     python benchmarks/scoring.py --data ../shared/data/ewt_dp_ner/train.conllu --limit 500
+    python benchmarks/scoring.py --mc-layers 2 --limit 600 --train-steps 200
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from mtal_ray.scoring.pool import score_pool
 from mtal_ray.tasks.registry import build_tasks
 
 SETTINGS: dict[str, Any] = {}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def bench_model(checkpoint: str = "") -> MultiTaskScoringModel:
@@ -244,6 +253,122 @@ def profile_scorer(pool: pa.Table, k: int, threads: int) -> None:
         print(f"  {event.key:<40} {event.self_cpu_time_total / 1e6:7.2f} s  x{event.count}")
 
 
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks with ties averaged."""
+    order = np.argsort(x, kind="mergesort")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x))
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.bincount(inverse, weights=r) / counts)[inverse]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = _ranks(a), _ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def fine_tune(sm: MultiTaskScoringModel, rows: pa.Table, steps: int, seed: int = 0) -> float:
+    """A short plain fine-tuning (AdamW, batch 16) so that the heads mean something."""
+    model, collator = sm.model, sm.collator
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    model.train()
+    start = time.perf_counter()
+    for _ in range(steps):
+        batch = collator(rows.take(rng.choice(rows.num_rows, size=16, replace=False)))
+        losses = model(batch)
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    model.eval()
+    return time.perf_counter() - start
+
+
+def _score(scorer: Any, pool: pa.Table, batch_size: int = 64) -> tuple[float, pa.Table]:
+    scorer(_with_lengths(pool.slice(0, 16)))  # warm-up (and the one-time split check)
+    start = time.perf_counter()
+    parts = [scorer(_with_lengths(pool.slice(i, batch_size))) for i in range(0, len(pool), 64)]
+    seconds = time.perf_counter() - start
+    table = pa.concat_tables(parts)
+    return seconds, table.take(np.argsort(table.column("id").to_pylist()))
+
+
+def _with_lengths(rows: pa.Table) -> pa.Table:
+    lengths = pa.array([len(t) for t in rows.column("tokens").to_pylist()], pa.int32())
+    return rows.append_column("n_tokens", lengths)
+
+
+def _picked(table: pa.Table, tasks: list[str], n: int) -> set[str]:
+    """The MT-AVG selection of ``n`` sentences on the DA columns."""
+    from mtal_ray.selection import make_selector
+
+    cols = {"id": table["id"], "n_tokens": table["n_tokens"]}
+    cols.update({f"{t}.ec": table[f"{t}.da"] for t in tasks})
+    return set(make_selector("mt-avg").select(pa.table(cols), n=n).ids)
+
+
+def partial_mc(args: argparse.Namespace) -> None:
+    """Partial against full MC dropout on several corpora (see the module docstring)."""
+    import copy
+
+    from mtal_ray.scoring.mc_dropout import MCDropoutScorer
+
+    torch.set_num_threads(2)
+    print(
+        f"partial MC dropout: top {args.mc_layers} encoder layers stochastic vs all; "
+        f"k={args.k}, {args.train_steps} fine-tuning steps, pool = last {args.limit} sentences"
+    )
+    results = []
+    for name in args.corpora.split(","):
+        corpus = load_corpus(os.path.join(args.shared, name))
+        split = corpus.split(args.split)
+        pool = split.slice(split.num_rows - args.limit).select(["id", "tokens"])
+        train = split.slice(0, split.num_rows - args.limit)
+        torch.manual_seed(0)
+        tasks = build_tasks(corpus.tasks, build_vocabs(split, corpus.tasks))
+        model, collator = build_model(tasks, ModelConfig())
+        sm = MultiTaskScoringModel(model, collator)
+        tuned = fine_tune(sm, train, args.train_steps)
+        partial_sm = copy.deepcopy(sm)
+        full = MCDropoutScorer("full", k=args.k, threads=2, loader=lambda _c, m=sm: m)
+        part = MCDropoutScorer(
+            "partial",
+            k=args.k,
+            threads=2,
+            mc_layers=args.mc_layers,
+            loader=lambda _c, m=partial_sm: m,
+        )
+        t_full, a = _score(full, pool)
+        t_part, b = _score(part, pool)
+        ec_diff = max(
+            float(np.abs(a[f"{t}.ec"].to_numpy() - b[f"{t}.ec"].to_numpy()).max())
+            for t in corpus.tasks
+        )
+        rho = {t: spearman(a[f"{t}.da"].to_numpy(), b[f"{t}.da"].to_numpy()) for t in corpus.tasks}
+        n = max(1, pool.num_rows // 10)
+
+        overlap = len(_picked(a, corpus.tasks, n) & _picked(b, corpus.tasks, n)) / n
+        n_pool = pool.num_rows
+        print(
+            f"{name}: fine-tuned {tuned:.0f}s; full {n_pool / t_full:.1f} sent/s, partial "
+            f"{n_pool / t_part:.1f} sent/s (x{t_full / t_part:.2f}); max |EC diff| {ec_diff:.1e}; "
+            f"DA Spearman {', '.join(f'{t} {r:.3f}' for t, r in rho.items())}; "
+            f"MT-AVG/DA top-{n} overlap {overlap:.0%}"
+        )
+        results.append((name, n_pool / t_full, n_pool / t_part, t_full / t_part, rho, overlap))
+    print()
+    print(
+        f"| corpus | full MC sent/s | top-{args.mc_layers} MC sent/s | speed-up | "
+        "DA Spearman vs full | MT-AVG/DA overlap |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, f, p, ratio, rho, overlap in results:
+        rhos = ", ".join(f"{t} {r:.3f}" for t, r in rho.items())
+        print(f"| {name} | {f:.1f} | {p:.1f} | {ratio:.2f}x | {rhos} | {overlap:.0%} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="/work/shared/data/atis")
@@ -260,7 +385,20 @@ def main() -> None:
         metavar="N",
         help="only profile one actor (1 thread) on the first N pool sentences, by op family",
     )
+    parser.add_argument(
+        "--mc-layers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure partial MC dropout (top N layers stochastic) against full MC instead",
+    )
+    parser.add_argument("--corpora", default="atis,ewt_dp_ner,conll04", help="with --mc-layers")
+    parser.add_argument("--shared", default=os.path.join(REPO, "..", "shared", "data"))
+    parser.add_argument("--train-steps", type=int, default=200, help="with --mc-layers")
     args = parser.parse_args()
+    if args.mc_layers:
+        partial_mc(args)
+        return
     skip = set(filter(None, args.skip.split(",")))
 
     corpus = load_corpus(args.data)

@@ -73,11 +73,14 @@ class FakeTrainer:
 class FakeScorer:
     """Confidences from a hash of (id, task, checkpoint); progress in two halves."""
 
-    def __init__(self, crash_mid_pool: bool = False, nan: bool = False) -> None:
+    def __init__(
+        self, crash_mid_pool: bool = False, nan: bool = False, entities: bool = False
+    ) -> None:
         self.calls = 0
         self.ec_only: list[bool] = []
         self.crash_mid_pool = crash_mid_pool
         self.nan = nan
+        self.entities = entities  # predicted entity counts of the span tasks (costs)
 
     def calibrate(self, checkpoint, dev, tasks):
         return dict.fromkeys(tasks, 1.5)
@@ -97,6 +100,8 @@ class FakeScorer:
             columns[f"{task}.ec"] = [float("nan")] * len(ids) if self.nan else values
             if not scoring.ec_only:
                 columns[f"{task}.da"] = [_unit(i, task, "da") for i in ids]
+            if self.entities and task == "sf":
+                columns["sf.n_entities"] = [int(4 * _unit(i, "ents")) for i in ids]
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table(columns), output)
         if progress is not None:
@@ -304,6 +309,80 @@ def test_random_selection_under_a_budget_over_span_tasks_still_scores(tmp_path):
     config = _config("selection.method=mt-r", "selection.n=null", "selection.budget=40")
     _loop(tmp_path / "run", config, scorer=scorer).run()
     assert scorer.ec_only == [True, True]
+
+
+class TimedOracle(OracleAnnotator):
+    """Gold labels, with the times an annotation tool would record: 0.5 s per word, 2 s per
+    slot entity, 4 s per intent (the file Label Studio's import writes)."""
+
+    def annotate(self, request):
+        from mtal_ray.driver.annotation import ANNOTATION_TIME, label_count
+
+        rows = []
+        for row in request.rows.to_pylist():
+            tasks = list(request.tasks_per_id[row["id"]])
+            labels = {t: label_count(t, row) for t in tasks}
+            seconds = 0.5 * len(row["tokens"]) + 2.0 * labels.get("sf", 0)
+            seconds += 4.0 if "id" in tasks else 0.0
+            rows.append(
+                {
+                    "id": row["id"],
+                    "tasks": tasks,
+                    "seconds": seconds,
+                    "n_tokens": len(row["tokens"]),
+                    **{f"labels.{t}": labels.get(t) for t in ("sf", "id")},
+                }
+            )
+        folder = round_dir(request.run_dir, request.iteration)
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows), folder / ANNOTATION_TIME)
+        return None
+
+
+def test_measured_cost_model_is_fitted_to_earlier_rounds_and_used(tmp_path):
+    """selection.cost_model: measured (issue 19): round 0 selects with the paper's costs,
+    round 1 with the formula fitted to round 0's times; the update reports fitted vs
+    measured time."""
+    run_dir = tmp_path / "run"
+    lines: list[str] = []
+    config = _config(
+        "selection.n=null",
+        "selection.budget=60",
+        "selection.cost_model=measured",
+        "al.iterations=4",
+    )
+    _loop(
+        run_dir,
+        config,
+        scorer=FakeScorer(entities=True),
+        annotator=TimedOracle(),
+        callbacks=[ConsoleCallback(lines.append)],
+    ).run()
+    rounds = [
+        json.loads((run_dir / "rounds" / f"round_{i}" / "selection.json").read_text())
+        for i in range(3)
+    ]
+    assert "cost_fit" not in rounds[0]
+    assert "  cost model: paper costs (no annotation time measured yet)" in lines
+    fit = rounds[1]["cost_fit"]
+    assert fit["seconds_per_word"] == pytest.approx(0.5)
+    assert fit["seconds_per_label"] == pytest.approx({"sf": 2.0, "id": 4.0})
+    assert fit["label_costs"] == pytest.approx({"sf": 4.0, "id": 8.0})  # in words
+    assert fit["r2"] == pytest.approx(1.0)
+    assert rounds[2]["cost_fit"]["n_sentences"] == len(rounds[0]["ids"]) + len(rounds[1]["ids"])
+    assert any(line.startswith("  costs fitted on ") for line in lines)
+    # the round's cost is priced with the fitted formula: m + 4·entities + 8 per sentence
+    table = pq.read_table(load_state(run_dir).rounds[1].confidence_table).to_pylist()
+    by_id = {r["id"]: r for r in table}
+    expected = sum(
+        by_id[i]["n_tokens"] + 4.0 * by_id[i]["sf.n_entities"] + 8.0 for i in rounds[1]["ids"]
+    )
+    assert rounds[1]["cost"] == pytest.approx(expected)
+    assert rounds[1]["cost"] <= 60
+    # noise-free times: the fit predicts round 1's measured time exactly
+    record = load_state(run_dir).rounds[1]
+    assert record.annotation_seconds["fitted"] == pytest.approx(record.annotation_seconds["total"])
+    assert any("the costs fitted before this round predicted" in line for line in lines)
 
 
 def _gold_files(folder: Path, run_dir: Path, iteration: int, train: pa.Table) -> list[Path]:

@@ -17,7 +17,7 @@ Annotating ``re`` implies annotating ``ner`` (relations are defined over the ent
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from mtal_ray.data.slu import TASK_FILES as SLU_TASK_FILES
 from mtal_ray.data.spans import bio_errors
 from mtal_ray.data.vocab import label_counts
 from mtal_ray.errors import DataFormatError, MtalError
+from mtal_ray.selection.cost_fit import LabelKind, TimedSentence
+from mtal_ray.taskspec import task_spec
 from mtal_ray.taskspec import with_dependencies as with_dependencies  # re-exported
 
 ANNOTATION_DIR = "annotation"
@@ -315,8 +317,44 @@ def import_table(
 
 #: The sentences of a batch exported for a tool (``id``, ``tokens``), beside its manifest.
 BATCH_TABLE = "batch.parquet"
-#: Per sentence of a round annotated in a tool: ``id``, ``tasks`` asked, ``seconds`` spent.
+#: Per sentence of a round annotated in a tool: ``id``, ``tasks`` asked, ``seconds`` spent,
+#: ``n_tokens`` and ``labels.<task>`` (its number of labels on each task asked).
 ANNOTATION_TIME = "annotation_time.parquet"
+
+
+def label_count(task: str, row: Mapping[str, Any]) -> int:
+    """How many labels ``row`` holds for ``task``: entity spans of a tagging task, relations
+    of a relation task, one per word of a tree, 1 for a sentence label."""
+    spec = task_spec(task)
+    values = row.get(spec.label_column)
+    if spec.kind == "sentence":
+        return 1
+    if spec.kind == "tagging":
+        return sum(1 for tag in values or [] if str(tag).startswith("B-"))
+    return len(values or [])
+
+
+def label_kinds(tasks: Iterable[str]) -> dict[str, LabelKind]:
+    """How the cost model prices each task's labels: per entity for a tagging task (it has
+    predicted entity counts in the confidence table), once per sentence otherwise."""
+    return {t: "token" if task_spec(t).kind == "tagging" else "sentence" for t in tasks}
+
+
+def timed_sentences(run_dir: Path, iterations: Iterable[int]) -> list[TimedSentence]:
+    """The sentences of ``iterations`` whose annotation a tool timed, with their label
+    counts (sentences of files written before counts were stored are left out)."""
+    out: list[TimedSentence] = []
+    for iteration in iterations:
+        path = round_dir(run_dir, iteration) / ANNOTATION_TIME
+        if not path.is_file():
+            continue
+        for row in pq.read_table(path).to_pylist():
+            counts = {t: row.get(f"labels.{t}") for t in row["tasks"]}
+            if row.get("seconds") is None or any(c is None for c in counts.values()):
+                continue
+            labels = {t: int(c) for t, c in counts.items() if c is not None}
+            out.append(TimedSentence(int(row["n_tokens"]), labels, float(row["seconds"])))
+    return out
 
 
 def annotation_seconds(run_dir: Path, iteration: int) -> dict[str, float] | None:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,7 +37,9 @@ from mtal_ray.driver.annotation import (
     LABELS_FILE,
     annotation_seconds,
     imported_annotations,
+    label_kinds,
     mask_tasks,
+    timed_sentences,
     with_dependencies,
 )
 from mtal_ray.driver.callbacks import (
@@ -62,6 +64,10 @@ from mtal_ray.driver.task_stopping import TaskStopping, task_costs
 from mtal_ray.errors import ConfigError, MtalError, SelectionError
 from mtal_ray.ports import AnnotationRequest, LoopPorts
 from mtal_ray.redact import redact_secrets
+
+if TYPE_CHECKING:
+    from mtal_ray.selection.cost import CostModel
+    from mtal_ray.selection.cost_fit import FittedCosts
 
 __all__ = [
     "ActiveLearningLoop",
@@ -465,6 +471,27 @@ class ActiveLearningLoop:
             return int(self.cfg.selection.n)
         return max(1, state.initial_size)  # the paper: each round adds the initial size
 
+    def _cost_model(self, state: LoopState) -> tuple[CostModel, FittedCosts | None, str]:
+        """The round's cost model: the paper's, or (``selection.cost_model: measured``) the
+        paper's formula fitted to the times measured in earlier rounds, with a line that
+        says which."""
+        from mtal_ray.selection.cost_fit import fit_costs
+
+        sel = self.cfg.selection
+        paper = sel.paper_costs()
+        if sel.cost_model != "measured":
+            return paper, None, ""
+        timed = timed_sentences(self.run_dir, range(state.iteration))
+        if not timed:
+            return paper, None, "cost model: paper costs (no annotation time measured yet)"
+        try:
+            fit = fit_costs(timed, label_kinds({t for s in timed for t in s.labels}))
+            fitted = fit.cost_model(paper)
+        except SelectionError as err:
+            return paper, None, f"cost model: paper costs ({err})"
+        prices = ", ".join(f"{t} {c:.2f}" for t, c in fitted.label_costs.items())
+        return fitted, fit, f"{fit.describe()}; per label in words: {prices}"
+
     def _select(self, run: RunInfo, data: RunData) -> StepReport:
         from mtal_ray.selection import annotation_cost, load_table
 
@@ -501,12 +528,15 @@ class ActiveLearningLoop:
                 f"sentences left in round {state.iteration}); lower selection.n or al.iterations"
             )
         selector = sel.selector(seed=self.cfg.selection_seed(state.iteration))
+        cost_model, cost_fit, cost_line = self._cost_model(state)
+        if cost_line:
+            stop_lines.append(cost_line)
         started = time.perf_counter()
         result = selector.select(
             table,
             n=None if sel.budget is not None else min(self._round_size(state), len(table)),
             budget=sel.budget,
-            cost_model=sel.cost_model(),
+            cost_model=cost_model,
         )
         seconds = time.perf_counter() - started
         tasks_per_id = {
@@ -515,15 +545,17 @@ class ActiveLearningLoop:
         }
         payload = result.to_dict(name=sel.method.lower())
         payload["tasks"] = tasks_per_id
+        if cost_fit is not None:
+            payload["cost_fit"] = cost_fit.to_dict()
         if payload.get("cost") is None:
             known = {sid: [t for t in ts if t in table.tasks] for sid, ts in tasks_per_id.items()}
             try:
-                payload["cost"] = annotation_cost(table, known, sel.cost_model())
+                payload["cost"] = annotation_cost(table, known, cost_model)
             except MtalError as err:
                 log.warning("annotation cost not computed: %s", err)
                 payload["cost"] = None
         if self.task_stopping.enabled:
-            for task, cost in task_costs(table, tasks_per_id, sel.cost_model()).items():
+            for task, cost in task_costs(table, tasks_per_id, cost_model).items():
                 record.stopping.setdefault(task, {})["cost"] = cost
         path = self._round_path(state, "selection.json")
         write_json(path, payload)
@@ -585,12 +617,28 @@ class ActiveLearningLoop:
             return StepReport(Step.UPDATE, state.iteration)
         record.annotation_seconds = timed
         per_task = ", ".join(f"{t} {s:.0f}s" for t, s in timed.items() if t != "total")
-        return StepReport(
-            Step.UPDATE,
-            state.iteration,
-            {f"annotation.seconds.{t}": s for t, s in timed.items()},
-            lines=[f"annotation time {timed['total']:.0f}s ({per_task})"],
-        )
+        metrics = {f"annotation.seconds.{t}": s for t, s in timed.items()}
+        line = f"annotation time {timed['total']:.0f}s ({per_task})"
+        fitted = self._fitted_seconds(payload, state.iteration)
+        if fitted is not None:
+            record.annotation_seconds["fitted"] = fitted
+            metrics["annotation.seconds.fitted"] = fitted
+            line += f"; the costs fitted before this round predicted {fitted:.0f}s"
+        return StepReport(Step.UPDATE, state.iteration, metrics, lines=[line])
+
+    def _fitted_seconds(self, payload: dict[str, Any], iteration: int) -> float | None:
+        """What the cost fit used by this round's selection predicts for the time its
+        annotation took (fitted against measured, per round)."""
+        from mtal_ray.selection.cost_fit import FittedCosts
+
+        if "cost_fit" not in payload:
+            return None
+        fit = FittedCosts.from_dict(payload["cost_fit"])
+        timed = timed_sentences(self.run_dir, [iteration])
+        known = [s for s in timed if set(s.labels) <= set(fit.seconds_per_label)]
+        if not known:
+            return None
+        return float(fit.predict(known).sum())
 
     # --------------------------------------------------------------- summary
     @staticmethod

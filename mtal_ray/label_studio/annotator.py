@@ -37,6 +37,7 @@ from mtal_ray.driver.annotation import (
     IMPORTED,
     MANIFEST,
     import_table,
+    label_count,
     read_manifest,
     round_dir,
     training_labels,
@@ -204,6 +205,10 @@ def pull_round(
                 "n_tokens": len(tokens[sid]),
                 "label_studio_task": int(found[sid]["id"]),
                 "label_studio_annotation": int(annotation.get("id") or 0),
+                **{
+                    f"labels.{t}": label_count(t, rows[-1]) if t in tasks_per_id[sid] else None
+                    for t in all_tasks
+                },
             }
         )
     fields = [pa.field("id", pa.string()), pa.field("tokens", pa.list_(pa.string()))]

@@ -69,9 +69,13 @@ class MultiTaskModel(nn.Module):
             }
         )
 
-    def features(self, batch: Batch) -> dict[str, Features]:
-        """Word-level features per task."""
-        states = self.sharing(batch.input_ids, batch.attention_mask)
+    def features(
+        self, batch: Batch, states: Mapping[str, Any] | None = None
+    ) -> dict[str, Features]:
+        """Word-level features per task (from ``states``, the sharing scheme's
+        ``{task: [batch, subwords, hidden]}``, when given; else the scheme runs)."""
+        if states is None:
+            states = self.sharing(batch.input_ids, batch.attention_mask)
         out: dict[str, Features] = {}
         cache: dict[int, Features] = {}
         mask = batch.attention_mask.unsqueeze(-1).to(next(iter(states.values())).dtype)
@@ -106,6 +110,7 @@ class MultiTaskModel(nn.Module):
         self,
         batch: Batch,
         entities: str | Sequence[Sequence[Span]] = "predicted",
+        states: Mapping[str, Any] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Raw probabilities per task.
 
@@ -117,8 +122,10 @@ class MultiTaskModel(nn.Module):
             Mentions for ``re``: ``"predicted"`` (decoded from this pass's ``ner``
             probabilities; the inference setting), ``"gold"`` (the batch's gold spans), or
             explicit spans per row.
+        states
+            The sharing scheme's output, when the caller computed it (partial MC dropout).
         """
-        features = self.features(batch)
+        features = self.features(batch, states)
         out: dict[str, dict[str, Any]] = {}
         for name in self.order:
             task = self.tasks[name]

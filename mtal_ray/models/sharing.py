@@ -77,6 +77,21 @@ def encoder_layers(encoder: PreTrainedModel) -> nn.ModuleList:
     return stack
 
 
+def run_layers(layers: Sequence[nn.Module], hidden: torch.Tensor, mask: object) -> torch.Tensor:
+    """``hidden`` through BERT-style ``layers`` (``layer(hidden, mask)``) in order."""
+    for layer in layers:
+        out = layer(hidden, mask)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
+
+
+def layer_mask(config: object, hidden: torch.Tensor, attention_mask: torch.Tensor) -> object:
+    """The attention mask BERT-style layers take, for ``hidden`` [batch, subwords, h]."""
+    return create_bidirectional_mask(
+        config=config, inputs_embeds=hidden, attention_mask=attention_mask
+    )
+
+
 class GatedTopLayers(nn.Module):
     """``cmt``: shared bottom layers, t+1 copies of the top layers, per-task gates."""
 
@@ -103,22 +118,17 @@ class GatedTopLayers(nn.Module):
         hidden = encoder.config.hidden_size
         self.gates = nn.ModuleDict({t: Gate(hidden) for t in self.tasks})
 
-    @staticmethod
-    def _run(layers: nn.ModuleList, hidden: torch.Tensor, mask: object) -> torch.Tensor:
-        for layer in layers:
-            out = layer(hidden, mask)
-            hidden = out[0] if isinstance(out, tuple) else out
-        return hidden
-
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """``{task: gated [batch, subwords, hidden]}``."""
         hidden = self.bottom(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = create_bidirectional_mask(
-            config=self.bottom.config, inputs_embeds=hidden, attention_mask=attention_mask
-        )
-        shared = self._run(self.shared_top, hidden, mask)
+        return self.top(hidden, attention_mask)
+
+    def top(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{task: gated output}`` from the shared bottom layers' output ``hidden``."""
+        mask = layer_mask(self.bottom.config, hidden, attention_mask)
+        shared = run_layers(self.shared_top, hidden, mask)
         return {
-            t: self.gates[t](shared, self._run(self.task_top[t], hidden, mask)) for t in self.tasks
+            t: self.gates[t](shared, run_layers(self.task_top[t], hidden, mask)) for t in self.tasks
         }

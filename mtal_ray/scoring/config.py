@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from mtal_ray.sections import Section
@@ -41,6 +43,12 @@ class ScoringConfig(Section):
         Fit ``temperatures`` on the dev split before each scoring (temperature scaling,
         Guo et al. 2017): the AL driver refits after every training, so the calibration
         follows the model from round to round (fitted values replace configured ones).
+    mc_layers
+        ``all`` (default): every stochastic pass runs the whole model with dropout on (the
+        paper's MC dropout). ``N``: partial MC dropout: the encoder's bottom layers run once
+        per sentence without dropout and only its top N layers and the heads run the ``k``
+        stochastic passes (smt/st models with a BERT-style encoder; see
+        ``benchmarks/scoring.py --mc-layers`` for the speed and agreement trade-off).
     seed
         Seeds the dropout masks of each batch (from the seed and the batch's ids), so a
         pool scores the same whichever actor takes which batch, retries included.
@@ -60,6 +68,18 @@ class ScoringConfig(Section):
     temperatures: dict[str, float] = Field(default_factory=dict)
     calibrate: bool = False
     seed: int = 0
+    mc_layers: Literal["all"] | int = "all"
+
+    @field_validator("mc_layers")
+    @classmethod
+    def _positive_layers(cls, value: str | int) -> str | int:
+        if isinstance(value, bool) or (isinstance(value, int) and value < 1):
+            raise ValueError(f"mc_layers must be 'all' or a number of layers >= 1, got {value!r}")
+        return value
+
+    def partial_layers(self) -> int | None:
+        """The top layers the stochastic passes run (partial MC), ``None`` for all."""
+        return None if self.mc_layers == "all" else int(self.mc_layers)
 
     @field_validator("temperatures")
     @classmethod

@@ -64,6 +64,9 @@ class MCDropoutScorer:
         Base seed of the dropout masks.
     max_tokens : int
         Most padded words per forward pass.
+    mc_layers : int, optional
+        Partial MC dropout: only the encoder's top ``mc_layers`` layers and the heads run
+        the stochastic passes (the model's ``partial``); ``None``: all of it.
     loader : callable, optional
         ``loader(checkpoint) -> ScoringModel``.
     experiment : str, optional
@@ -82,6 +85,7 @@ class MCDropoutScorer:
         threads: int = 1,
         seed: int = 0,
         max_tokens: int = 8192,
+        mc_layers: int | None = None,
         loader: ModelLoader | None = None,
         experiment: str | None = None,
     ) -> None:
@@ -91,6 +95,14 @@ class MCDropoutScorer:
 
         torch.set_num_threads(threads)
         self.model = (loader or _default_loader)(checkpoint)
+        if mc_layers is not None and not ec_only:
+            partial = getattr(self.model, "partial", None)
+            if partial is None:
+                raise ScoringError(
+                    f"scoring.mc_layers: {type(self.model).__name__} has no partial MC "
+                    "dropout; use mc_layers: all"
+                )
+            partial(mc_layers)
         self.tasks = tuple(tasks) if tasks else tuple(self.model.tasks)
         unknown = [t for t in self.tasks if t not in self.model.tasks]
         if unknown:

@@ -14,6 +14,14 @@ collator:
 
 Scoring needs arc probabilities, never decoded trees, so the wrapper turns the ``dp``
 task's tree decoding off in its own copy of the model.
+
+**Partial MC dropout** (``mc_layers=N``, :meth:`~MultiTaskScoringModel.partial`): the
+deterministic pass also keeps the input of the encoder's top N layers (the output of the
+bottom layers without dropout); the stochastic passes start from it and run only the top N
+layers and the heads with dropout on. With N of L layers a pass costs about N/L of a full
+one. For BERT-style encoders under the ``smt``/``st`` schemes (any N) and ``cmt`` (N = its
+per-task top layers, run with their gates as one block); the first batch checks that the
+split reproduces the unsplit model.
 """
 
 from __future__ import annotations
@@ -71,6 +79,98 @@ class MultiTaskScoringModel:
         dp = self.model.tasks.get("dp")
         if dp is not None and hasattr(dp, "tree_decoding"):
             dp.tree_decoding = False
+        self.mc_layers: int | None = None  # None: every layer is stochastic (full MC)
+        self._bottom: torch.Tensor | None = None
+        self._checked = False
+
+    def partial(self, mc_layers: int) -> None:
+        """Run only the encoder's top ``mc_layers`` layers (and the heads) stochastically.
+
+        Raises
+        ------
+        ScoringError
+            The model's sharing scheme or encoder has no single layer stack to split, or
+            ``mc_layers`` exceeds it.
+        """
+        from mtal_ray.errors import ConfigError, ScoringError
+        from mtal_ray.models.sharing import (
+            GatedTopLayers,
+            SharedEncoder,
+            encoder_layers,
+            layer_mask,
+            run_layers,
+        )
+
+        sharing = self.model.sharing
+        if isinstance(sharing, SharedEncoder):
+            encoder = sharing.encoder
+        elif isinstance(sharing, GatedTopLayers):
+            encoder = sharing.bottom
+            n_top = len(sharing.shared_top)
+            if mc_layers != n_top:
+                raise ScoringError(
+                    f"scoring.mc_layers: a cmt model runs its per-task top layers "
+                    f"stochastically as one block: mc_layers must be {n_top} "
+                    f"(model.cmt_shared_layers splits the encoder) or all"
+                )
+        else:
+            raise ScoringError(
+                f"scoring.mc_layers: partial MC dropout needs the smt, st or cmt sharing "
+                f"scheme (this model uses {self.model.config.sharing}); use mc_layers: all"
+            )
+        try:
+            layers = encoder_layers(encoder)
+        except ConfigError:
+            raise ScoringError(
+                "scoring.mc_layers: partial MC dropout needs a BERT-style encoder "
+                f"(encoder.layer); {type(encoder).__name__} has none"
+            ) from None
+        if isinstance(sharing, GatedTopLayers):
+            split = len(layers)
+
+            def top(bottom: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, Any]:
+                return sharing.top(bottom, attention_mask)
+
+        else:
+            if not 1 <= mc_layers <= len(layers):
+                raise ScoringError(
+                    f"scoring.mc_layers: {mc_layers} must be between 1 and the encoder's "
+                    f"{len(layers)} layers (or all)"
+                )
+            split = len(layers) - mc_layers
+            stack = list(layers[split:])
+
+            def top(bottom: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, Any]:
+                mask = layer_mask(encoder.config, bottom, attention_mask)
+                return dict.fromkeys(sharing.tasks, run_layers(stack, bottom, mask))
+
+        source = layers[split - 1] if split > 0 else encoder.embeddings
+
+        def keep(_module: Any, _inputs: Any, output: Any) -> None:
+            self._bottom = output[0] if isinstance(output, tuple) else output
+
+        source.register_forward_hook(keep)
+        self.mc_layers = mc_layers
+        self._top_states = top
+
+    def _check_split(self, batch: Any, bottom: torch.Tensor) -> None:
+        """Once: the top layers over the kept output reproduce the encoder's output."""
+        from mtal_ray.errors import ScoringError
+        from mtal_ray.models.inference import deterministic
+
+        with deterministic(self.model):
+            full = self.model.sharing(batch.input_ids, batch.attention_mask)
+            split = self._top_states(bottom, batch.attention_mask)
+        mask = batch.attention_mask.bool()
+        if not all(
+            torch.allclose(full[t][mask], split[t][mask], atol=1e-4, rtol=1e-3) for t in full
+        ):
+            raise ScoringError(
+                f"scoring.mc_layers: the model ({self.model.config.sharing} sharing) "
+                "does not end with its last layer's output, so it cannot be split for "
+                "partial MC dropout; use mc_layers: all"
+            )
+        self._checked = True
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -118,10 +218,17 @@ class MultiTaskScoringModel:
         from mtal_ray.models.inference import deterministic
 
         batch = self._collate(tokens)
+        self._bottom = None
         with deterministic(self.model):
             probs = self.model.predict_proba(batch)
         entities = probs["re"]["entities"] if "re" in probs else None
         context = {"batch": batch, "entities": entities}
+        if self.mc_layers is not None:
+            if self._bottom is None:  # pragma: no cover - the hook runs in every forward
+                raise RuntimeError("partial MC dropout: the bottom layers' output was not kept")
+            if not self._checked:
+                self._check_split(batch, self._bottom)
+            context["bottom"] = self._bottom
         return self._outputs(probs, tasks, batch.n_words, count_entities=True), context
 
     def stochastic(
@@ -134,8 +241,12 @@ class MultiTaskScoringModel:
         batch = _repeat(context.get("batch") or self._collate(tokens), copies)
         found = context.get("entities")
         entities = "predicted" if found is None else list(found) * copies
+        bottom = context.get("bottom")
         with mc_dropout(self.model):
-            probs = self.model.predict_proba(batch, entities=entities)
+            states = None
+            if bottom is not None:  # partial MC: the top layers only, from the kept output
+                states = self._top_states(bottom.repeat(copies, 1, 1), batch.attention_mask)
+            probs = self.model.predict_proba(batch, entities=entities, states=states)
         stacked = self._outputs(probs, tasks, batch.n_words, count_entities=False)
         n = len(tokens)
         return [
@@ -152,7 +263,7 @@ class MultiTaskScoringModel:
 
 
 def load_scoring_model(
-    checkpoint: str, device: str | torch.device = "cpu"
+    checkpoint: str, device: str | torch.device = "cpu", mc_layers: int | None = None
 ) -> MultiTaskScoringModel:
     """Load a training checkpoint (``mtal_ray.training.checkpoint``) for scoring; no Ray needed.
 
@@ -164,4 +275,7 @@ def load_scoring_model(
     from mtal_ray.training.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint, device)
-    return MultiTaskScoringModel(loaded.model, loaded.collator, device)
+    model = MultiTaskScoringModel(loaded.model, loaded.collator, device)
+    if mc_layers is not None:
+        model.partial(mc_layers)
+    return model

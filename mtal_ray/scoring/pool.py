@@ -142,6 +142,7 @@ def score_pool(
         "threads": cfg.threads(),
         "seed": cfg.seed,
         "max_tokens": cfg.max_tokens,
+        "mc_layers": cfg.partial_layers(),
         "loader": loader,
         "experiment": experiment,
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, model_validator
 
@@ -41,6 +41,11 @@ class SelectionConfig(Section):
     time_limit: float = Field(default=60.0, gt=0)
     tp: float = Field(default=1.0, ge=0, description="per-entity cost of token-level tasks")
     ts: float = Field(default=3.0, ge=0, description="per-sentence cost of sentence-level tasks")
+    cost_model: Literal["paper", "measured"] = Field(
+        default="paper",
+        description="paper: tp/ts as given; measured: tp/ts per task fitted to the times an "
+        "annotation tool measured in earlier rounds (paper costs until a fit exists)",
+    )
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> SelectionConfig:
@@ -85,6 +90,6 @@ class SelectionConfig(Section):
             params["time_limit"] = self.time_limit
         return make_selector(self.method, **params)
 
-    def cost_model(self) -> CostModel:
+    def paper_costs(self) -> CostModel:
         """The cost model with this section's ``tp`` and ``ts``."""
         return CostModel(tp=self.tp, ts=self.ts)

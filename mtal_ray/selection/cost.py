@@ -56,11 +56,16 @@ class CostModel:
         Per-sentence cost of sentence-level tasks (paper: 3).
     task_costs : mapping of str to TaskCost
         Custom cost functions per task, used where the table has no ``<task>.cost``.
+    label_costs : mapping of str to float
+        Per-label cost of a task, in place of ``tp`` (token-level task) or ``ts``
+        (sentence-level task) for that task alone (costs fitted to measured times:
+        :mod:`mtal_ray.selection.cost_fit`).
     """
 
     tp: float = 1.0
     ts: float = 3.0
     task_costs: Mapping[str, TaskCost] = field(default_factory=dict)
+    label_costs: Mapping[str, float] = field(default_factory=dict)
 
     def costs(self, table: ConfidenceTable) -> TaskCosts:
         """Per-task costs and the shared term of every sample of ``table``."""
@@ -106,7 +111,9 @@ class CostModel:
             )
         if table.has(f"{task}.n_entities"):
             return token_task_cost(
-                table.column("n_tokens"), table.column(f"{task}.n_entities"), self.tp
+                table.column("n_tokens"),
+                table.column(f"{task}.n_entities"),
+                self.label_costs.get(task, self.tp),
             )
         if task in table.token_tasks:
             raise SelectionError(
@@ -114,7 +121,7 @@ class CostModel:
                 f"task {task!r} counts the entities a model predicts, and this table was "
                 "written without running one"
             )
-        return sentence_task_cost(table.column("n_tokens"), self.ts)
+        return sentence_task_cost(table.column("n_tokens"), self.label_costs.get(task, self.ts))
 
 
 @dataclass(frozen=True, eq=False)
