@@ -55,7 +55,21 @@ class TimedSentence:
 def nonnegative_least_squares(
     a: NDArray[np.float64], b: NDArray[np.float64], max_iter: int = 200
 ) -> NDArray[np.float64]:
-    """``argmin_{x ≥ 0} ‖a·x − b‖²`` (Lawson-Hanson active set), shape (a.shape[1],)."""
+    """``argmin_{x ≥ 0} ‖a·x − b‖²`` (Lawson-Hanson active set), shape (a.shape[1],).
+
+    Columns are scaled to a largest entry of 1 first (and the solution scaled back), so
+    that the stopping tolerance means the same for a feature counted in words as for one
+    counted in sentences, however small a column's entries are (a max, not a norm: the
+    squares of entries below 1e-154 underflow).
+    """
+    peaks = np.abs(a).max(axis=0, initial=0.0)
+    scale = np.where(peaks > 0, peaks, 1.0)
+    return _lawson_hanson(a / scale, b, max_iter) / scale
+
+
+def _lawson_hanson(
+    a: NDArray[np.float64], b: NDArray[np.float64], max_iter: int
+) -> NDArray[np.float64]:
     n = a.shape[1]
     x = np.zeros(n)
     passive = np.zeros(n, dtype=bool)
