@@ -34,17 +34,33 @@ def _brute_force_nnls(a: np.ndarray, b: np.ndarray) -> float:
     return best
 
 
-# tiny problems; a loaded CI machine must not fail them on time
-@settings(deadline=None, max_examples=300)
-@given(
-    arrays(np.float64, (6, 3), elements=st.floats(-5, 5, allow_subnormal=False)),
-    arrays(np.float64, (6,), elements=st.floats(-5, 5, allow_subnormal=False)),
-)
+# Design matrices of integers (counts of words and labels are integers) keep every
+# sub-problem's conditioning bounded, so the brute-force optimum is a fair yardstick; how
+# far a column's scale may wander is the next test's business.
+_COUNTS = arrays(np.float64, (6, 3), elements=st.integers(-20, 20).map(float))
+_TIMES = arrays(np.float64, (6,), elements=st.floats(-5, 5, allow_subnormal=False))
+
+
+@settings(deadline=None, max_examples=300)  # a loaded CI machine must not fail on time
+@given(_COUNTS, _TIMES)
 def test_nnls_matches_brute_force(a: np.ndarray, b: np.ndarray) -> None:
     x = nonnegative_least_squares(a, b)
     assert (x >= 0).all()
     residual = float(np.sum((a @ x - b) ** 2))
     assert residual <= _brute_force_nnls(a, b) + 1e-6 * (1 + residual)
+
+
+@settings(deadline=None)
+@given(_COUNTS, _TIMES, st.lists(st.integers(-150, 150), min_size=3, max_size=3))
+def test_nnls_does_not_depend_on_the_columns_scale(
+    a: np.ndarray, b: np.ndarray, exponents: list[int]
+) -> None:
+    scale = 10.0 ** np.array(exponents, dtype=float)
+    x = nonnegative_least_squares(a, b)
+    x_scaled = nonnegative_least_squares(a * scale, b)
+    residual = float(np.sum((a @ x - b) ** 2))
+    residual_scaled = float(np.sum(((a * scale) @ x_scaled - b) ** 2))
+    assert residual_scaled == pytest.approx(residual, rel=1e-6, abs=1e-9)
 
 
 def test_nnls_known_answer() -> None:
