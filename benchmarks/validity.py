@@ -512,8 +512,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit-eval", type=int, default=None, help="dev/test sample size")
     parser.add_argument("--methods", nargs="+", default=SELECTORS)
     parser.add_argument(
-        "--comparisons", nargs="+", default=["st", "ce", "budget"],
-        choices=["st", "ce", "budget"], help="besides the selectors",
+        "--comparisons", nargs="*", default=["st", "ce", "budget"],
+        choices=["st", "ce", "budget"], help="besides the selectors (none: selectors only)",
     )  # fmt: skip
     parser.add_argument("--epochs", type=float, default=20.0)
     parser.add_argument("--eval-every-epochs", type=float, default=2.0)

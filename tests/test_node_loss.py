@@ -1,8 +1,12 @@
 """Node loss for real (issue 15): several raylets on this machine (``ray.cluster_utils.Cluster``)
-and the node hosting a scoring actor removed in the middle of a pool.
+and a node removed in the middle of the work it hosts.
 
-Every pool row must come back exactly once, with the scores of an undisturbed run (dropout
-masks are seeded per batch, so a batch retried on another node scores the same).
+* A scoring actor's node, in the middle of a pool: every pool row must come back exactly
+  once, with the scores of an undisturbed run (dropout masks are seeded per batch, so a
+  batch retried on another node scores the same).
+* A training worker's node, in the middle of a training: Ray Train restarts the worker
+  group on the nodes left, from the last checkpoint, and the training ends with the model
+  of an undisturbed run (dropout is seeded per step, the data order per epoch).
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import ray
 import ray.cloudpickle
 import torch
+from models_sample_rows import sf_id_table
 
 from mtal_ray.data.vocab import LabelVocab
 from mtal_ray.models import ModelConfig, build_model
@@ -26,7 +32,8 @@ from mtal_ray.scoring.config import ScoringConfig
 from mtal_ray.scoring.mc_dropout import MCDropoutScorer
 from mtal_ray.scoring.pool import score_pool
 from mtal_ray.tasks.registry import build_tasks
-from mtal_ray.training.checkpoint import CheckpointInfo, save_checkpoint
+from mtal_ray.training import TrainingConfig, load_checkpoint, train_model
+from mtal_ray.training.checkpoint import PREDICTIONS_FILE, CheckpointInfo, save_checkpoint
 
 pytestmark = pytest.mark.integration
 
@@ -131,3 +138,69 @@ def test_losing_the_node_of_a_scoring_actor_scores_every_row_once(  # type: igno
     expected = _in_process(checkpoint, pool)
     for col in ("ner.ec", "ner.da", "id.ec", "id.da"):
         np.testing.assert_allclose(out[col].to_numpy(), expected[col].to_numpy(), atol=1e-6)
+
+
+def _worker_nodes_of_the_training() -> tuple[set[str], set[str]]:
+    """(nodes hosting a live Ray Train worker, nodes hosting any other live Train actor)."""
+    from ray.util.state import list_actors
+
+    workers, others = set(), set()
+    for actor in list_actors(filters=[("state", "=", "ALIVE")], limit=1000):
+        if actor.class_name == "RayTrainWorker":
+            workers.add(actor.node_id)
+        else:
+            others.add(actor.node_id)
+    return workers, others
+
+
+def test_losing_the_node_of_a_training_worker_restores_and_ends_with_the_same_model(  # type: ignore[no-untyped-def]
+    cluster, encoder: str, tmp_path: Path
+) -> None:
+    cluster_, workers = cluster
+    table = sf_id_table(48)
+    train, dev = table.slice(0, 32), table.slice(32)
+    config = TrainingConfig(
+        num_workers=2, batch_size=8, eval_every=4, max_steps=48, lr=1e-3, max_failures=2
+    )
+    model = ModelConfig(encoder=encoder)
+    undisturbed = train_model(train, dev, ["sf", "id"], model, config, tmp_path / "undisturbed")
+    assert undisturbed.resumed_from_step == 0
+
+    storage = tmp_path / "disturbed"
+    removed: list[tuple[str, int]] = []  # (node id, checkpoints on disk when it went)
+
+    def remove_a_training_node() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not removed:
+            checkpoints = list(storage.glob("train/**/checkpoint_*"))
+            if len(checkpoints) >= 2:
+                time.sleep(2.5)  # the controller registers reported checkpoints every 2 s
+                busy, others = _worker_nodes_of_the_training()
+                victims = [w for w in workers if w.node_id in busy - others]
+                if victims:
+                    cluster_.remove_node(victims[0], allow_graceful=False)
+                    removed.append((victims[0].node_id, len(checkpoints)))
+            time.sleep(0.1)
+
+    remover = threading.Thread(target=remove_a_training_node, daemon=True)
+    remover.start()
+    started = time.monotonic()
+    disturbed = train_model(train, dev, ["sf", "id"], model, config, storage)
+    remover.join(timeout=10)
+    assert removed, "no training node was removed while the model trained"
+    assert disturbed.resumed_from_step > 0, "the restarted workers did not restore a checkpoint"
+    assert disturbed.resumed_from_step < config.max_steps
+    assert disturbed.steps == undisturbed.steps
+    assert disturbed.best_step == undisturbed.best_step
+    assert disturbed.dev_gmean == pytest.approx(undisturbed.dev_gmean, abs=1e-9)
+    before = pq.read_table(undisturbed.checkpoint_dir / PREDICTIONS_FILE)
+    after = pq.read_table(disturbed.checkpoint_dir / PREDICTIONS_FILE)
+    assert after.equals(before), "the restored training predicts otherwise"
+    weights_before = load_checkpoint(undisturbed.checkpoint_dir)[0].state_dict()
+    weights_after = load_checkpoint(disturbed.checkpoint_dir)[0].state_dict()
+    differing = [k for k, v in weights_before.items() if not torch.equal(v, weights_after[k])]
+    assert not differing, f"the restored training ended with other weights: {differing[:5]}"
+    print(
+        f"node removed; resumed from step {disturbed.resumed_from_step}, "
+        f"{time.monotonic() - started:.0f}s"
+    )

@@ -177,6 +177,11 @@ def test_a_task_that_plateaus_stops_being_annotated(tmp_path):
     assert not set(selections[2]["ids"]) & set(state.labeled["id"])
     summary_file = json.loads((run_dir / "summary.json").read_text())
     assert summary_file["stopping"]["id"]["stopped_at"] == 1
+    # what annotating each task cost: id was asked only in round 0's selection
+    round_costs = [r.stopping.get("id", {}).get("cost", 0.0) for r in state.rounds]
+    assert round_costs[0] > 0 and round_costs[1:] == [0.0] * (len(round_costs) - 1)
+    assert summary_file["stopping"]["id"]["cost"] == pytest.approx(round_costs[0])
+    assert summary_file["stopping"]["sf"]["cost"] > summary_file["stopping"]["id"]["cost"]
     select_metrics = [e[3] for e in recorder.events if e[0] == "step" and e[1] == "select"]
     assert select_metrics[1]["stopping.id.stopped"] == 1.0
     assert select_metrics[1]["stopping.sf.stopped"] == 0.0

@@ -257,3 +257,79 @@ def test_report_command_regenerates_and_reports_bad_dirs(beta_sweep: Path, tmp_p
     empty.mkdir()
     assert cli_main(["report", str(empty)]) == 2
     assert "not a sweep directory" in capsys.readouterr().err
+
+
+def _stopping_trial(
+    sweep: Path, seed: int, stopping: list, costs: list, finals: dict, stops: dict | None
+) -> None:
+    """An mt-avg trial with or without ``al.stopping`` (its rows cost ``costs`` per round)."""
+    params = {"selection.method": "mt-avg", "seed": seed, "al.stopping": stopping}
+    name = f"mt-avg_{'stop' if stopping else 'all'}_{seed}"
+    folder = sweep / "trials" / name
+    folder.mkdir(parents=True)
+    TrialRecord(
+        name=name, params=params, method="mt-avg", seed=seed, status="finished", attempts=1,
+        tasks=list(finals),
+    ).save(folder)  # fmt: skip
+    rows = [
+        {
+            "iteration": i,
+            "labeled": 10 * (i + 1),
+            "cost": cost,
+            **{f"test.{t}": 0.5 for t in finals},
+        }
+        for i, cost in enumerate(costs)
+    ]
+    rows[-1].update({f"test.{t}": v for t, v in finals.items()})
+    summary = {"rows": rows, "status": "finished", "stopping": stops or {}}
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_the_report_shows_where_tasks_stopped_and_the_cost_saved(tmp_path):
+    from mtal_ray.sweep.report import stopping_rows
+
+    rule = [{"criterion": "dev-plateau", "threshold": 0.01, "window": 2}]
+    for seed, (stopped_id, spent, score_sf) in enumerate([(1, 60.0, 0.70), (2, 90.0, 0.72)]):
+        _stopping_trial(tmp_path, seed, [], [50.0, 50.0, 50.0, None], {"sf": 0.71, "id": 0.9}, None)
+        stops = {
+            "sf": {"stopped_at": None, "criterion": "dev-plateau", "value": 0.05},
+            "id": {"stopped_at": stopped_id, "criterion": "dev-plateau", "value": 0.0},
+        }
+        costs = [spent / 3] * 3 + [None]
+        _stopping_trial(tmp_path, seed, rule, costs, {"sf": score_sf, "id": 0.9}, stops)
+    rows = stopping_rows(load_trials(tmp_path))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["label"] == "mt-avg (stopping=dev-plateau threshold=0.01 window=2)"
+    assert row["stopped_at"] == {"sf": [None, None], "id": [1, 2]}
+    assert row["cost"] == pytest.approx(75.0) and row["reference_cost"] == pytest.approx(150.0)
+    # seed 0 saved 1 - 60/150 = 0.6, seed 1 saved 1 - 90/150 = 0.4
+    assert row["saved"] == pytest.approx(0.5)
+    assert row["score_change"]["sf"] == pytest.approx(((0.70 - 0.71) + (0.72 - 0.71)) / 2)
+    assert row["score_change"]["id"] == pytest.approx(0.0)
+    write_report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Per-task stopping" in text
+    assert (
+        "| mt-avg (stopping=dev-plateau threshold=0.01 window=2) | sf | –, – | 75 | 150 | 50 % |"
+        in text
+    )
+    assert "|  | id | 1, 2 |  |  |  | +0.00 |" in text
+
+
+def test_a_report_without_stopping_runs_has_no_stopping_section(tmp_path):
+    make_trial(tmp_path, "mt-r", None, 0, {"sf": 0.5})
+    write_report(tmp_path)
+    assert "Per-task stopping" not in (tmp_path / "report.md").read_text()
+
+
+def test_stopping_runs_without_a_reference_say_so(tmp_path):
+    from mtal_ray.sweep.report import stopping_markdown, stopping_rows
+
+    stops = {"sf": {"stopped_at": 1, "criterion": "budget", "value": 40.0}}
+    _stopping_trial(
+        tmp_path, 0, [{"criterion": "budget", "threshold": 40}], [40.0, None], {"sf": 0.6}, stops
+    )
+    rows = stopping_rows(load_trials(tmp_path))
+    assert rows[0]["cost"] == 40.0 and "saved" not in rows[0]
+    assert "No run without stopping to compare with" in stopping_markdown(rows, "test", 100.0)

@@ -67,7 +67,7 @@ class Summary:
     message: str
     rows: list[dict[str, Any]]
     mlflow_run_id: str | None
-    #: Per task, when ``al.stopping`` is set: ``stopped_at``, ``criterion``, ``value``.
+    #: Per task, when ``al.stopping`` is set: ``stopped_at``, ``criterion``, ``value``, ``cost``.
     stopping: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 

@@ -684,9 +684,14 @@ class ActiveLearningLoop:
         message = f"finished {len(rows)} iterations in {self.run_dir}"
         if status == "stopped":
             message += " (every task stopped early: al.stopping)"
-        summary = Summary(
-            str(self.run_dir), status, message, rows, state.mlflow_run_id, dict(state.stopping)
-        )
+        stopping = {  # with what annotating each task cost over the run
+            task: {
+                **entry,
+                "cost": sum(float(r.stopping.get(task, {}).get("cost", 0.0)) for r in state.rounds),
+            }
+            for task, entry in state.stopping.items()
+        }
+        summary = Summary(str(self.run_dir), status, message, rows, state.mlflow_run_id, stopping)
         write_json(self.run_dir / "summary.json", summary.__dict__)
         artifacts: list[tuple[Path, str | None]] = [
             (Path(curve), None),

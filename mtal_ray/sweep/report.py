@@ -34,6 +34,8 @@ METHOD_ORDER = (
     "blp-joint-max", "blp-joint-min", "blp-joint-rrf", "blp-stcs",
 )  # fmt: skip
 _SHORT_NAMES = {BETA_KEY: "β"}
+#: Swept keys that switch per-task stopping on or off (paired with the runs without it).
+STOPPING_PREFIX = "al.stopping"
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -64,7 +66,15 @@ def varying_keys(trials: Iterable[TrialResult]) -> list[str]:
 
 
 def _format(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict) and "criterion" in value:  # an al.stopping entry
+        shown = [str(value["criterion"])]
+        shown += [f"{k}={_format(value[k])}" for k in ("threshold", "window") if k in value]
+        return " ".join(shown)
+    if isinstance(value, list | tuple) and all(isinstance(v, dict) for v in value):
+        return " + ".join(_format(v) for v in value) if value else "none"
+    return str(value)
 
 
 def trial_label(trial: TrialResult, keys: Sequence[str]) -> str:
@@ -320,6 +330,113 @@ def beta_references(
     }
 
 
+def _without_stopping(trial: TrialResult) -> tuple[Any, ...]:
+    """What pairs a run with stopping and the same run without: everything else."""
+    params = {
+        k: repr(v) for k, v in trial.record.params.items() if not k.startswith(STOPPING_PREFIX)
+    }
+    return (trial.record.dataset, tuple(sorted(params.items())))
+
+
+def stopping_rows(
+    trials: Sequence[TrialResult], split: str = "test", datasets: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Per method (and dataset) that ran with ``al.stopping``: where each task stopped,
+    the annotation cost spent and what it saved.
+
+    Each row: ``label``, ``dataset``, ``seeds``, ``stopped_at`` (task -> the iteration per
+    seed, ``None`` = never), ``cost`` (mean over seeds), and, when the sweep holds the same
+    run without stopping (same parameters but ``al.stopping*``, same seed):
+    ``reference_cost`` (its mean), ``saved`` (mean of ``1 - cost / reference cost``) and
+    ``score_change`` (task -> mean final ``split`` score difference, stopping minus not).
+    """
+    finished = _finished(trials)
+    keys = varying_keys(finished)
+    references = {_without_stopping(t): t for t in finished if not t.stopping}
+    groups: dict[tuple[str | None, str], list[TrialResult]] = defaultdict(list)
+    for trial in sorted(finished, key=lambda t: (_order_key(t, keys), t.record.seed)):
+        if trial.stopping:
+            groups[(trial.record.dataset, trial_label(trial, keys))].append(trial)
+    rows = []
+    for dataset in _datasets(finished, datasets):
+        for (group_dataset, label), group in groups.items():
+            if group_dataset != dataset:
+                continue
+            tasks = list(dict.fromkeys(t for trial in group for t in trial.stopping))
+            row: dict[str, Any] = {
+                "label": label,
+                "dataset": dataset,
+                "seeds": [t.record.seed for t in group],
+                "stopped_at": {
+                    task: [t.stopping.get(task, {}).get("stopped_at") for t in group]
+                    for task in tasks
+                },
+                "cost": _mean_or_none([t.cost for t in group]),
+            }
+            pairs = [(t, references.get(_without_stopping(t))) for t in group]
+            pairs = [(t, r) for t, r in pairs if r is not None]
+            if pairs:
+                row["reference_cost"] = _mean_or_none([r.cost for _, r in pairs])
+                row["saved"] = _mean_or_none(
+                    [1.0 - t.cost / r.cost for t, r in pairs if t.cost is not None and r.cost]
+                )
+                changes: dict[str, float | None] = {}
+                for task in tasks:
+                    diffs = []
+                    for t, r in pairs:
+                        a, b = t.final_scores(split).get(task), r.final_scores(split).get(task)
+                        if a is not None and b is not None:
+                            diffs.append(a - b)
+                    changes[task] = _mean_or_none(diffs)
+                row["score_change"] = changes
+            rows.append(row)
+    return rows
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    known = [float(v) for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def stopping_markdown(rows: Sequence[dict[str, Any]], split: str, scale: float) -> str:
+    """The per-task stopping section of ``report.md`` (empty without stopping runs)."""
+    if not rows:
+        return ""
+    lines = [
+        "## Per-task stopping",
+        "",
+        "Iteration at which each task stopped, per seed (– = never); annotation cost spent "
+        "(the paper's cost model, mean over seeds); against the same runs without stopping "
+        f"(same seeds): cost saved and the change of each task's final {split} score"
+        f"{' (×100)' if scale == 100 else ''}.",
+        "",
+        "| method | task | stopped at | cost | cost without | saved | score change |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        name = row["label"] if row["dataset"] is None else f"{row['dataset']}: {row['label']}"
+        for i, (task, stops) in enumerate(row["stopped_at"].items()):
+            stopped = ", ".join("–" if s is None else str(s) for s in stops)
+            first = i == 0
+            cost = _fmt(row["cost"], ".0f") if first else ""
+            ref = _fmt(row.get("reference_cost"), ".0f") if first else ""
+            saved = row.get("saved")
+            saved_text = (f"{saved * 100:.0f} %" if saved is not None else "–") if first else ""
+            change = (row.get("score_change") or {}).get(task)
+            change_text = "–" if change is None else f"{change * scale:+.2f}"
+            lines.append(
+                f"| {name if first else ''} | {task} | {stopped} | {cost} | {ref} | "
+                f"{saved_text} | {change_text} |"
+            )
+    if not any("reference_cost" in r for r in rows):
+        lines += ["", "No run without stopping to compare with: add `al.stopping: []` to the grid."]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
 def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
     """(Re)write the report files of ``sweep_dir`` from its stored trials; returns them.
 
@@ -371,6 +488,9 @@ def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
     text = _markdown(name, table, trials, split, [p.name for p in written])
     image = "gain_over_random.png" if gains else None
     text += "\n" + comparison_markdown(comparison, split, score_scale(table), image)
+    stopping = stopping_markdown(stopping_rows(trials, split, datasets), split, score_scale(table))
+    if stopping:
+        text += "\n" + stopping
     atomic_write_text(sweep_dir / "report.md", text)
     return written
 

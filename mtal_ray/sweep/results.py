@@ -94,6 +94,16 @@ class TrialResult:
     record: TrialRecord
     rows: list[dict[str, Any]] = field(default_factory=list)
     first_selection: list[str] | None = None
+    #: Per task, when the trial ran with ``al.stopping``: ``stopped_at`` (iteration or
+    #: None), ``criterion``, ``value``, ``cost`` (spent annotating the task).
+    stopping: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def cost(self) -> float | None:
+        """The annotation cost the trial's selections spent (``None`` if none recorded)."""
+        costs = [r.get("cost") for r in self.rows]
+        known = [float(c) for c in costs if c is not None]
+        return sum(known) if known else None
 
     @property
     def tasks(self) -> list[str]:
@@ -152,15 +162,17 @@ def load_trial(trial_dir: Path) -> TrialResult | None:
     if record is None:
         return None
     rows: list[dict[str, Any]] = []
+    stopping: dict[str, dict[str, Any]] = {}
     summary = trial_dir / "summary.json"
     if record.status == "finished" and summary.exists():
         data = _read_json(summary)
         rows = sorted(data.get("rows", []), key=lambda r: r.get("iteration", 0))
+        stopping = dict(data.get("stopping") or {})
     selection = trial_dir / "rounds" / "round_0" / "selection.json"
     first = None
     if selection.exists():
         first = [str(i) for i in _read_json(selection).get("ids", [])]
-    return TrialResult(record, rows, first)
+    return TrialResult(record, rows, first, stopping)
 
 
 def load_trials(sweep_dir: Path) -> list[TrialResult]:

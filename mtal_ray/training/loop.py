@@ -8,6 +8,9 @@ the same run directory), and trains with AdamW under DDP or a DeepSpeed ZeRO eng
 * Data: each epoch is one permutation (seeded by ``seed + epoch``, identical on all
   workers); worker ``r`` of ``w`` takes its own contiguous share and cuts it into micro
   batches of ``batch_size / w`` rows; every worker runs the same number of steps.
+* Dropout: the torch generator is re-seeded before every step from (seed, step, rank), so
+  a training restarted from a checkpoint (a lost worker or node) draws the same masks as
+  an undisturbed one and ends with the same model.
 * Every ``eval_every`` steps (and at ``max_steps``) the dev set is predicted, sharded over
   the workers and gathered, so every worker computes the same scores and takes the same
   early-stopping decision (stop after ``patience`` evaluations without a better geometric
@@ -156,6 +159,11 @@ def _quiet_worker_logs() -> None:
     setup_logging("worker")
 
 
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The dropout seed of one worker's step (a function of the step, not of the history)."""
+    return (seed * 1_000_003 + step * 1_009 + rank) % (2**63 - 1)
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train worker entry point (see the module docstring for the protocol).
 
@@ -222,6 +230,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             # (it polls workers every 2 s), then die as a crashed process would
             time.sleep(8)
             os.kill(os.getpid(), signal.SIGKILL)
+        torch.manual_seed(step_seed(cfg.seed, state.step, rank))
         batch = collator(train.take(rows)).to(device)
         losses = runner.wrapped(batch, alphas)
         drawn = sampler.task_at(state.step) if sampler is not None else None
