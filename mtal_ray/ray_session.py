@@ -99,10 +99,23 @@ def _start_local(ray: Any, kwargs: dict[str, Any]) -> None:
     address (``RAY_ADDRESS``: Ray's own helpers, such as Train's placement-group cleaner,
     otherwise look for "the" local Ray and fail when several run on the machine), and that
     dies with this process (a watchdog stops its processes, agents included, even after
-    ``kill -9``). What a failed start left behind is stopped at once."""
+    ``kill -9``). Its dashboard listens on a free loopback port, so that Ray's State API
+    answers for this instance and no other. What a failed start left behind is stopped at
+    once."""
     from ray._private import ray_constants
 
     port = _free_port()
+    # The dashboard (on a free loopback port) is the State API server of *this* Ray: without
+    # it the address Ray records for it is the default 127.0.0.1:8265, so Train's
+    # placement-group cleaner asks whatever other Ray listens there whether our training's
+    # controller is alive, is told "no such actor", and removes the training's placement
+    # group in the middle of a run (seen with a second Ray on the machine).
+    kwargs = {
+        **kwargs,
+        "include_dashboard": True,
+        "dashboard_host": LOOPBACK,
+        "dashboard_port": _free_port(),
+    }
     before = _child_pids()
     local_only = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False

@@ -126,8 +126,23 @@ ensure_ray(log_to_driver=False)
 def address_seen_by_a_worker():
     return os.environ.get("RAY_ADDRESS")
 
+@ray.remote(num_cpus=0)
+class Alive:
+    def ping(self):
+        return True
+
+@ray.remote(num_cpus=0)
+def state_seen_by_a_worker(actor_id):
+    # what Train's placement-group cleaner asks: is this actor alive (State API, no address)
+    from ray.util.state import get_actor
+    found = get_actor(actor_id, timeout=60)
+    return found.state if found else "NOT-FOUND"
+
+actor = Alive.remote()
+ray.get(actor.ping.remote(), timeout=120)
 seen = ray.get(address_seen_by_a_worker.remote(), timeout=120)
-print("READY", ray.get_runtime_context().gcs_address, seen, flush=True)
+state = ray.get(state_seen_by_a_worker.remote(actor._actor_id.hex()), timeout=180)
+print("READY", ray.get_runtime_context().gcs_address, seen, state, flush=True)
 time.sleep(600)
 """
 
@@ -146,7 +161,8 @@ def _name(proc) -> str:
 def test_a_local_ray_listens_on_loopback_and_dies_with_a_killed_launcher(tmp_path: Path):
     """``kill -9`` of a process that started a local Ray (as the launcher does): within
     15 s no process of that Ray is left, agents included; while it ran, every socket of
-    that Ray listened on 127.0.0.1 only and its workers had ``RAY_ADDRESS`` set to it."""
+    that Ray listened on 127.0.0.1 only, its workers had ``RAY_ADDRESS`` set to it and the
+    State API they reach (Train's placement-group cleaner uses it) saw its own actors."""
     psutil = pytest.importorskip("psutil")
     pytest.importorskip("ray")
     script = tmp_path / "hold_ray.py"
@@ -167,9 +183,11 @@ def test_a_local_ray_listens_on_loopback_and_dies_with_a_killed_launcher(tmp_pat
                 ready = line
                 break
         assert ready, f"the local Ray did not come up (exit {launcher.wait(timeout=30)})"
-        _, gcs_address, seen = ready.split()
+        _, gcs_address, seen, state = ready.split()
         assert gcs_address.startswith("127.0.0.1:"), gcs_address
         assert seen == gcs_address  # Ray's helpers in workers find their own instance
+        # ...and its State API answers for this instance (not for whatever listens on 8265)
+        assert state == "ALIVE", state
 
         holder = psutil.Process(launcher.pid)
         deadline = time.monotonic() + 60
