@@ -161,20 +161,6 @@ def protocol(args: argparse.Namespace) -> dict[str, Any]:
 def sweep_config(name: str, scenario: Scenario, corpus: Path, args: argparse.Namespace) -> dict:
     """The sweep config of one scenario (every comparison's trials in one sweep)."""
     seeds = list(args.seeds)
-    data: dict[str, Any] = {
-        "path": str(corpus),
-        "format": scenario.format,
-        "tasks": scenario.tasks,
-        "dev_multiple": 2.0,
-        **scenario.extra,
-    }
-    if args.initial_count:
-        data["initial_count"] = args.initial_count
-        data["initial_fraction"] = None
-    else:
-        data["initial_fraction"] = scenario.initial_fraction
-    if args.limit_eval:
-        data["limit_eval"] = args.limit_eval
     grids: list[dict[str, list[Any]]] = [{"selection.method": list(args.methods), "seed": seeds}]
     if "st" in args.comparisons:
         for task in scenario.st_tasks[: args.st_tasks]:
@@ -195,6 +181,31 @@ def sweep_config(name: str, scenario: Scenario, corpus: Path, args: argparse.Nam
         grids.append(
             {"selection.method": methods, "selection.budget": [args.budget], "seed": list(seeds)}
         )
+    return base_config(name, scenario, corpus, args, grids)
+
+
+def base_config(
+    name: str,
+    scenario: Scenario,
+    corpus: Path,
+    args: argparse.Namespace,
+    grids: list[dict[str, list[Any]]],
+) -> dict:
+    """A sweep config over ``grids`` with the shared protocol (``add_protocol_args``)."""
+    data: dict[str, Any] = {
+        "path": str(corpus),
+        "format": scenario.format,
+        "tasks": scenario.tasks,
+        "dev_multiple": 2.0,
+        **scenario.extra,
+    }
+    if args.initial_count:
+        data["initial_count"] = args.initial_count
+        data["initial_fraction"] = None
+    else:
+        data["initial_fraction"] = scenario.initial_fraction
+    if args.limit_eval:
+        data["limit_eval"] = args.limit_eval
     return {
         "seed": 0,
         "data": data,
@@ -497,24 +508,17 @@ def _wins(mt: dict, st_seeds: dict, task: str, st_score: Any) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_protocol_args(parser: argparse.ArgumentParser, rounds: int = 5) -> None:
+    """The options every study shares: scenarios, seeds, pool, rounds and training."""
     parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--pool-size", type=int, default=None,
         help="fixed random subset of the training split as the pool (EWT default: 4000)",
     )  # fmt: skip
-    parser.add_argument("--rounds", type=int, default=5, help="trainings per run (paper: 5)")
+    parser.add_argument("--rounds", type=int, default=rounds, help="trainings per run")
     parser.add_argument("--initial-count", type=int, default=None, help="instead of 2 %%")
     parser.add_argument("--limit-eval", type=int, default=None, help="dev/test sample size")
-    parser.add_argument("--methods", nargs="+", default=SELECTORS)
-    parser.add_argument(
-        "--comparisons", nargs="*", default=["st", "ce", "budget"],
-        choices=["st", "ce", "budget"], help="besides the selectors (none: selectors only)",
-    )  # fmt: skip
     parser.add_argument("--epochs", type=float, default=20.0)
     parser.add_argument("--eval-every-epochs", type=float, default=2.0)
     parser.add_argument("--patience", type=int, default=3)
@@ -525,16 +529,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--head-lr", type=float, default=1e-3)
     parser.add_argument("--sharing", default="smt")
     parser.add_argument("--k", type=int, default=5, help="MC-dropout passes (DA methods)")
-    parser.add_argument("--budget", type=float, default=500.0, help="per round (paper: 500)")
     parser.add_argument(
         "--concurrent", type=int, default=None, help="trials at once (default: as many as fit)"
     )
+    parser.add_argument("--skip-sweeps", action="store_true", help="only collect and print")
+    parser.add_argument("--verbose", action="store_true")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_protocol_args(parser)
+    parser.add_argument("--methods", nargs="+", default=SELECTORS)
+    parser.add_argument(
+        "--comparisons", nargs="*", default=["st", "ce", "budget"],
+        choices=["st", "ce", "budget"], help="besides the selectors (none: selectors only)",
+    )  # fmt: skip
+    parser.add_argument("--budget", type=float, default=500.0, help="per round (paper: 500)")
     parser.add_argument("--st-tasks", type=int, default=2, help="ST-AL runs per scenario (≤ 2)")
     parser.add_argument("--budget-pairs", type=int, default=2, help="GRD/BLP pairs (MIN, RRF)")
     parser.add_argument("--work-dir", default="runs/validity")
     parser.add_argument("--output", default=str(RESULTS))
-    parser.add_argument("--skip-sweeps", action="store_true", help="only collect and print")
-    parser.add_argument("--verbose", action="store_true")
     parser.add_argument(
         "--quick", action="store_true",
         help="smoke run: ATIS, 1 seed, 80-sentence pool, 2 rounds, a few steps; MT-R, MT-AVG, "

@@ -96,3 +96,19 @@ def test_a_trial_reports_one_result_per_iteration(tmp_path: Path, fake_ports: No
     again: list[dict] = []
     run_trial({"seed": 0}, context, report=again.append)
     assert [r["iteration"] for r in again] == [0, 1, 2]
+
+
+def test_a_trial_that_per_task_stopping_ends_is_finished(tmp_path: Path, fake_ports: None) -> None:
+    from mtal_ray.sweep.results import load_trial
+
+    context = _context(tmp_path)
+    params = {"seed": 0, "al.stopping": [{"criterion": "budget", "threshold": 1.0}]}
+    reports: list[dict] = []
+    run_trial(params, context, report=reports.append)
+    trial_dir = next((tmp_path / "sweep").rglob("trial.json")).parent
+    summary = json.loads((trial_dir / "summary.json").read_text())
+    assert summary["status"] == "stopped"  # every task spent its budget in round 0
+    trial = load_trial(trial_dir)
+    assert trial is not None and trial.record.status == "finished"
+    assert {t: e["stopped_at"] for t, e in trial.stopping.items()} == {"sf": 1, "id": 1}
+    assert [r["iteration"] for r in reports] == [0, 1]

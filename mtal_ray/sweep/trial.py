@@ -180,7 +180,7 @@ def run_trial(
         callbacks.append(observer)
         loop = ActiveLearningLoop(config, trial_dir, Path(context.base_dir), callbacks=callbacks)
         summary = loop.run()
-        if summary.status != "finished":
+        if summary.status not in ("finished", "stopped"):  # stopped: al.stopping ended it
             raise MtalError(f"trial {name} stopped: {summary.message}")
     except Exception as err:
         record.status = "failed"

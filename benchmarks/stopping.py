@@ -1,0 +1,227 @@
+"""What per-task stopping buys and what it costs, on the real scenarios.
+
+For each scenario (``atis``: SF + ID, ``conll04``: NER + RE, ``ewt``: DP + NER from
+``../shared/data``) this script runs one sweep (Ray Tune + MLflow, resumable: re-running
+continues where it stopped) of the same selector with and without ``al.stopping`` and the
+same seeds, so that each run with stopping has a twin without it (same initial set, same
+first model). It reports, per scenario and seed, the annotation cost spent (the paper's cost
+model, §7) and each task's final test score, and per scenario the cost saved, where each task
+stopped, and whether the issue's goal holds: ≥ 25 % of the cost saved while every task's
+final test score stays within 1 point of the run without stopping.
+
+The training protocol (epochs with early stopping on dev, pool, rounds) is the validity
+study's (``benchmarks/validity.py``); the criterion and its settings are options (choose
+them on dev: the default, a plateau of the dev score, reads dev only).
+
+    python benchmarks/stopping.py --quick                 # a tiny end-to-end smoke run
+    python benchmarks/stopping.py --scenarios atis --seeds 0 1 2 --rounds 8
+    python benchmarks/stopping.py --criterion stabilizing-predictions --threshold 0.97
+
+Output: ``benchmarks/results/stopping.json`` (scenario → protocol, per-seed runs, the
+report's stopping rows) and a table on stdout; each sweep's ``report.md`` holds the
+"Per-task stopping" section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from validity import DATA, REPO, SCENARIOS, add_protocol_args, base_config, pool_corpus, run_sweep
+
+RESULTS = REPO / "benchmarks" / "results" / "stopping.json"
+#: The issue's goal: at least this share of the cost saved ...
+GOAL_SAVED = 0.25
+#: ... while every task's final test score stays within this (absolute, scores in [0, 1]).
+GOAL_SCORE = 0.01
+
+
+def stopping_rule(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``al.stopping`` entry of the runs with stopping."""
+    rule: dict[str, Any] = {"criterion": args.criterion, "per_task": True}
+    if args.threshold is not None:
+        rule["threshold"] = args.threshold
+    if args.window is not None:
+        rule["window"] = args.window
+    if args.stop_set is not None:
+        rule["stop_set"] = args.stop_set
+    return rule
+
+
+def runs_of(sweep_dir: Path, tasks: list[str]) -> dict[str, dict[str, Any]]:
+    """seed → {"without"|"with": cost, labeled, final test scores, where tasks stopped}."""
+    from mtal_ray.sweep.results import load_trials
+
+    out: dict[str, dict[str, Any]] = {}
+    for trial in load_trials(sweep_dir):
+        if trial.record.status != "finished" or not trial.rows:
+            continue
+        arm = "with" if trial.stopping else "without"
+        out.setdefault(str(trial.record.seed), {})[arm] = {
+            "trial": trial.record.name,
+            "iterations": len(trial.rows),
+            "labeled": trial.sizes[-1],
+            "cost": trial.cost,
+            "test": {t: v for t, v in trial.final_scores("test").items() if t in tasks},
+            "stopped_at": {t: e.get("stopped_at") for t, e in trial.stopping.items()},
+            "task_cost": {t: e.get("cost") for t, e in trial.stopping.items()},
+        }
+    return out
+
+
+def verdict(runs: dict[str, dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
+    """Mean cost saved and per-task score change over the seeds that have both arms."""
+    paired = [r for r in runs.values() if "with" in r and "without" in r]
+    if not paired:
+        return {"seeds": 0}
+    saved = [
+        1.0 - r["with"]["cost"] / r["without"]["cost"]
+        for r in paired
+        if r["with"]["cost"] is not None and r["without"]["cost"]
+    ]
+    change = {}
+    for task in tasks:
+        diffs = [
+            r["with"]["test"][task] - r["without"]["test"][task]
+            for r in paired
+            if task in r["with"]["test"] and task in r["without"]["test"]
+        ]
+        change[task] = sum(diffs) / len(diffs) if diffs else None
+    mean_saved = sum(saved) / len(saved) if saved else None
+    met = (
+        mean_saved is not None
+        and mean_saved >= GOAL_SAVED
+        and all(c is not None and c >= -GOAL_SCORE for c in change.values())
+    )
+    return {"seeds": len(paired), "saved": mean_saved, "score_change": change, "goal_met": met}
+
+
+def print_table(name: str, runs: dict[str, dict[str, Any]], tasks: list[str], v: dict) -> None:
+    print(f"\n=== {name}: with and without per-task stopping (test scores ×100)")
+    head = ["seed", "arm", "iters", "labeled", "cost", *tasks, "stopped at"]
+    print(" | ".join(head))
+    for seed in sorted(runs, key=int):
+        for arm in ("without", "with"):
+            run = runs[seed].get(arm)
+            if run is None:
+                continue
+            scores = [f"{run['test'].get(t, float('nan')) * 100:.2f}" for t in tasks]
+            stops = ", ".join(f"{t}@{s}" for t, s in run["stopped_at"].items() if s is not None)
+            cost = "–" if run["cost"] is None else f"{run['cost']:.0f}"
+            row = [seed, arm, str(run["iterations"]), str(run["labeled"]), cost, *scores]
+            print(" | ".join([*row, stops or "–"]))
+    if v.get("seeds"):
+        saved = "–" if v["saved"] is None else f"{v['saved'] * 100:.1f} %"
+        change = ", ".join(
+            f"{t} {c * 100:+.2f}" if c is not None else f"{t} –"
+            for t, c in v["score_change"].items()
+        )
+        goal = "met" if v["goal_met"] else "not met"
+        print(f"saved {saved} of the cost; score change {change}; goal: {goal}")
+    else:
+        print("no seed has both runs finished yet")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_protocol_args(parser, rounds=8)
+    parser.add_argument("--method", default="mt-avg", help="the selector of both arms")
+    parser.add_argument("--criterion", default="dev-plateau")
+    parser.add_argument(
+        "--threshold", type=float, default=0.005, help="dev gain δ, κ or uncertainty"
+    )
+    parser.add_argument("--window", type=int, default=2, help="rounds in a row")
+    parser.add_argument("--stop-set", type=int, default=None, help="κ's unlabeled sentences")
+    parser.add_argument("--work-dir", default="runs/stopping")
+    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smoke run: ATIS, 1 seed, 80-sentence pool, 3 rounds, a few steps, a budget "
+        "criterion that surely fires (numbers are meaningless)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.scenarios, args.seeds, args.pool_size, args.rounds = ["atis"], [0], 80, 3
+        args.initial_count, args.limit_eval = 10, 30
+        args.epochs, args.eval_every_epochs, args.min_steps, args.max_steps = 1.0, 1.0, 2, 4
+        args.patience, args.batch_size, args.k = 1, 8, 2
+        args.criterion, args.threshold, args.window = "budget", 1.0, None
+        args.work_dir = str(Path(args.work_dir) / "quick")
+        if args.output == str(RESULTS):
+            args.output = str(RESULTS.with_name("stopping_quick.json"))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = Path(args.work_dir).absolute()
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    rule = stopping_rule(args)
+    output: dict[str, Any] = {
+        "protocol": {
+            "method": args.method,
+            "stopping": rule,
+            "rounds": args.rounds,
+            "seeds": args.seeds,
+            "pool_size": args.pool_size,
+            "epochs": args.epochs,
+            "patience": args.patience,
+            "goal": {"saved": GOAL_SAVED, "score_within": GOAL_SCORE},
+        },
+        "scenarios": {},
+        "wall_s": {},
+    }
+    failed = 0
+    for name in args.scenarios:
+        scenario = SCENARIOS[name]
+        if not (DATA / scenario.folder).exists():
+            print(f"[{name}] skipped: {DATA / scenario.folder} is missing")
+            continue
+        t0 = time.perf_counter()
+        size = args.pool_size if args.pool_size is not None else scenario.pool_size
+        corpus = pool_corpus(scenario, size, work)
+        grids = [
+            {"selection.method": [args.method], "al.stopping": [[], [rule]], "seed": args.seeds}
+        ]
+        sweep_name = f"stopping_{name}"
+        config = base_config(sweep_name, scenario, corpus, args, grids)
+        sweep_dir = work / "sweeps" / sweep_name
+        if not args.skip_sweeps:
+            code = run_sweep(sweep_name, config, work, args.verbose)
+            if code != 0:
+                failed += 1
+                print(f"[{name}] the sweep exited {code}; see {work / f'{sweep_name}.log'}")
+        if not (sweep_dir / "trials").is_dir():
+            continue
+        from mtal_ray.sweep.report import stopping_rows
+        from mtal_ray.sweep.results import load_trials
+
+        runs = runs_of(sweep_dir, scenario.tasks)
+        v = verdict(runs, scenario.tasks)
+        output["scenarios"][name] = {
+            "pool_size": size,
+            "runs": runs,
+            "verdict": v,
+            "report_rows": stopping_rows(load_trials(sweep_dir)),
+        }
+        output["wall_s"][name] = round(time.perf_counter() - t0, 1)
+        print_table(name, runs, scenario.tasks, v)
+    output["wall_s"]["total"] = round(time.perf_counter() - started, 1)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(output, indent=1, default=str) + "\n", encoding="utf-8")
+    print(f"\nwrote {out} in {output['wall_s']['total']:.0f}s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
