@@ -7,10 +7,16 @@ and a node removed in the middle of the work it hosts.
 * A training worker's node, in the middle of a training: Ray Train restarts the worker
   group on the nodes left, from the last checkpoint, and the training ends with the model
   of an undisturbed run (dropout is seeded per step, the data order per epoch).
+* A sweep trial's node, in the middle of its AL loop: Tune starts the trial again on a node
+  left, the trial resumes its run directory where it stopped and makes the selections of
+  an undisturbed run; the sweep's other trial runs once, untouched.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -85,22 +91,31 @@ def _in_process(checkpoint: Path, pool: pa.Table) -> pa.Table:
     return table.take(pa.compute.index_in(pool.column("id"), value_set=table.column("id")))
 
 
-@pytest.fixture()
-def cluster():  # type: ignore[no-untyped-def]
-    """A head without CPUs (the driver's node) and three 1-CPU worker raylets."""
+@pytest.fixture(scope="module")
+def _multi_node():  # type: ignore[no-untyped-def]
+    """A head without CPUs (the driver's node) and 1-CPU worker raylets, for the module."""
     from ray.cluster_utils import Cluster
 
     if ray.is_initialized():
         ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    workers = [cluster.add_node(num_cpus=1) for _ in range(3)]
-    cluster.wait_for_nodes(timeout=180)
-    ray.init(address=cluster.address, log_to_driver=False)
     try:
-        yield cluster, workers
+        yield cluster
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.fixture()
+def cluster(_multi_node):  # type: ignore[no-untyped-def]
+    """The module's cluster with three live 1-CPU worker raylets (a node an earlier test
+    removed is replaced), and this process connected to it."""
+    while len(list(_multi_node.worker_nodes)) < 3:
+        _multi_node.add_node(num_cpus=1)
+    _multi_node.wait_for_nodes(timeout=180)
+    if not ray.is_initialized():
+        ray.init(address=_multi_node.address, log_to_driver=False)
+    return _multi_node, list(_multi_node.worker_nodes)
 
 
 def test_losing_the_node_of_a_scoring_actor_scores_every_row_once(  # type: ignore[no-untyped-def]
@@ -204,3 +219,91 @@ def test_losing_the_node_of_a_training_worker_restores_and_ends_with_the_same_mo
         f"node removed; resumed from step {disturbed.resumed_from_step}, "
         f"{time.monotonic() - started:.0f}s"
     )
+
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEP = [
+    "data.synthetic.n_train=48",
+    "data.synthetic.n_dev=12",
+    "data.synthetic.n_test=16",
+    "data.initial_count=8",
+    "data.dev_multiple=1.0",
+    "training.max_steps=3",
+    "training.eval_every=3",
+    "training.batch_size=8",
+    "training.cpus_per_worker=0.5",
+    "scoring.k=2",
+    "scoring.cpus_per_actor=0.5",
+    "al.iterations=2",
+    "sweep.max_concurrent_trials=1",
+    "sweep.max_failures=2",
+    # two trials that compute the same thing (keeping Ray's checkpoints changes no number):
+    # the one that runs undisturbed is the other's reference
+    "sweep.grid={selection.method: [mt-avg], training.keep_checkpoints: [false, true], seed: [0]}",
+]
+
+
+def _selections(trial_dir: Path) -> list[list[str]]:
+    found = sorted(trial_dir.glob("rounds/round_*/selection.json"))
+    return [json.loads(p.read_text())["ids"] for p in found]
+
+
+def _trial_record(trial_dir: Path) -> dict:
+    return json.loads((trial_dir / "trial.json").read_text())
+
+
+def test_losing_the_node_of_a_sweep_trial_resumes_it_and_leaves_the_other_alone(  # type: ignore[no-untyped-def]
+    cluster, encoder: str, tmp_path: Path
+) -> None:
+    from ray.util.state import list_actors
+
+    cluster_, workers = cluster
+    sweep_dir = tmp_path / "sweep"
+    removed: list[tuple[str, Path]] = []  # (node id, the trial that ran there)
+
+    def remove_a_trials_node() -> None:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and not removed:
+            # a trial that trained its first model and has not selected yet
+            trained = [
+                p.parents[3]
+                for p in sweep_dir.glob("trials/*/rounds/round_0/train/best")
+                if not (p.parents[3] / "rounds" / "round_0" / "selection.json").exists()
+            ]
+            if trained:
+                trials = list_actors(
+                    filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")]
+                )
+                nodes = {a.node_id for a in trials}
+                victims = [w for w in workers if w.node_id in nodes]
+                if len(trials) == 1 and victims:  # one trial at a time: it is that one
+                    cluster_.remove_node(victims[0], allow_graceful=False)
+                    removed.append((victims[0].node_id, trained[0]))
+            time.sleep(0.2)
+
+    remover = threading.Thread(target=remove_a_trials_node, daemon=True)
+    remover.start()
+    started = time.monotonic()
+    command = [
+        sys.executable, "-m", "mtal_ray.cli", "sweep",
+        "--config", str(REPO / "configs" / "sweep_quickstart.yaml"),
+        "--sweep-dir", str(sweep_dir), f"model.encoder={encoder}", *SWEEP,
+    ]  # fmt: skip
+    env = dict(os.environ, RAY_ADDRESS=cluster_.address, HF_HUB_OFFLINE="1")
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, text=True, timeout=1200,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    remover.join(timeout=10)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert removed, "no trial's node was removed while the sweep ran"
+    victim = removed[0][1]
+    (other,) = [p for p in (sweep_dir / "trials").iterdir() if p.is_dir() and p != victim]
+    assert _trial_record(victim)["status"] == "finished"
+    assert _trial_record(victim)["attempts"] == 2, _trial_record(victim)
+    assert _trial_record(other)["status"] == "finished"
+    assert _trial_record(other)["attempts"] == 1, _trial_record(other)
+    # the retried trial selected after the loss, and as the undisturbed twin did
+    assert len(_selections(other)) == 1
+    assert _selections(victim) == _selections(other)
+    print(f"trial node removed; the sweep finished in {time.monotonic() - started:.0f}s")
