@@ -25,7 +25,6 @@ report's stopping rows) and a table on stdout; each sweep's ``report.md`` holds 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from validity import DATA, REPO, SCENARIOS, add_protocol_args, base_config, pool_corpus, run_sweep
+from validity import (
+    REPO,
+    Scenario,
+    add_protocol_args,
+    base_config,
+    quick_protocol,
+    scenario_sweeps,
+    write_results,
+)
 
 RESULTS = REPO / "benchmarks" / "results" / "stopping.json"
 #: The issue's goal: at least this share of the cost saved ...
@@ -149,18 +156,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
-        args.scenarios, args.seeds, args.pool_size, args.rounds = ["atis"], [0], 80, 3
-        args.initial_count, args.limit_eval = 10, 30
-        args.epochs, args.eval_every_epochs, args.min_steps, args.max_steps = 1.0, 1.0, 2, 4
-        args.patience, args.batch_size, args.k = 1, 8, 2
+        quick_protocol(args, rounds=3, results=RESULTS)
         args.criterion, args.threshold, args.window = "budget", 1.0, None
-        args.work_dir = str(Path(args.work_dir) / "quick")
-        if args.output == str(RESULTS):
-            args.output = str(RESULTS.with_name("stopping_quick.json"))
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mtal_ray.sweep.report import stopping_rows
+    from mtal_ray.sweep.results import load_trials
+
     args = parse_args(argv)
     work = Path(args.work_dir).absolute()
     work.mkdir(parents=True, exist_ok=True)
@@ -180,47 +184,25 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": {},
         "wall_s": {},
     }
-    failed = 0
-    for name in args.scenarios:
-        scenario = SCENARIOS[name]
-        if not (DATA / scenario.folder).exists():
-            print(f"[{name}] skipped: {DATA / scenario.folder} is missing")
-            continue
-        t0 = time.perf_counter()
-        size = args.pool_size if args.pool_size is not None else scenario.pool_size
-        corpus = pool_corpus(scenario, size, work)
-        grids = [
-            {"selection.method": [args.method], "al.stopping": [[], [rule]], "seed": args.seeds}
-        ]
-        sweep_name = f"stopping_{name}"
-        config = base_config(sweep_name, scenario, corpus, args, grids)
-        sweep_dir = work / "sweeps" / sweep_name
-        if not args.skip_sweeps:
-            code = run_sweep(sweep_name, config, work, args.verbose)
-            if code != 0:
-                failed += 1
-                print(f"[{name}] the sweep exited {code}; see {work / f'{sweep_name}.log'}")
-        if not (sweep_dir / "trials").is_dir():
-            continue
-        from mtal_ray.sweep.report import stopping_rows
-        from mtal_ray.sweep.results import load_trials
+    failures: list[str] = []
 
-        runs = runs_of(sweep_dir, scenario.tasks)
-        v = verdict(runs, scenario.tasks)
-        output["scenarios"][name] = {
-            "pool_size": size,
+    def config_for(sweep_name: str, scenario: Scenario, corpus: Path) -> dict:
+        arms = {"selection.method": [args.method], "al.stopping": [[], [rule]], "seed": args.seeds}
+        return base_config(sweep_name, scenario, corpus, args, [arms])
+
+    for run in scenario_sweeps(args, work, "stopping", config_for, failures):
+        runs = runs_of(run.sweep_dir, run.scenario.tasks)
+        v = verdict(runs, run.scenario.tasks)
+        output["scenarios"][run.name] = {
+            "pool_size": run.pool_size,
             "runs": runs,
             "verdict": v,
-            "report_rows": stopping_rows(load_trials(sweep_dir)),
+            "report_rows": stopping_rows(load_trials(run.sweep_dir)),
         }
-        output["wall_s"][name] = round(time.perf_counter() - t0, 1)
-        print_table(name, runs, scenario.tasks, v)
-    output["wall_s"]["total"] = round(time.perf_counter() - started, 1)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(output, indent=1, default=str) + "\n", encoding="utf-8")
-    print(f"\nwrote {out} in {output['wall_s']['total']:.0f}s")
-    return 1 if failed else 0
+        output["wall_s"][run.name] = round(time.perf_counter() - run.started, 1)
+        print_table(run.name, runs, run.scenario.tasks, v)
+    write_results(output, args.output, started)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

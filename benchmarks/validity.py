@@ -46,6 +46,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -558,15 +559,71 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
-        args.scenarios, args.seeds, args.pool_size, args.rounds = ["atis"], [0], 80, 2
-        args.initial_count, args.limit_eval, args.methods = 10, 30, ["mt-r", "mt-avg"]
-        args.epochs, args.eval_every_epochs, args.min_steps, args.max_steps = 1.0, 1.0, 2, 4
-        args.patience, args.batch_size, args.k, args.budget = 1, 8, 2, 120.0
+        quick_protocol(args, rounds=2, results=RESULTS)
+        args.methods, args.budget = ["mt-r", "mt-avg"], 120.0
         args.st_tasks, args.budget_pairs = 1, 1
-        args.work_dir = str(Path(args.work_dir) / "quick")
-        if args.output == str(RESULTS):
-            args.output = str(RESULTS.with_name("validity_quick.json"))
     return args
+
+
+def quick_protocol(args: argparse.Namespace, rounds: int, results: Path) -> None:
+    """The smoke-run settings every study shares (ATIS, 1 seed, 80 sentences, few steps)."""
+    args.scenarios, args.seeds, args.pool_size, args.rounds = ["atis"], [0], 80, rounds
+    args.initial_count, args.limit_eval = 10, 30
+    args.epochs, args.eval_every_epochs, args.min_steps, args.max_steps = 1.0, 1.0, 2, 4
+    args.patience, args.batch_size, args.k = 1, 8, 2
+    args.work_dir = str(Path(args.work_dir) / "quick")
+    if args.output == str(results):
+        args.output = str(results.with_name(f"{results.stem}_quick.json"))
+
+
+@dataclass
+class ScenarioSweep:
+    """One scenario's sweep, run (or resumed) by :func:`scenario_sweeps`."""
+
+    name: str
+    scenario: Scenario
+    pool_size: int | None
+    sweep_dir: Path
+    started: float
+
+
+def scenario_sweeps(
+    args: argparse.Namespace,
+    work: Path,
+    prefix: str,
+    config_for: Callable[[str, Scenario, Path], dict],
+    failures: list[str],
+) -> Iterator[ScenarioSweep]:
+    """For each scenario whose corpus is there: build its pool, run its sweep
+    ``<prefix>_<scenario>`` (unless ``--skip-sweeps``; a failed sweep is noted in
+    ``failures``) and yield it when it holds trials."""
+    for name in args.scenarios:
+        scenario = SCENARIOS[name]
+        if not (DATA / scenario.folder).exists():
+            print(f"[{name}] skipped: {DATA / scenario.folder} is missing")
+            continue
+        started = time.perf_counter()
+        size = args.pool_size if args.pool_size is not None else scenario.pool_size
+        corpus = pool_corpus(scenario, size, work)
+        sweep_name = f"{prefix}_{name}"
+        sweep_dir = work / "sweeps" / sweep_name
+        if not args.skip_sweeps:
+            config = config_for(sweep_name, scenario, corpus)
+            code = run_sweep(sweep_name, config, work, args.verbose)
+            if code != 0:
+                failures.append(name)
+                print(f"[{name}] the sweep exited {code}; see {work / f'{sweep_name}.log'}")
+        if (sweep_dir / "trials").is_dir():
+            yield ScenarioSweep(name, scenario, size, sweep_dir, started)
+
+
+def write_results(output: dict[str, Any], path: str, started: float) -> None:
+    """``output`` (with the total wall time) as JSON at ``path``."""
+    output["wall_s"]["total"] = round(time.perf_counter() - started, 1)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(output, indent=1, default=str) + "\n", encoding="utf-8")
+    print(f"\nwrote {out} in {output['wall_s']['total']:.0f}s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -575,35 +632,19 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     output: dict[str, Any] = {"protocol": protocol(args), "scenarios": {}, "wall_s": {}}
-    failed = 0
-    for name in args.scenarios:
-        scenario = SCENARIOS[name]
-        if not (DATA / scenario.folder).exists():
-            print(f"[{name}] skipped: {DATA / scenario.folder} is missing")
-            continue
-        t0 = time.perf_counter()
-        size = args.pool_size if args.pool_size is not None else scenario.pool_size
-        corpus = pool_corpus(scenario, size, work)
-        config = sweep_config(f"validity_{name}", scenario, corpus, args)
-        sweep_dir = work / "sweeps" / f"validity_{name}"
-        if not args.skip_sweeps:
-            code = run_sweep(f"validity_{name}", config, work, args.verbose)
-            if code != 0:
-                failed += 1
-                print(f"[{name}] the sweep exited {code}; see {work / f'validity_{name}.log'}")
-        if not (sweep_dir / "trials").is_dir():
-            continue
-        results = collect(sweep_dir, scenario.tasks)
-        post_hoc(name, scenario, sweep_dir, work, results)
-        output["scenarios"][name] = {"pool_size": size, "methods": results}
-        output["wall_s"][name] = round(time.perf_counter() - t0, 1)
-        print_tables(name, scenario, results, sweep_dir)
-    output["wall_s"]["total"] = round(time.perf_counter() - started, 1)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(output, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    print(f"\nwrote {out} in {output['wall_s']['total']:.0f}s")
-    return 1 if failed else 0
+    failures: list[str] = []
+
+    def config_for(sweep_name: str, scenario: Scenario, corpus: Path) -> dict:
+        return sweep_config(sweep_name, scenario, corpus, args)
+
+    for run in scenario_sweeps(args, work, "validity", config_for, failures):
+        results = collect(run.sweep_dir, run.scenario.tasks)
+        post_hoc(run.name, run.scenario, run.sweep_dir, work, results)
+        output["scenarios"][run.name] = {"pool_size": run.pool_size, "methods": results}
+        output["wall_s"][run.name] = round(time.perf_counter() - run.started, 1)
+        print_tables(run.name, run.scenario, results, run.sweep_dir)
+    write_results(output, args.output, started)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import ray
 import ray.cloudpickle
 import torch
 from models_sample_rows import sf_id_table
+from test_sweep_integration import TINY
 
 from mtal_ray.data.vocab import LabelVocab
 from mtal_ray.models import ModelConfig, build_model
@@ -223,18 +224,9 @@ def test_losing_the_node_of_a_training_worker_restores_and_ends_with_the_same_mo
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = [
-    "data.synthetic.n_train=48",
-    "data.synthetic.n_dev=12",
-    "data.synthetic.n_test=16",
-    "data.initial_count=8",
-    "data.dev_multiple=1.0",
-    "training.max_steps=3",
-    "training.eval_every=3",
-    "training.batch_size=8",
+    *(o for o in TINY if not o.startswith("sweep.grid")),  # a tiny corpus, 2 iterations
     "training.cpus_per_worker=0.5",
-    "scoring.k=2",
     "scoring.cpus_per_actor=0.5",
-    "al.iterations=2",
     "sweep.max_concurrent_trials=1",
     "sweep.max_failures=2",
     # two trials that compute the same thing (keeping Ray's checkpoints changes no number):
