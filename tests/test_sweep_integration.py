@@ -1,11 +1,13 @@
-"""A tiny real sweep end to end: 3 trials (MT-AVG at 2 β, MT-PAR at 1), killed and resumed.
+"""A tiny real sweep end to end: 3 trials (MT-AVG at 2 β, MT-R), killed and resumed.
 
 Runs ``mtal-ray sweep`` in a subprocess on the synthetic SF+ID corpus (tiny slice,
 2 iterations, a few training steps), kills the whole process group with SIGKILL once a
 trial has finished and another is running (the first run starts a Ray of its own, so
 the kill takes it down too), relaunches the same command (on the session's shared Ray)
 and checks that only the missing trials ran again, that every trial is a FINISHED MLflow
-child run of the sweep's parent run, and that the report files are there. Three trials
+child run of the sweep's parent run, and that the report files are there, with the
+paired comparison with random selection (MT-R) checked against the trials' own scores.
+Three trials
 are the fewest that leave one finished, one running and one not started at the kill
 with two trials running at a time.
 """
@@ -42,9 +44,9 @@ TINY = [
     "al.iterations=2",
     "sweep.grid=[{selection.method: [mt-avg], selection.beta: [0.5, 1.0],"
     " selection.task: [id], seed: [0]},"
-    " {selection.method: [mt-par], selection.beta: [1.0], selection.task: [id], seed: [0]}]",
+    " {selection.method: [mt-r], seed: [0]}]",
 ]
-LABELS = ["mt-avg (β=0.5)", "mt-avg (β=1)", "mt-par (β=1)"]
+LABELS = ["mt-r", "mt-avg (β=0.5)", "mt-avg (β=1)"]
 
 
 def _statuses(sweep_dir: Path) -> dict[str, str]:
@@ -157,7 +159,35 @@ def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(
     for row in rows:
         for task in ("sf", "id"):
             assert 0.0 <= float(row[f"{task}.mean"]) <= 1.0 and row[f"{task}.n"] == "1"
-    assert "Trials: 3 finished, 0 failed, 0 unfinished." in (sweep_dir / "report.md").read_text()
+    report = (sweep_dir / "report.md").read_text()
+    assert "Trials: 3 finished, 0 failed, 0 unfinished." in report
+
+    # The comparison with random selection: each method's gain over MT-R (same seed) per
+    # iteration is the difference of the two trials' own test scores.
+    assert "## Gain over random selection (MT-R)" in report
+    assert (sweep_dir / "gain_over_random.png").stat().st_size > 0
+    gains = list(csv.DictReader(io.StringIO((sweep_dir / "reference.csv").read_text())))
+    assert {g["method"] for g in gains} == set(LABELS[1:])
+    summaries = {
+        json.loads((p.parent / "trial.json").read_text())["params"].get("selection.beta"): [
+            r for r in json.loads(p.read_text())["rows"]
+        ]
+        for p in (sweep_dir / TRIALS_DIR).glob("*/summary.json")
+    }
+    random_rows = summaries[None]
+    for beta, label in ((0.5, "mt-avg (β=0.5)"), (1.0, "mt-avg (β=1)")):
+        for task in ("sf", "id"):
+            for iteration in (0, 1):
+                (row,) = [
+                    g for g in gains
+                    if (g["method"], g["task"], g["iteration"]) == (label, task, str(iteration))
+                ]  # fmt: skip
+                expected = (
+                    summaries[beta][iteration][f"test.{task}"]
+                    - random_rows[iteration][f"test.{task}"]
+                )
+                assert float(row["gain"]) == pytest.approx(expected, abs=1e-5)
+                assert row["seeds"] == "1"
 
     # MLflow: one parent, one FINISHED child per trial with the driver's metrics.
     from mlflow.tracking import MlflowClient
@@ -175,7 +205,7 @@ def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(
     assert sorted(r.info.run_name for r in children) == sorted(attempts)
     for child in children:
         assert child.info.status == "FINISHED" and child.data.tags["sweep.status"] == "finished"
-        assert child.data.params["selection.method"] in ("mt-avg", "mt-par")
+        assert child.data.params["selection.method"] in ("mt-avg", "mt-r")
         steps = {m.step for m in client.get_metric_history(child.info.run_id, "dev.sf")}
         assert steps == {0, 1}
 

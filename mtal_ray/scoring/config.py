@@ -30,7 +30,8 @@ class ScoringConfig(Section):
         passes of a batch are stacked into as few forwards as this allows.
     cpus_per_actor, gpus_per_actor
         Resources reserved by each actor. Fractional CPUs are allowed (on a 2-core machine
-        other stages then still get a CPU).
+        other stages then still get a CPU). With ``gpus_per_actor`` > 0 the actors run the
+        model on their GPU (``cuda``); an actor that sees none stops with one line.
     threads_per_actor
         torch intra-op threads in each actor; default ``max(1, floor(cpus_per_actor))``.
     tasks
@@ -49,6 +50,9 @@ class ScoringConfig(Section):
         per sentence without dropout and only its top N layers and the heads run the ``k``
         stochastic passes (smt/st models with a BERT-style encoder; see
         ``benchmarks/scoring.py --mc-layers`` for the speed and agreement trade-off).
+    precision
+        ``fp32`` (default) or ``bf16``: the forward passes run under bfloat16 autocast (on
+        a GPU about twice the matmul throughput; the probabilities stay float32).
     seed
         Seeds the dropout masks of each batch (from the seed and the batch's ids), so a
         pool scores the same whichever actor takes which batch, retries included.
@@ -69,6 +73,11 @@ class ScoringConfig(Section):
     calibrate: bool = False
     seed: int = 0
     mc_layers: Literal["all"] | int = "all"
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+    def device(self) -> str:
+        """Where the actors run the model: ``cuda`` when they reserve GPUs, else ``cpu``."""
+        return "cuda" if self.gpus_per_actor > 0 else "cpu"
 
     @field_validator("mc_layers")
     @classmethod

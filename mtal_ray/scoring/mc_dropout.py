@@ -37,10 +37,10 @@ __all__ = ["MCDropoutScorer", "ModelLoader"]
 ModelLoader = Callable[[str], ScoringModel]
 
 
-def _default_loader(checkpoint: str) -> ScoringModel:
+def _default_loader(checkpoint: str, device: str = "cpu") -> ScoringModel:
     from mtal_ray.scoring.model_adapter import load_scoring_model
 
-    return load_scoring_model(checkpoint)
+    return load_scoring_model(checkpoint, device)
 
 
 class MCDropoutScorer:
@@ -67,8 +67,12 @@ class MCDropoutScorer:
     mc_layers : int, optional
         Partial MC dropout: only the encoder's top ``mc_layers`` layers and the heads run
         the stochastic passes (the model's ``partial``); ``None``: all of it.
+    device : str
+        ``cpu`` or ``cuda`` (the actor's GPU): where the default loader puts the model.
+    precision : str
+        ``fp32`` or ``bf16`` (the forward passes under bfloat16 autocast).
     loader : callable, optional
-        ``loader(checkpoint) -> ScoringModel``.
+        ``loader(checkpoint) -> ScoringModel`` (it places the model itself).
     experiment : str, optional
         Label of the ``mtal_scored_rows`` / ``mtal_scoring_rows_per_second`` metrics this
         actor records per batch; no metrics when ``None``.
@@ -86,6 +90,8 @@ class MCDropoutScorer:
         seed: int = 0,
         max_tokens: int = 8192,
         mc_layers: int | None = None,
+        device: str = "cpu",
+        precision: str = "fp32",
         loader: ModelLoader | None = None,
         experiment: str | None = None,
     ) -> None:
@@ -94,7 +100,20 @@ class MCDropoutScorer:
         from mtal_ray.prometheus import ALMetrics
 
         torch.set_num_threads(threads)
-        self.model = (loader or _default_loader)(checkpoint)
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ScoringError(
+                "scoring.gpus_per_actor > 0 but this scoring actor sees no CUDA device "
+                "(torch.cuda.is_available() is false): install a CUDA build of torch on the "
+                "GPU nodes, or set scoring.gpus_per_actor: 0"
+            )
+        if precision not in ("fp32", "bf16"):
+            raise ScoringError(f"scoring.precision: {precision!r} is not fp32 or bf16")
+        self.device_type = "cuda" if device == "cuda" else "cpu"
+        self.precision = precision
+        if loader is None:
+            self.model = _default_loader(checkpoint, device)
+        else:
+            self.model = loader(checkpoint)
         if mc_layers is not None and not ec_only:
             partial = getattr(self.model, "partial", None)
             if partial is None:
@@ -142,7 +161,10 @@ class MCDropoutScorer:
 
         ids = rows.column("id").to_pylist()
         tokens = rows.column("tokens").to_pylist()
-        with torch.inference_mode():
+        autocast = torch.autocast(
+            self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
+        with torch.inference_mode(), autocast:
             det, context = self.model.deterministic(tokens, self.tasks)
             passes: list[Mapping[str, TaskOutput]] | None = None
             if not self.ec_only:

@@ -143,6 +143,8 @@ def score_pool(
         "seed": cfg.seed,
         "max_tokens": cfg.max_tokens,
         "mc_layers": cfg.partial_layers(),
+        "device": cfg.device(),
+        "precision": cfg.precision,
         "loader": loader,
         "experiment": experiment,
     }

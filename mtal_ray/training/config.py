@@ -7,6 +7,7 @@ Example YAML::
       zero_stage: 2            # DeepSpeed ZeRO stage (0-3), used with strategy: deepspeed
       num_workers: 2           # Ray Train workers
       use_gpu: false
+      precision: fp32          # fp32 | bf16 (autocast with ddp; DeepSpeed's bf16 mode)
       cpus_per_worker: 1
       lr: 5.0e-5               # AdamW, paper §5.4
       head_lr: null            # task heads' learning rate (null = lr)
@@ -55,6 +56,10 @@ class TrainingConfig(Section):
     zero_stage: int = Field(default=2, ge=0, le=3, description="DeepSpeed ZeRO stage.")
     num_workers: int = Field(default=2, ge=1)
     use_gpu: bool = False
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32",
+        description="bf16: bfloat16 autocast (ddp) or DeepSpeed's bf16 mode; fp32 masters.",
+    )
     cpus_per_worker: float = Field(default=1.0, gt=0)
     lr: float = Field(default=5e-5, gt=0)
     head_lr: float | None = Field(default=None, gt=0, description="Heads' lr; None = lr.")

@@ -232,9 +232,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         torch.manual_seed(step_seed(cfg.seed, state.step, rank))
         batch = collator(train.take(rows)).to(device)
-        losses = runner.wrapped(batch, alphas)
-        drawn = sampler.task_at(state.step) if sampler is not None else None
-        loss = combine_losses({t: losses[t] for t in tasks}, cfg.weight, drawn)
+        with runner.autocast(device):  # training.precision
+            losses = runner.wrapped(batch, alphas)
+            drawn = sampler.task_at(state.step) if sampler is not None else None
+            loss = combine_losses({t: losses[t] for t in tasks}, cfg.weight, drawn)
         runner.backward(loss)
         runner.step()
         losses_since_eval.append(float(loss.detach()))

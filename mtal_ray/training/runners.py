@@ -14,6 +14,7 @@ The training loop (:mod:`mtal_ray.training.loop`) is written once against :class
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from abc import ABC, abstractmethod
@@ -112,6 +113,13 @@ class Runner(ABC):
         """The full weights for the inference checkpoint (``{}``: rebuilt at load time)."""
         return self.module.state_dict()
 
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        """The context of a training forward pass: bfloat16 autocast with
+        ``training.precision: bf16`` (float32 master weights and optimizer state)."""
+        return torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"
+        )
+
 
 class DdpRunner(Runner):
     """AdamW on the model, under ``DistributedDataParallel`` with several workers."""
@@ -199,21 +207,29 @@ class DeepSpeedRunner(Runner):
         self.config = config
         self.module = model
         optimizer = torch.optim.AdamW(param_groups(model, config), lr=config.lr)
-        micro = config.micro_batch_size()
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
-            model=model,
-            optimizer=optimizer,
-            config={
-                "train_micro_batch_size_per_gpu": micro,
-                "train_batch_size": micro * world,
-                "gradient_accumulation_steps": 1,
-                "gradient_clipping": config.max_grad_norm or 0.0,
-                "zero_optimization": {"stage": config.zero_stage},
-                "zero_allow_untested_optimizer": True,
-                "steps_per_print": 10**9,
-            },
+            model=model, optimizer=optimizer, config=self.engine_config(config, world)
         )
         self.wrapped = self.engine
+
+    @staticmethod
+    def engine_config(config: TrainingConfig, world: int) -> dict[str, Any]:
+        """The DeepSpeed config of a ``training`` section (``bf16``: the engine keeps the
+        weights in bfloat16 and float32 master weights in the optimizer)."""
+        micro = config.micro_batch_size()
+        return {
+            "train_micro_batch_size_per_gpu": micro,
+            "train_batch_size": micro * world,
+            "gradient_accumulation_steps": 1,
+            "gradient_clipping": config.max_grad_norm or 0.0,
+            "zero_optimization": {"stage": config.zero_stage},
+            "zero_allow_untested_optimizer": True,
+            "bf16": {"enabled": config.precision == "bf16"},
+            "steps_per_print": 10**9,
+        }
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()  # the engine casts the model itself (bf16)
 
     def backward(self, loss: torch.Tensor) -> None:
         self.engine.backward(loss)
