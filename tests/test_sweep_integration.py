@@ -46,7 +46,8 @@ TINY = [
     " selection.task: [id], seed: [0]},"
     " {selection.method: [mt-r], seed: [0]}]",
 ]
-LABELS = ["mt-r", "mt-avg (β=0.5)", "mt-avg (β=1)"]
+# selection.task is set by the mt-avg grid only, so it names those rows too
+LABELS = ["mt-r", "mt-avg (β=0.5, task=id)", "mt-avg (β=1, task=id)"]
 
 
 def _statuses(sweep_dir: Path) -> dict[str, str]:
@@ -175,7 +176,7 @@ def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(
         for p in (sweep_dir / TRIALS_DIR).glob("*/summary.json")
     }
     random_rows = summaries[None]
-    for beta, label in ((0.5, "mt-avg (β=0.5)"), (1.0, "mt-avg (β=1)")):
+    for beta, label in ((0.5, LABELS[1]), (1.0, LABELS[2])):
         for task in ("sf", "id"):
             for iteration in (0, 1):
                 (row,) = [
