@@ -5,8 +5,9 @@ Runs on one machine with one CUDA GPU, in well under 8 minutes:
 1. **Training**: a Ray Train run of the quickstart model (SMT, MiniLM-L6, SF + ID) with
    DeepSpeed ZeRO-2 in bf16 (``training.strategy: deepspeed``, ``zero_stage: 2``,
    ``precision: bf16``, ``use_gpu: true``, one worker) on the synthetic corpus,
-   ``--steps`` steps of ``--batch-size`` sentences; the fp32 DDP run of the same model and
-   steps is the baseline in the same run (``--no-baseline`` skips it).
+   ``--steps`` steps of ``--batch-size`` sentences; the same DeepSpeed ZeRO-2 run in fp32
+   is the baseline in the same run (``--no-baseline`` skips it), so the ratio is precision
+   alone.
 2. **Scoring**: one GPU scoring actor (``scoring.gpus_per_actor: 1``) with MC dropout
    (k = ``--k``) under bf16 autocast (``scoring.precision: bf16``) over a ``--pool``-sentence
    pool, against the same actor in fp32.
@@ -73,7 +74,7 @@ def train(args: argparse.Namespace, corpus: Any, precision: str, work: Path) -> 
     from mtal_ray.models import ModelConfig
     from mtal_ray.training import TrainingConfig, train_model
 
-    strategy = "deepspeed" if precision == "bf16" else "ddp"
+    strategy = "deepspeed"
     config = TrainingConfig(
         strategy=strategy,
         zero_stage=2,

@@ -51,8 +51,8 @@ class ScoringConfig(Section):
         stochastic passes (smt/st models with a BERT-style encoder; see
         ``benchmarks/scoring.py --mc-layers`` for the speed and agreement trade-off).
     precision
-        ``fp32`` (default) or ``bf16``: the forward passes run under bfloat16 autocast (on
-        a GPU about twice the matmul throughput; the probabilities stay float32).
+        ``fp32`` (default) or ``bf16``: the forward passes run under bfloat16 autocast (the
+        probabilities stay float32; ``benchmarks/gpu_check.py`` measures the GPU speed-up).
     seed
         Seeds the dropout masks of each batch (from the seed and the batch's ids), so a
         pool scores the same whichever actor takes which batch, retries included.
