@@ -307,7 +307,9 @@ def _trial_data(trial_dir: Path) -> tuple[Any, Any, Any]:
     from mtal_ray.driver.state import load_state
 
     cfg = ExperimentConfig.model_validate(json.loads((trial_dir / "config.json").read_text()))
-    return cfg, load_run_data(cfg, REPO), load_state(trial_dir)
+    run, state = load_run_data(cfg, REPO), load_state(trial_dir)
+    state.migrate_pool(run.train)  # a trial whose state file still lists the pool
+    return cfg, run, state
 
 
 def cross_task(trial_dir: Path, scenario: Scenario, task: str) -> dict[str, float]:
@@ -345,14 +347,13 @@ def overconfidence(trial_dir: Path) -> dict[str, float]:
 
     from mtal_ray.confidence import overconfidence_error
     from mtal_ray.confidence.entropy import normalized_entropy
-    from mtal_ray.data.splits import take_ids
     from mtal_ray.models.inference import deterministic
     from mtal_ray.scoring.buckets import length_buckets
     from mtal_ray.scoring.calibration import _gold_keys
     from mtal_ray.scoring.model_adapter import load_scoring_model
 
     _cfg, run, state = _trial_data(trial_dir)
-    pool = take_ids(run.train, state.pool)
+    pool = state.pool_of(run.train)
     scorer = load_scoring_model(state.rounds[-1].checkpoint)
     conf: dict[str, list[float]] = defaultdict(list)
     acc: dict[str, list[float]] = defaultdict(list)

@@ -35,8 +35,10 @@ def test_al_split_sizes_disjointness_and_determinism():
     train, dev = tiny(1000), tiny(300, "d")
     a = make_al_split(train, dev, seed=7)
     assert len(a.labeled) == 20 and len(a.dev) == 40 and len(a.pool) == 980
-    assert not set(a.labeled) & set(a.pool)
-    assert set(a.labeled) | set(a.pool) == set(train.column("id").to_pylist())
+    pool = a.pool.to_pylist()
+    assert pool == sorted(pool) and not a.dev_from_train
+    assert not set(a.labeled) & set(pool)
+    assert set(a.labeled) | set(pool) == set(train.column("id").to_pylist())
     assert make_al_split(train.take(list(range(999, -1, -1))), dev, seed=7) == a
     assert make_al_split(train, dev, seed=8) != a
 
@@ -44,16 +46,31 @@ def test_al_split_sizes_disjointness_and_determinism():
 def test_al_split_count_and_dev_from_train():
     split = make_al_split(tiny(100), None, seed=0, initial_count=5, dev_multiple=2)
     assert (len(split.labeled), len(split.dev), len(split.pool)) == (5, 10, 85)
-    assert not set(split.dev) & (set(split.pool) | set(split.labeled))
+    assert split.dev_from_train
+    assert not set(split.dev) & (set(split.pool.to_pylist()) | set(split.labeled))
     with pytest.raises(MtalError, match="impossible"):
         make_al_split(tiny(10), None, seed=0, initial_count=10)
+
+
+def test_al_split_is_the_documented_draw():
+    """The Arrow split draws what the sorted-id permutation of the docstring draws."""
+    import numpy as np
+
+    train = tiny(50)
+    split = make_al_split(train, None, seed=3, initial_count=4, dev_multiple=1.5)
+    ids = sorted(train.column("id").to_pylist())
+    order = [ids[i] for i in np.random.default_rng(3).permutation(50)]
+    assert split.labeled == tuple(sorted(order[:4]))
+    assert split.dev == tuple(order[4:10])
+    assert split.pool.to_pylist() == sorted(order[10:])
 
 
 def test_take_ids_keeps_order_and_refuses_unknown():
     table = tiny(5)
     assert take_ids(table, ["t3", "t1"]).column("id").to_pylist() == ["t3", "t1"]
-    with pytest.raises(MtalError, match="not in the table"):
-        take_ids(table, ["nope"])
+    assert take_ids(table, []).num_rows == 0
+    with pytest.raises(MtalError, match="1 ids not in the table, e.g. \\['nope'\\]"):
+        take_ids(table, ["t2", "nope"])
 
 
 def test_vocab_order_and_unseen_labels_are_reported():

@@ -125,7 +125,8 @@ def test_uninterrupted_run_tracks_everything(reference):
     state = state_of(run_dir)
     assert state["step"] == "done" and state["iteration"] == 1
     assert len(state["labeled"]["sf"]) == 16 + 8 == len(state["labeled"]["id"])
-    assert not set(state["labeled"]["sf"]) & set(state["pool"])
+    # the pool is the rest of the training split (the dev set is its own split)
+    assert state["excluded"] == [] and state["pool_size"] > 0
     assert (run_dir / "learning_curve.png").stat().st_size > 1000
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [row["labeled"] for row in summary["rows"]] == [16, 24]
@@ -169,7 +170,7 @@ def test_kill_9_then_relaunch_gives_the_same_labeled_set(reference, tmp_path, ra
     resumed, ref = state_of(run_dir), state_of(ref_dir)
     assert resumed["step"] == "done"
     assert resumed["labeled"] == ref["labeled"]
-    assert resumed["pool"] == ref["pool"]
+    assert (resumed["excluded"], resumed["pool_size"]) == (ref["excluded"], ref["pool_size"])
     selection = json.loads((run_dir / "rounds" / "round_0" / "selection.json").read_text())
     assert selection == json.loads((ref_dir / "rounds" / "round_0" / "selection.json").read_text())
 

@@ -157,7 +157,8 @@ def _outcome(run_dir: Path) -> dict:
     return {
         "selected": [s["ids"] for s in selections],
         "labeled": state["labeled"],
-        "pool": state["pool"],
+        "excluded": state["excluded"],
+        "pool_size": state["pool_size"],
         "scores": [(r["dev"], r["test"]) for r in state["rounds"]],
     }
 
@@ -198,8 +199,8 @@ def test_every_step_runs_in_order_and_the_run_finishes(reference):
     selected = reference["outcome"]["selected"]
     assert [len(s) for s in selected] == [4, 4]
     assert len(set(selected[0]) | set(selected[1])) == 8
-    assert not set(selected[0] + selected[1]) & set(state.pool)
-    assert len(state.pool) == 60 - 6 - 8  # dev comes from its own split
+    assert state.excluded == [] and state.pool_size == 60 - 6 - 8  # dev: its own split
+    assert "pool" not in json.loads((run_dir / "state.json").read_text())  # never listed
     for task in ("sf", "id"):
         assert set(selected[0] + selected[1]) <= set(state.labeled[task])
     # the trainer saw the growing labeled set; MT-AVG needs no MC dropout

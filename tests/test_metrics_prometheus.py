@@ -368,11 +368,11 @@ def test_a_real_experiment_exports_its_metrics(
     summary = ActiveLearningLoop(config, run_dir).run()
     assert summary.status == "finished"
     state = json.loads((run_dir / "state.json").read_text())
-    pool_scored = len(state["pool"]) + 6  # round 0 scored the pool it then selected 6 from
+    pool_scored = state["pool_size"] + 6  # round 0 scored the pool it then selected 6 from
     exp = (("experiment", experiment),)
     expected = {
         "ray_mtal_al_iteration": {exp: 1.0},
-        "ray_mtal_pool_sentences": {exp: float(len(state["pool"]))},
+        "ray_mtal_pool_sentences": {exp: float(state["pool_size"])},
         "ray_mtal_labeled_sentences": {
             (("experiment", experiment), ("task", task)): float(len(ids))
             for task, ids in state["labeled"].items()

@@ -208,7 +208,7 @@ def test_dataset_inputs_carry_digests_sizes_and_contexts(tracked_run) -> None:
     (dev,) = inputs["dev"]
     assert json.loads(dev.profile)["num_rows"] == len(state["dev"])
     (pool,) = inputs["pool"]
-    assert json.loads(pool.profile)["num_rows"] == len(state["pool"]) + 6  # the initial pool
+    assert json.loads(pool.profile)["num_rows"] == state["pool_size"] + 6  # the initial pool
     labeled = sorted(inputs["labeled"], key=lambda d: d.name)
     assert [d.name for d in labeled] == ["corpus/labeled-round-0", "corpus/labeled-round-1"]
     sizes = [json.loads(d.profile)["sizes"] for d in labeled]

@@ -162,15 +162,13 @@ def summarize_run_data(data: Any, state: Any, data_cfg: Any) -> list[SplitSummar
     ``data`` is the loop's ``RunData``, ``state`` its ``LoopState``, ``data_cfg`` the
     config's ``data`` section.
     """
-    from mtal_ray.data.splits import take_ids
-
     train = data_cfg.train_split
     dev_name = data_cfg.dev_split or f"{train}-dev"
     splits: dict[str, tuple[str, pa.Table | None]] = {
         "train": (train, data.train),
         "dev": (dev_name, data.dev(state)),
         "test": (data_cfg.test_split or "test", data.test),
-        "pool": (f"{train}-pool", take_ids(data.train, state.pool) if state.pool else None),
+        "pool": (f"{train}-pool", state.pool_of(data.train) if state.pool_size else None),
     }
     synthetic = data_cfg.path == "synthetic"
     return summarize_run_splits(data.corpus.path, splits, data.tasks, synthetic=synthetic)

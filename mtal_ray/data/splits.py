@@ -6,21 +6,42 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mtal_ray.errors import MtalError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ALSplit:
-    """Ids of the initial labeled set, the (capped) dev set and the unlabeled pool."""
+    """Ids of the initial labeled set, the (capped) dev set and the unlabeled pool.
+
+    ``labeled`` and ``dev`` are small (a few percent of the corpus) and held as Python
+    strings; ``pool`` (the rest, sorted) stays an Arrow array, so a pool of millions of
+    sentences is never a million Python objects.
+    """
 
     labeled: tuple[str, ...]
     dev: tuple[str, ...]
-    pool: tuple[str, ...]
+    pool: pa.StringArray
+    #: Whether ``dev`` was carved out of the training split (no dev split was given).
+    dev_from_train: bool = False
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ALSplit):
+            return NotImplemented
+        return (
+            (self.labeled, self.dev, self.dev_from_train)
+            == (other.labeled, other.dev, other.dev_from_train)
+            and self.pool.equals(other.pool)
+        )
 
     def to_dict(self) -> dict[str, list[str]]:
         """JSON-friendly form."""
-        return {"labeled": list(self.labeled), "dev": list(self.dev), "pool": list(self.pool)}
+        return {
+            "labeled": list(self.labeled),
+            "dev": list(self.dev),
+            "pool": self.pool.to_pylist(),
+        }
 
 
 def _initial_size(n: int, fraction: float | None, count: int | None) -> int:
@@ -32,6 +53,13 @@ def _initial_size(n: int, fraction: float | None, count: int | None) -> int:
             f"initial labeled set of {size} sentences is impossible for a training split of {n}"
         )
     return size
+
+
+def sorted_ids(table: pa.Table) -> pa.StringArray:
+    """The ``id`` column of ``table`` as one sorted string array (Arrow, no Python objects;
+    byte order, which for UTF-8 is Python's ``sorted`` order)."""
+    ids = table.column("id").cast(pa.string()).combine_chunks()
+    return ids.take(pc.sort_indices(ids))
 
 
 def make_al_split(
@@ -54,15 +82,15 @@ def make_al_split(
     """
     if initial_count is not None:
         initial_fraction = None
-    ids = sorted(train.column("id").to_pylist())
+    ids = sorted_ids(train)
     n = len(ids)
     if n < 2:
         raise MtalError(f"a training split of {n} sentences is too small for active learning")
     size = _initial_size(n, initial_fraction, initial_count)
     dev_size = max(1, round(size * dev_multiple))
     rng = np.random.default_rng(seed)
-    order = [ids[i] for i in rng.permutation(n)]
-    labeled = order[:size]
+    order = rng.permutation(n)
+    labeled = ids.take(pa.array(order[:size])).to_pylist()
     rest = order[size:]
     if dev is None:
         if dev_size >= len(rest):
@@ -70,21 +98,43 @@ def make_al_split(
                 f"no dev split given and the training split ({n}) is too small to carve "
                 f"{dev_size} dev sentences out of it"
             )
-        dev_ids, pool = rest[:dev_size], rest[dev_size:]
+        dev_ids = ids.take(pa.array(rest[:dev_size])).to_pylist()
+        rest = rest[dev_size:]
     else:
         all_dev = sorted(dev.column("id").to_pylist())
         pick = rng.permutation(len(all_dev))[: min(dev_size, len(all_dev))]
-        dev_ids, pool = [all_dev[i] for i in sorted(pick)], rest
-    return ALSplit(labeled=tuple(sorted(labeled)), dev=tuple(dev_ids), pool=tuple(sorted(pool)))
+        dev_ids = [all_dev[i] for i in sorted(pick)]
+    pool = ids.take(pa.array(np.sort(rest)))  # ids are sorted: sorted positions = sorted ids
+    return ALSplit(
+        labeled=tuple(sorted(labeled)),
+        dev=tuple(dev_ids),
+        pool=pool,
+        dev_from_train=dev is None,
+    )
 
 
-def take_ids(table: pa.Table, ids: list[str] | tuple[str, ...]) -> pa.Table:
-    """Rows of ``table`` with the given ids, in the order of ``ids``; unknown ids are an error."""
-    index = {sid: i for i, sid in enumerate(table.column("id").to_pylist())}
-    missing = [sid for sid in ids if sid not in index]
-    if missing:
+def take_ids(table: pa.Table, ids: list[str] | tuple[str, ...] | pa.Array) -> pa.Table:
+    """Rows of ``table`` with the given ids, in the order of ``ids``; unknown ids are an error.
+
+    Arrow throughout (a hash lookup of ``ids`` in the id column): no Python object per row
+    of ``table``, whatever its size.
+    """
+    wanted = ids if isinstance(ids, pa.Array) else pa.array(list(ids), type=pa.string())
+    column = table.column("id").cast(pa.string())
+    positions = pc.index_in(wanted.cast(pa.string()), value_set=column)
+    if positions.null_count:
+        found = positions.is_valid().to_numpy(zero_copy_only=False)
+        missing = [sid for sid, ok in zip(wanted.to_pylist(), found, strict=True) if not ok]
         raise MtalError(f"{len(missing)} ids not in the table, e.g. {missing[:3]}")
-    return table.take(pa.array([index[sid] for sid in ids], type=pa.int64()))
+    return table.take(positions)
+
+
+def rows_without(table: pa.Table, ids: list[str] | tuple[str, ...] | set[str]) -> pa.Table:
+    """Rows of ``table`` whose id is not in ``ids``, sorted by id (Arrow throughout)."""
+    column = table.column("id").cast(pa.string())
+    drop = pc.is_in(column, value_set=pa.array(sorted(ids), type=pa.string()))
+    rest = table.filter(pc.invert(drop))
+    return rest.take(pc.sort_indices(rest.column("id").cast(pa.string())))
 
 
 def sample_rows(table: pa.Table, n: int | None, seed: int) -> pa.Table:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from mtal_ray.data.corpus import Corpus
 from mtal_ray.data.schema import make_table
@@ -98,6 +99,9 @@ def _utterance(rng: np.random.Generator) -> tuple[list[str], list[str], str]:
     return tokens, tags, intent
 
 
+_CHUNK = 50_000
+
+
 def make_synthetic_corpus(
     n_train: int = 400, n_dev: int = 100, n_test: int = 100, seed: int = 0
 ) -> Corpus:
@@ -105,15 +109,21 @@ def make_synthetic_corpus(
     rng = np.random.default_rng(seed)
     corpus = Corpus(path=Path(f"synthetic-sf-id-seed{seed}"), format="slu")
     for split, size in (("train", n_train), ("dev", n_dev), ("test", n_test)):
-        rows = [_utterance(rng) for _ in range(size)]
-        corpus.splits[split] = make_table(
-            {
-                "id": [f"{split}-{i}" for i in range(size)],
-                "tokens": [r[0] for r in rows],
-                "sf.tags": [r[1] for r in rows],
-                "id.label": [r[2] for r in rows],
-            }
-        )
+        chunks = []  # Arrow per chunk: a pool of millions never exists as Python rows at once
+        for start in range(0, max(size, 1), _CHUNK):
+            stop = min(start + _CHUNK, size)
+            rows = [_utterance(rng) for _ in range(start, stop)]
+            chunks.append(
+                make_table(
+                    {
+                        "id": [f"{split}-{i}" for i in range(start, stop)],
+                        "tokens": [r[0] for r in rows],
+                        "sf.tags": [r[1] for r in rows],
+                        "id.label": [r[2] for r in rows],
+                    }
+                )
+            )
+        corpus.splits[split] = pa.concat_tables(chunks).combine_chunks()
     return corpus
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mtal_ray.errors import MtalError, UnseenLabelError
 from mtal_ray.taskspec import TASK_SPECS, task_spec
@@ -61,15 +62,13 @@ def label_counts(table: pa.Table, task: str) -> Counter[str]:
     counts: Counter[str] = Counter()
     if column not in table.column_names:
         return counts
-    for value in table.column(column).to_pylist():
-        if value is None:
-            continue
-        if spec.kind == "sentence":
-            counts[value] += 1
-        elif spec.kind == "relation":
-            counts.update(rel["type"] for rel in value)
-        else:
-            counts.update(value)
+    values = table.column(column)  # counted in Arrow: no Python object per row or word
+    if spec.kind != "sentence":
+        values = pc.list_flatten(values)
+        if spec.kind == "relation":
+            values = pc.struct_field(values, "type")
+    for entry in pc.value_counts(values.drop_null()).to_pylist():
+        counts[entry["values"]] += entry["counts"]
     return counts
 
 

@@ -264,7 +264,8 @@ class ActiveLearningLoop:
                 iterations=iterations,
                 labeled={t: list(split.labeled) for t in data.tasks},
                 initial_size=len(split.labeled),
-                pool=list(split.pool),
+                excluded=list(split.dev) if split.dev_from_train else [],
+                pool_size=len(split.pool),
                 dev=list(split.dev),
             )
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -280,6 +281,8 @@ class ActiveLearningLoop:
                     "data/model/training/scoring/selection/annotation/seed); choose another "
                     "al.run_dir or pass --restart to start it over"
                 )
+            if state.migrate_pool(data.train):  # a state file that listed the pool
+                save_state(self.run_dir, state)
             if iterations != state.iterations:
                 # More (or fewer) iterations than before: continue from where it stands.
                 state.iterations = max(iterations, state.iteration + 1)
@@ -409,11 +412,11 @@ class ActiveLearningLoop:
 
         state = run.state
         record = state.round()
-        if not state.pool:
-            raise MtalError("the unlabeled pool is empty: nothing left to select")
         if record.checkpoint is None:
             raise MtalError(f"{self.run_dir}: round {state.iteration} has no trained model")
-        pool = take_ids(data.train, state.pool).select(["id", "tokens"])
+        pool = state.pool_of(data.train).select(["id", "tokens"])
+        if pool.num_rows == 0:
+            raise MtalError("the unlabeled pool is empty: nothing left to select")
         output = self._round_path(state, "confidence.parquet")
         selector = self.cfg.selector_for_round(state.iteration)
         scoring = self.cfg.scoring_for_round(
@@ -612,6 +615,7 @@ class ActiveLearningLoop:
             record.cost = float(cost)
             state.cost_spent += float(cost)
         state.apply_selection(payload["tasks"])
+        state.pool_size = state.pool_of(data.train).num_rows
         timed = annotation_seconds(self.run_dir, state.iteration)  # measured in a tool
         if timed is None:
             return StepReport(Step.UPDATE, state.iteration)

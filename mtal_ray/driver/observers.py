@@ -46,7 +46,7 @@ class ConsoleCallback(LoopCallback):
         else:
             self._say(
                 f"new run {run.run_dir}: {len(state.labeled_ids())} labeled, {len(state.dev)} "
-                f"dev, {len(state.pool)} in the pool; tasks {', '.join(run.tasks)}"
+                f"dev, {state.pool_size} in the pool; tasks {', '.join(run.tasks)}"
             )
         for line in run.warnings:
             self._say(f"warning: {line}")
@@ -67,7 +67,7 @@ class ConsoleCallback(LoopCallback):
 def _resume_line(run: RunInfo) -> str:
     """What a relaunch continues from, in words (a new run says ``new run``)."""
     state = run.state
-    sizes = f"{len(state.labeled_ids())} labeled, {len(state.pool)} in the pool"
+    sizes = f"{len(state.labeled_ids())} labeled, {state.pool_size} in the pool"
     if state.done:
         return f"run {run.run_dir} already finished ({state.iterations} iterations); {sizes}"
     started = any(r.checkpoint or r.dev or r.seconds for r in state.rounds)
@@ -235,7 +235,7 @@ class PrometheusCallback(LoopCallback):
             self.metrics.record_iteration(
                 state.iteration,
                 labeled={t: len(state.labeled.get(t, [])) for t in run.tasks},
-                pool_size=len(state.pool),
+                pool_size=state.pool_size,
             )
 
     def on_step_end(self, run: RunInfo, report: StepReport) -> None:

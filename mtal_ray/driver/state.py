@@ -22,6 +22,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from mtal_ray.data.atomic import atomic_write_text
 from mtal_ray.errors import MtalError
 
@@ -77,8 +80,13 @@ class LoopState:
         Next step to run in the current iteration (one of :data:`STEPS`, or ``"done"``).
     labeled
         Task -> ids annotated for that task (sorted).
-    pool
-        Ids still selectable (sorted).
+    excluded
+        Ids of the training split that are neither labeled nor in the pool: the dev set
+        when it was carved out of the training split, and sentences selected for no task.
+        The pool is what is left (:meth:`pool_of`): it is never stored as a list of ids,
+        so a pool of millions of sentences costs the state file nothing.
+    pool_size
+        How many sentences the pool holds (for status lines; :meth:`pool_of` is the truth).
     dev
         Ids of the (capped) dev set.
     """
@@ -88,7 +96,8 @@ class LoopState:
     iteration: int = 0
     step: Step = Step.TRAIN
     labeled: dict[str, list[str]] = field(default_factory=dict)
-    pool: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    pool_size: int = 0
     dev: list[str] = field(default_factory=list)
     initial_size: int = 0
     cost_spent: float = 0.0
@@ -125,17 +134,28 @@ class LoopState:
         return sorted({sid for ids in self.labeled.values() for sid in ids})
 
     def apply_selection(self, tasks_per_id: dict[str, list[str]]) -> None:
-        """Move selected ids from the pool to the labeled sets of their tasks (idempotent)."""
+        """Move selected ids from the pool to the labeled sets of their tasks (idempotent);
+        an id selected for no task leaves the pool too (into :attr:`excluded`)."""
         for task in {t for ts in tasks_per_id.values() for t in ts}:
             current = set(self.labeled.get(task, []))
             current.update(sid for sid, ts in tasks_per_id.items() if task in ts)
             self.labeled[task] = sorted(current)
-        chosen = set(tasks_per_id)
-        self.pool = [sid for sid in self.pool if sid not in chosen]
+        unlabeled = {sid for sid, ts in tasks_per_id.items() if not ts}
+        if unlabeled - set(self.excluded):
+            self.excluded = sorted(set(self.excluded) | unlabeled)
+
+    def pool_of(self, train: pa.Table) -> pa.Table:
+        """The rows of the training split still in the pool, sorted by id: every row that
+        is neither labeled for some task nor :attr:`excluded` (Arrow; no per-row Python)."""
+        from mtal_ray.data.splits import rows_without
+
+        return rows_without(train, set(self.labeled_ids()) | set(self.excluded))
 
     def to_json(self) -> str:
         """The JSON text of this state."""
-        return json.dumps(asdict(self), indent=1, sort_keys=True)
+        data = asdict(self)
+        data.pop("legacy_pool")
+        return json.dumps(data, indent=1, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoopState:
@@ -143,13 +163,33 @@ class LoopState:
         _check_shape(data)
         data = dict(data)
         rounds = [RoundRecord(**r) for r in data.pop("rounds", [])]
+        legacy_pool = data.pop("pool", None)  # before the pool was derived (see migrate_pool)
         step = data.pop("step", Step.TRAIN)
         try:
             step = Step(step)
         except ValueError:
             known = ", ".join(s.value for s in Step)
             raise MtalError(f"unknown step {step!r} in the run state (known: {known})") from None
-        return cls(rounds=rounds, step=step, **data)
+        state = cls(rounds=rounds, step=step, **data)
+        if legacy_pool is not None:
+            state.legacy_pool = legacy_pool
+        return state
+
+    #: The pool as an old state file listed it (read once by :meth:`migrate_pool`).
+    legacy_pool: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def migrate_pool(self, train: pa.Table) -> bool:
+        """Turn an old state's stored pool list into :attr:`excluded` (what the training
+        split holds outside the pool and the labeled sets); True if there was one."""
+        if self.legacy_pool is None:
+            return False
+        inside = set(self.legacy_pool) | set(self.labeled_ids())
+        ids = train.column("id").cast(pa.string())
+        outside = pc.invert(pc.is_in(ids, value_set=pa.array(sorted(inside), type=pa.string())))
+        self.excluded = sorted(ids.filter(outside).to_pylist())
+        self.pool_size = len(self.legacy_pool)
+        self.legacy_pool = None
+        return True
 
 
 def _is_ids(value: Any) -> bool:
@@ -172,6 +212,8 @@ _SHAPES: dict[str, tuple[Any, str]] = {
         "a mapping of task to a list of ids",
     ),
     "pool": (_is_ids, "a list of ids"),
+    "excluded": (_is_ids, "a list of ids"),
+    "pool_size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int"),
     "dev": (_is_ids, "a list of ids"),
     "initial_size": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an int"),
     "cost_spent": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),

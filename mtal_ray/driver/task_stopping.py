@@ -59,13 +59,13 @@ class TaskStopping:
         return bool(self.rules)
 
     # ------------------------------------------------------------- measuring
-    def _stop_set(self, state: LoopState) -> list[str]:
+    def _stop_set(self, state: LoopState, train: pa.Table) -> list[str]:
         if not state.stop_set:
             size = max(r.stop_set for r in self.rules)
             rng = np.random.default_rng(self.seed)
-            pool = list(state.pool)
+            pool = state.pool_of(train).column("id")
             chosen = rng.choice(len(pool), size=min(size, len(pool)), replace=False)
-            state.stop_set = sorted(pool[i] for i in chosen)
+            state.stop_set = sorted(pool.take(pa.array(chosen, type=pa.int64())).to_pylist())
         return state.stop_set
 
     def _predictions(self, state: LoopState, iteration: int, train: pa.Table) -> pa.Table | None:
@@ -80,7 +80,7 @@ class TaskStopping:
                 "al.stopping: stabilizing-predictions needs the round's model predictions "
                 "(no predictor or no trained model)"
             )
-        rows = take_ids(train, self._stop_set(state)).select(["id", "tokens"])
+        rows = take_ids(train, self._stop_set(state, train)).select(["id", "tokens"])
         predicted = self.predictor.predict(checkpoint, rows)
         if predicted is None:
             raise MtalError("al.stopping: the model gave no predictions on the stop set")
