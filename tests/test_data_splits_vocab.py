@@ -69,7 +69,7 @@ def test_take_ids_keeps_order_and_refuses_unknown():
     table = tiny(5)
     assert take_ids(table, ["t3", "t1"]).column("id").to_pylist() == ["t3", "t1"]
     assert take_ids(table, []).num_rows == 0
-    with pytest.raises(MtalError, match="1 ids not in the table, e.g. \\['nope'\\]"):
+    with pytest.raises(MtalError, match=r"1 ids not in the table, e.g. \['nope'\]"):
         take_ids(table, ["t2", "nope"])
 
 

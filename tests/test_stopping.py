@@ -108,7 +108,9 @@ def test_decide_any_all_and_make_criterion():
 def test_prediction_items_per_word_and_per_sentence():
     rows = [{"dp.head": [2, 0], "dp.deprel": ["nsubj", "root"]}]
     assert prediction_items(rows, ["dp.head", "dp.deprel"], True) == ["2|nsubj", "0|root"]
-    rel = [{"re.relations": [{"head": 1, "tail": 0, "type": "x"}, {"head": 0, "tail": 1, "type": "y"}]}]
+    rel = [
+        {"re.relations": [{"head": 1, "tail": 0, "type": "x"}, {"head": 0, "tail": 1, "type": "y"}]}
+    ]
     swapped = [{"re.relations": list(reversed(rel[0]["re.relations"]))}]
     assert prediction_items(rel, ["re.relations"], False) == prediction_items(
         swapped, ["re.relations"], False
@@ -160,7 +162,9 @@ def _selections(run_dir: Path) -> list[dict]:
 def test_a_task_that_plateaus_stops_being_annotated(tmp_path):
     run_dir = tmp_path / "run"
     recorder = Recorder()
-    summary = _loop(run_dir, _config(*PLATEAU), trainer=PlateauTrainer(), callbacks=[recorder]).run()
+    summary = _loop(
+        run_dir, _config(*PLATEAU), trainer=PlateauTrainer(), callbacks=[recorder]
+    ).run()
     assert summary.status == "finished"
     selections = _selections(run_dir)
     assert len(selections) == 3

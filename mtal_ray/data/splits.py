@@ -29,11 +29,11 @@ class ALSplit:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ALSplit):
             return NotImplemented
-        return (
-            (self.labeled, self.dev, self.dev_from_train)
-            == (other.labeled, other.dev, other.dev_from_train)
-            and self.pool.equals(other.pool)
-        )
+        return (self.labeled, self.dev, self.dev_from_train) == (
+            other.labeled,
+            other.dev,
+            other.dev_from_train,
+        ) and self.pool.equals(other.pool)
 
     def to_dict(self) -> dict[str, list[str]]:
         """JSON-friendly form."""

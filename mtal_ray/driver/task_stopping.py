@@ -170,9 +170,7 @@ class TaskStopping:
                 if fire[task]:
                     entry["stopped_at"] = state.iteration
             stopped = entry["stopped_at"] is not None
-            state.round().stopping.setdefault(task, {}).update(
-                {"value": value, "stopped": stopped}
-            )
+            state.round().stopping.setdefault(task, {}).update({"value": value, "stopped": stopped})
             if value is not None:
                 metrics[f"stopping.{task}.value"] = float(value)
             metrics[f"stopping.{task}.stopped"] = float(stopped)
@@ -207,9 +205,7 @@ class TaskStopping:
         return selection.updated(**changes) if changes else selection
 
 
-def task_costs(
-    table: Any, tasks_per_id: dict[str, list[str]], cost_model: Any
-) -> dict[str, float]:
+def task_costs(table: Any, tasks_per_id: dict[str, list[str]], cost_model: Any) -> dict[str, float]:
     """The annotation cost of a selection per task (the paper's cost model, §7)."""
     from mtal_ray.selection import annotation_cost
 
