@@ -38,6 +38,9 @@ class TrainOutcome:
     test_scores: Mapping[str, float] = field(default_factory=dict)
     dev_gmean: float | None = None
     test_gmean: float | None = None
+    #: Where the training's wall time went, seconds per phase (``setup``, ``start``,
+    #: ``model_load``, ``steps``...: :data:`mtal_ray.training.trainer.TRAIN_PHASES`).
+    phases: Mapping[str, float] = field(default_factory=dict)
 
 
 class Trainer(Protocol):
@@ -70,8 +73,9 @@ class PoolScorer(Protocol):
         output: Path,
         scoring: Any,
         progress: ScoringProgress | None = None,
-    ) -> None:
-        """Score ``pool`` (``id``, ``tokens``) with the model in ``checkpoint``."""
+    ) -> Mapping[str, float] | None:
+        """Score ``pool`` (``id``, ``tokens``) with the model in ``checkpoint``; may return
+        where the time went (seconds per phase, e.g. ``first_block``, ``stream``, ``write``)."""
         ...
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,13 +117,21 @@ def test_two_actors_uneven_batches_every_id_once(  # type: ignore[no-untyped-def
 ) -> None:
     target = tmp_path / "conf.parquet"
     reports: list[tuple[int, int]] = []
+    phases: dict[str, float] = {}
+    started = time.perf_counter()
     out = score_pool_to_file(
         pool,
         checkpoint,
         target,
         ScoringConfig(**CONFIG),
         progress=lambda done, total, _secs: reports.append((done, total)),
+        phases=phases,
     )
+    wall = time.perf_counter() - started
+    # where the time went: the phases in order, adding up to the call
+    assert list(phases) == ["prepare", "first_block", "stream", "write"]
+    assert min(phases.values()) >= 0 and phases["first_block"] > 0
+    assert wall * 0.95 <= sum(phases.values()) <= wall
     assert out.column("id").to_pylist() == pool.column("id").to_pylist()
     # progress: rows counted as they stream in, ending at the whole pool
     assert reports and reports[-1] == (pool.num_rows, pool.num_rows)

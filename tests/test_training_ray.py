@@ -17,6 +17,7 @@ from models_sample_rows import sf_id_table
 from mtal_ray.models import ModelConfig, predict
 from mtal_ray.training import TrainingConfig, load_checkpoint, train_model
 from mtal_ray.training.checkpoint import PREDICTIONS_FILE
+from mtal_ray.training.trainer import TRAIN_PHASES
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +49,12 @@ def test_ddp_two_workers_survive_a_killed_worker_and_restore_outside_ray(
     assert set(result.dev_scores) == set(TASKS) and set(result.test_scores or {}) == set(TASKS)
     assert 0.0 < result.dev_gmean <= 1.0
     assert result.best_step in (2, 4, 6)
+    # where the time went: every phase, none negative (the
+    # workers' part is the restarted attempt's; the first attempt counts in `start`), adding up to the call's wall time
+    assert list(result.phases) == list(TRAIN_PHASES)
+    assert min(result.phases.values()) >= 0 and result.phases["steps"] > 0
+    assert result.phases["start"] > 0 and result.phases["model_load"] > 0
+    assert sum(result.phases.values()) == pytest.approx(result.wall_time_s, rel=0.05)
     # the model restored outside Ray predicts exactly what the worker predicted in training
     model, collator, info = load_checkpoint(result.checkpoint_dir)
     assert info.tasks == TASKS and info.step == result.best_step

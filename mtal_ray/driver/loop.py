@@ -321,14 +321,24 @@ class ActiveLearningLoop:
                 step = Step(state.step)
                 self.callbacks.on_step_start(run, step)
                 iteration = state.iteration
+                step_started = time.perf_counter()
                 report = self._steps[step](run, data)
+                seconds = time.perf_counter() - step_started  # the whole step, as it ran
+                state.round(iteration).seconds[f"step.{step.value}"] = seconds
+                report.metrics[f"seconds.step.{step.value}"] = seconds
                 last = step is Step.TRAIN and iteration + 1 >= state.iterations
                 last = last or (step is Step.SELECT and state.all_stopped)
                 state.step = Step.DONE if last else NEXT_STEP[step]
                 if step is Step.UPDATE:
                     state.iteration += 1
                 save_state(self.run_dir, state)
+                tracking_started = time.perf_counter()
                 self.callbacks.on_step_end(run, report)
+                # MLflow, Prometheus, console: saved with the next step's state
+                spent = state.round(iteration).seconds
+                spent["tracking"] = spent.get("tracking", 0.0) + (
+                    time.perf_counter() - tracking_started
+                )
                 if last or step is Step.UPDATE:
                     self.callbacks.on_round_end(run, state.round(iteration))
         except AwaitingAnnotation as waiting:
@@ -393,6 +403,9 @@ class ActiveLearningLoop:
             "seconds.train": record.seconds["train"],
             "cost.spent": state.cost_spent,
         }
+        for phase, value in result.phases.items():  # where the training's time went
+            record.seconds[f"train.{phase}"] = float(value)
+            metrics[f"seconds.train.{phase}"] = float(value)
         for task, n in record.n_labeled.items():
             metrics[f"labeled.{task}"] = n
         gmeans = {"dev": result.dev_gmean, "test": result.test_gmean}  # computed by training
@@ -414,7 +427,9 @@ class ActiveLearningLoop:
         record = state.round()
         if record.checkpoint is None:
             raise MtalError(f"{self.run_dir}: round {state.iteration} has no trained model")
+        pool_started = time.perf_counter()
         pool = state.pool_of(data.train).select(["id", "tokens"])
+        record.seconds["score.pool"] = time.perf_counter() - pool_started
         if pool.num_rows == 0:
             raise MtalError("the unlabeled pool is empty: nothing left to select")
         output = self._round_path(state, "confidence.parquet")
@@ -454,9 +469,12 @@ class ActiveLearningLoop:
                 fault_point(f"mid_score:{state.iteration}", self.run_dir)
 
         started = time.perf_counter()
-        self.ports.scorer.score(pool, record.checkpoint, output, scoring, progress)
+        phases = self.ports.scorer.score(pool, record.checkpoint, output, scoring, progress)
         seconds = time.perf_counter() - started
         record.seconds["score"] = seconds
+        for phase, value in (phases or {}).items():  # where the scoring's time went
+            record.seconds[f"score.{phase}"] = float(value)
+            report.metrics[f"seconds.score.{phase}"] = float(value)
         record.scoring_rows_per_s = pool.num_rows / seconds if seconds > 0 else None
         record.confidence_table = str(output)
         report.metrics.update(

@@ -85,6 +85,7 @@ def score_pool(
     scorer_cls: type[MCDropoutScorer] = MCDropoutScorer,
     experiment: str | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    phases: dict[str, float] | None = None,
 ) -> pa.Table:
     """Confidence table of every sentence of ``pool``.
 
@@ -104,6 +105,10 @@ def score_pool(
     progress : callable, optional
         ``progress(rows_done, rows_total, seconds)``, called at most every 10 s and at
         the end while scored rows stream in.
+    phases : dict, optional
+        Filled with where the time went, in seconds: ``prepare`` (checks and length
+        buckets in the driver), ``first_block`` (until the first scored block arrives:
+        actor start, imports, model load and the first batch) and ``stream`` (the rest).
 
     Returns
     -------
@@ -118,6 +123,8 @@ def score_pool(
     import ray.data
 
     cfg = config or ScoringConfig()
+    timing = phases if phases is not None else {}
+    called = time.perf_counter()
     table = _pool_columns(pool)
     if loader is None:  # fail in the driver, not in every actor
         from mtal_ray.training.checkpoint import read_info
@@ -163,11 +170,14 @@ def score_pool(
     dataset.context.raise_original_map_exception = True
     parts: list[pa.Table] = []
     done, started, last_report = 0, time.perf_counter(), float("-inf")  # report the first
+    timing["prepare"] = started - called
     try:  # streamed: scored blocks arrive as actors finish them
         for part in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             parts.append(part)
             done += part.num_rows
             now = time.perf_counter()
+            if len(parts) == 1:
+                timing["first_block"] = now - started
             if progress is not None and (now - last_report >= 10.0 or done == table.num_rows):
                 progress(done, table.num_rows, now - started)
                 last_report = now
@@ -178,6 +188,7 @@ def score_pool(
         raise ScoringError(str(cause)) from err
     if not parts:
         raise ScoringError("scoring returned no rows (is the pool empty?)")
+    timing["stream"] = time.perf_counter() - started - timing["first_block"]
     result = pa.concat_tables([p for p in parts if p.num_rows] or parts)
     check_complete(result, table.column("id").to_pylist())
     order = pc.index_in(table.column("id"), value_set=result.column("id"))
@@ -193,6 +204,7 @@ def score_pool_to_file(
     loader: ModelLoader | None = None,
     experiment: str | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    phases: dict[str, float] | None = None,
 ) -> pa.Table:
     """:func:`score_pool`, then write the table atomically to ``output`` (Parquet).
 
@@ -200,9 +212,17 @@ def score_pool_to_file(
     scoring fails.
     """
     cfg = config or ScoringConfig()
+    timing = phases if phases is not None else {}
     result = score_pool(
-        pool, checkpoint, cfg, loader=loader, experiment=experiment, progress=progress
+        pool,
+        checkpoint,
+        cfg,
+        loader=loader,
+        experiment=experiment,
+        progress=progress,
+        phases=timing,
     )
+    writing = time.perf_counter()
     tasks = [c.removesuffix(".ec") for c in result.column_names if c.endswith(".ec")]
     write_confidence_table(
         result,
@@ -216,4 +236,5 @@ def score_pool_to_file(
             "temperatures": cfg.temperatures or None,
         },
     )
+    timing["write"] = time.perf_counter() - writing
     return result

@@ -36,9 +36,17 @@ class RayPoolScorer:
         output: Path,
         scoring: Any,
         progress: ScoringProgress | None = None,
-    ) -> None:
+    ) -> dict[str, float]:
         from mtal_ray.scoring.pool import score_pool_to_file
 
+        phases: dict[str, float] = {}
         score_pool_to_file(
-            pool, checkpoint, output, scoring, experiment=self.experiment, progress=progress
+            pool,
+            checkpoint,
+            output,
+            scoring,
+            experiment=self.experiment,
+            progress=progress,
+            phases=phases,
         )
+        return phases

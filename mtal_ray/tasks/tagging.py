@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 import torch
-from seqeval.metrics import f1_score, precision_score, recall_score
 from torch import nn
 
 from mtal_ray.data.spans import Span
@@ -90,6 +89,10 @@ class TaggingTask(Task):
         ]
         if not pairs:
             return {"main": 0.0, "f1": 0.0, "precision": 0.0, "recall": 0.0}
+        # imported here: seqeval pulls in scikit-learn (~2 s), which a process that only
+        # predicts (a scoring actor, the annotation export) never needs
+        from seqeval.metrics import f1_score, precision_score, recall_score
+
         y_true = [list(g) for g, _ in pairs]
         y_pred = [list(p) for _, p in pairs]
         f1 = float(f1_score(y_true, y_pred, zero_division=0))

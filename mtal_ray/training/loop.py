@@ -175,6 +175,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train.torch
     from ray.train import Checkpoint
 
+    entered = time.time()  # wall clock: the driver compares it with its own (same node)
     _quiet_worker_logs()
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -204,6 +205,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             runner.load_state(Path(directory))
 
     alphas = {t: cfg.label_smoothing.get(t, 0.0) for t in tasks}
+    # where this attempt's time goes (reported with every evaluation; the driver's
+    # ``TrainResult.phases`` reads the last report)
+    clock = {"t_worker_entered": entered, "t_worker_ready": time.time()}
+    spent = {"s_steps": 0.0, "s_eval": 0.0, "s_checkpoint": 0.0}
     losses_since_eval: list[float] = []
     stop = state.step >= cfg.max_steps
     model.train()
@@ -222,6 +227,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if sampler is None
         else sampler.batches(state.step, rank, world)
     )
+    step_started = time.perf_counter()
     for epoch, index, rows in source:
         if stop:
             break
@@ -243,9 +249,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         state.epoch, state.epoch_batch = epoch, index + 1
         if state.step % cfg.eval_every and state.step < cfg.max_steps:
             continue
+        spent["s_steps"] += time.perf_counter() - step_started
+        eval_started = time.perf_counter()
         predictions, scores, gmean = evaluate_sharded(
             model, collator, dev, cfg.eval_batch_size, device
         )
+        spent["s_eval"] += time.perf_counter() - eval_started
         select = state.record({t: s["main"] for t, s in scores.items()}, cfg.selection_floor)
         stop = state.bad_evals >= cfg.patience or state.step >= cfg.max_steps
         metrics = {
@@ -259,10 +268,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "start_step": start_step,
             "stopped": stop,
             **{f"dev_{t}": s["main"] for t, s in scores.items()},
+            **clock,
+            **spent,  # up to this evaluation (the checkpoint below counts in the next)
         }
         if rank == 0:  # progress: one line per evaluation (the job log shows it)
             progress(progress_line(metrics, cfg.max_steps, list(tasks)))
         losses_since_eval = []
+        checkpoint_started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="mtal-ckpt-") as tmp:
             directory = Path(tmp)
             runner.save_state(directory, rank)
@@ -283,6 +295,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             ray.train.report(
                 metrics, checkpoint=Checkpoint.from_directory(tmp) if has_files else None
             )
+        spent["s_checkpoint"] += time.perf_counter() - checkpoint_started
+        step_started = time.perf_counter()
         if math.isnan(metrics["train_loss"]):
             raise FloatingPointError(f"training loss is NaN at step {state.step}")
 

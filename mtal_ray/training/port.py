@@ -42,6 +42,7 @@ class RayTrainer:
             test_scores={k: float(v) for k, v in (result.test_scores or {}).items()},
             dev_gmean=result.dev_gmean,
             test_gmean=result.test_gmean,
+            phases=dict(result.phases),
         )
 
 

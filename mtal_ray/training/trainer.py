@@ -70,6 +70,9 @@ class TrainResult:
         Wall-clock seconds of the whole call.
     resumed_from_step
         Step the last worker-group attempt started from (0 = never restarted).
+    phases
+        Where the wall time went, in seconds (:data:`TRAIN_PHASES`; the workers' part is
+        the last attempt's).
     """
 
     checkpoint_dir: Path
@@ -83,6 +86,7 @@ class TrainResult:
     resumed_from_step: int = 0
     dev_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     test_metrics: dict[str, dict[str, float]] | None = None
+    phases: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly summary."""
@@ -96,7 +100,55 @@ class TrainResult:
             "steps": self.steps,
             "wall_time_s": round(self.wall_time_s, 2),
             "resumed_from_step": self.resumed_from_step,
+            "phases": {k: round(v, 2) for k, v in self.phases.items()},
         }
+
+
+#: The phases of one training, in order: ``setup`` (vocabularies, checks, Ray), ``start``
+#: (Train controller and worker group: queueing, placement, process start), ``model_load``
+#: (imports, model build, checkpoint restore in the worker), ``steps`` (forward, backward,
+#: optimizer), ``dev_eval`` (the periodic dev evaluations), ``checkpoint`` (saving and
+#: reporting them), ``teardown`` (the last checkpoint and the worker group's shutdown),
+#: ``export`` (the best checkpoint to ``best/``, intermediate ones deleted) and
+#: ``final_eval`` (loading the exported model, dev and test scores in the driver).
+TRAIN_PHASES = (
+    "setup",
+    "start",
+    "model_load",
+    "steps",
+    "dev_eval",
+    "checkpoint",
+    "teardown",
+    "export",
+    "final_eval",
+)
+
+
+def train_phases(
+    started: float,
+    fit_called: float,
+    fit_returned: float,
+    exported: float,
+    finished: float,
+    worker: dict[str, Any],
+) -> dict[str, float]:
+    """:data:`TRAIN_PHASES` from the driver's wall-clock marks and the last report's
+    ``t_worker_entered``/``t_worker_ready`` marks and ``s_*`` sums (``worker``)."""
+    entered = float(worker.get("t_worker_entered", fit_called))
+    ready = float(worker.get("t_worker_ready", entered))
+    inside = {k: float(worker.get(f"s_{k}", 0.0)) for k in ("steps", "eval", "checkpoint")}
+    phases = {
+        "setup": fit_called - started,
+        "start": max(0.0, entered - fit_called),
+        "model_load": max(0.0, ready - entered),
+        "steps": inside["steps"],
+        "dev_eval": inside["eval"],
+        "checkpoint": inside["checkpoint"],
+        "teardown": max(0.0, fit_returned - ready - sum(inside.values())),
+        "export": exported - fit_returned,
+        "final_eval": finished - exported,
+    }
+    return phases
 
 
 def _check_inputs(train: pa.Table, dev: pa.Table, tasks: list[str]) -> None:
@@ -158,7 +210,7 @@ def train_model(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     tasks = list(tasks)
     _check_inputs(train, dev, tasks)
     training_cfg = training_cfg.for_rows(train.num_rows)  # training.epochs: budget from rows
@@ -198,7 +250,9 @@ def train_model(
             worker_runtime_env={"env_vars": _worker_env(training_cfg)},
         ),
     )
+    fit_called = time.time()
     result = trainer.fit()
+    fit_returned = time.time()
     if result.error is not None:
         raise TrainingFailedError(f"training in {output_dir} failed: {result.error}")
     candidates = [(c, m) for c, m in result.best_checkpoints if m and "dev_select" in m]
@@ -211,6 +265,7 @@ def train_model(
     if not training_cfg.keep_checkpoints:  # the exported model is all scoring/annotation need
         shutil.rmtree(output_dir / RUN_NAME, ignore_errors=True)
 
+    exported = time.time()
     loaded = load_checkpoint(best_dir)
     dev_metrics, dev_gmean = evaluate(loaded.model, loaded.collator, dev)
     test_metrics = test_gmean = None
@@ -228,4 +283,7 @@ def train_model(
         resumed_from_step=int(last_metrics.get("start_step", 0)),
         dev_metrics=dev_metrics,
         test_metrics=test_metrics,
+        phases=train_phases(
+            started_at, fit_called, fit_returned, exported, time.time(), last_metrics
+        ),
     )
