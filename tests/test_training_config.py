@@ -130,3 +130,33 @@ def test_checkpoint_selection_still_ranks_when_a_task_scores_zero() -> None:
         progress.step = step
         progress.record(scores, floor=0.0)
     assert (progress.best_step, progress.bad_evals) == (1, 3)
+
+
+def test_train_phases_partition_the_call_by_hand() -> None:
+    """Driver marks at t=100, 101, 130, 133, 135; the worker entered at 104, was ready at
+    110 and spent 9 s in steps, 3 in dev evaluations and 2 in checkpoints."""
+    from mtal_ray.training.trainer import TRAIN_PHASES, train_phases
+
+    worker = {
+        "t_worker_entered": 104.0,
+        "t_worker_ready": 110.0,
+        "s_steps": 9.0,
+        "s_eval": 3.0,
+        "s_checkpoint": 2.0,
+    }
+    phases = train_phases(100.0, 101.0, 130.0, 133.0, 135.0, worker)
+    assert phases == {
+        "setup": 1.0,
+        "start": 3.0,
+        "model_load": 6.0,
+        "steps": 9.0,
+        "dev_eval": 3.0,
+        "checkpoint": 2.0,
+        "teardown": 130.0 - 110.0 - 14.0,
+        "export": 3.0,
+        "final_eval": 2.0,
+    }
+    assert list(phases) == list(TRAIN_PHASES) and sum(phases.values()) == 35.0
+    # a report without the worker's marks (an older worker) still partitions the call
+    bare = train_phases(100.0, 101.0, 130.0, 133.0, 135.0, {})
+    assert bare["start"] == bare["model_load"] == 0.0 and sum(bare.values()) == 35.0
