@@ -133,11 +133,14 @@ def test_checkpoint_selection_still_ranks_when_a_task_scores_zero() -> None:
 
 
 def test_train_phases_partition_the_call_by_hand() -> None:
-    """Driver marks at t=100, 101, 130, 133, 135; the worker entered at 104, was ready at
-    110 and spent 9 s in steps, 3 in dev evaluations and 2 in checkpoints."""
+    """Driver marks at t=100, 101, 130, 133, 135; the worker began its imports at 102,
+    finished them at 103.5, entered the loop at 104, was ready at 110 and spent 9 s in
+    steps, 3 in dev evaluations and 2 in checkpoints."""
     from mtal_ray.training.trainer import TRAIN_PHASES, train_phases
 
     worker = {
+        "t_imports_started": 102.0,
+        "t_imports_done": 103.5,
         "t_worker_entered": 104.0,
         "t_worker_ready": 110.0,
         "s_steps": 9.0,
@@ -147,7 +150,9 @@ def test_train_phases_partition_the_call_by_hand() -> None:
     phases = train_phases(100.0, 101.0, 130.0, 133.0, 135.0, worker)
     assert phases == {
         "setup": 1.0,
-        "start": 3.0,
+        "start": 1.0,
+        "imports": 1.5,
+        "group_setup": 0.5,
         "model_load": 6.0,
         "steps": 9.0,
         "dev_eval": 3.0,
@@ -159,4 +164,8 @@ def test_train_phases_partition_the_call_by_hand() -> None:
     assert list(phases) == list(TRAIN_PHASES) and sum(phases.values()) == 35.0
     # a report without the worker's marks (an older worker) still partitions the call
     bare = train_phases(100.0, 101.0, 130.0, 133.0, 135.0, {})
-    assert bare["start"] == bare["model_load"] == 0.0 and sum(bare.values()) == 35.0
+    assert bare["start"] == bare["imports"] == bare["model_load"] == 0.0
+    assert sum(bare.values()) == 35.0
+    # a worker that had imported the code before the call: its imports count as none
+    early = train_phases(100.0, 101.0, 130.0, 133.0, 135.0, {**worker, "t_imports_started": 50.0})
+    assert early["start"] == 0.0 and early["imports"] == 2.5 and sum(early.values()) == 35.0

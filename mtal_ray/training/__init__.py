@@ -10,9 +10,14 @@ Public API:
 * :class:`~mtal_ray.training.config.TrainingConfig` — the ``training`` config section.
 """
 
+import time
 from typing import TYPE_CHECKING
 
 from mtal_ray.lazy_exports import lazy_getattr
+
+#: When this process first imported the training package (a Train worker: as it unpickles
+#: its training function, before torch and transformers): the start of its imports phase.
+IMPORTED_AT = time.time()
 
 if TYPE_CHECKING:
     from mtal_ray.training.checkpoint import CheckpointInfo, LoadedCheckpoint, load_checkpoint

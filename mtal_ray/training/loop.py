@@ -59,6 +59,9 @@ from mtal_ray.training.runners import param_groups as param_groups  # re-exporte
 from mtal_ray.training.safe_load import load_tensors
 from mtal_ray.training.sampling import TaskSampler, combine_losses
 
+#: When this module's imports (torch, transformers, the model code) were done.
+LOADED_AT = time.time()
+
 LOOP_FILE = "loop.json"
 
 
@@ -207,7 +210,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     alphas = {t: cfg.label_smoothing.get(t, 0.0) for t in tasks}
     # where this attempt's time goes (reported with every evaluation; the driver's
     # ``TrainResult.phases`` reads the last report)
-    clock = {"t_worker_entered": entered, "t_worker_ready": time.time()}
+    from mtal_ray.training import IMPORTED_AT
+
+    clock = {
+        "t_imports_started": IMPORTED_AT,
+        "t_imports_done": LOADED_AT,
+        "t_worker_entered": entered,
+        "t_worker_ready": time.time(),
+    }
     spent = {"s_steps": 0.0, "s_eval": 0.0, "s_checkpoint": 0.0}
     losses_since_eval: list[float] = []
     stop = state.step >= cfg.max_steps

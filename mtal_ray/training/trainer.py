@@ -105,8 +105,10 @@ class TrainResult:
 
 
 #: The phases of one training, in order: ``setup`` (vocabularies, checks, Ray), ``start``
-#: (Train controller and worker group: queueing, placement, process start), ``model_load``
-#: (imports, model build, checkpoint restore in the worker), ``steps`` (forward, backward,
+#: (Train controller and worker group: queueing, placement, process start), ``imports``
+#: (torch, transformers and the model code in the worker), ``group_setup`` (process group,
+#: Train context, the tables handed over), ``model_load`` (model build and checkpoint
+#: restore in the worker), ``steps`` (forward, backward,
 #: optimizer), ``dev_eval`` (the periodic dev evaluations), ``checkpoint`` (saving and
 #: reporting them), ``teardown`` (the last checkpoint and the worker group's shutdown),
 #: ``export`` (the best checkpoint to ``best/``, intermediate ones deleted) and
@@ -114,6 +116,8 @@ class TrainResult:
 TRAIN_PHASES = (
     "setup",
     "start",
+    "imports",
+    "group_setup",
     "model_load",
     "steps",
     "dev_eval",
@@ -133,14 +137,22 @@ def train_phases(
     worker: dict[str, Any],
 ) -> dict[str, float]:
     """:data:`TRAIN_PHASES` from the driver's wall-clock marks and the last report's
-    ``t_worker_entered``/``t_worker_ready`` marks and ``s_*`` sums (``worker``)."""
-    entered = float(worker.get("t_worker_entered", fit_called))
-    ready = float(worker.get("t_worker_ready", entered))
+    ``t_*`` marks and ``s_*`` sums (``worker``). A mark that is missing, or earlier than
+    the one before it (a worker process that had imported the code before), counts as
+    that one: the phases always partition the call."""
+    imports_started = min(
+        max(float(worker.get("t_imports_started", fit_called)), fit_called), fit_returned
+    )
+    imports_done = max(float(worker.get("t_imports_done", imports_started)), imports_started)
+    entered = max(float(worker.get("t_worker_entered", imports_done)), imports_done)
+    ready = max(float(worker.get("t_worker_ready", entered)), entered)
     inside = {k: float(worker.get(f"s_{k}", 0.0)) for k in ("steps", "eval", "checkpoint")}
     phases = {
         "setup": fit_called - started,
-        "start": max(0.0, entered - fit_called),
-        "model_load": max(0.0, ready - entered),
+        "start": imports_started - fit_called,
+        "imports": imports_done - imports_started,
+        "group_setup": entered - imports_done,
+        "model_load": ready - entered,
         "steps": inside["steps"],
         "dev_eval": inside["eval"],
         "checkpoint": inside["checkpoint"],
