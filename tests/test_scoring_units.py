@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mtal_ray.errors import ScoringError
-from mtal_ray.scoring.buckets import bucket_table, length_buckets, padding_ratio
+from mtal_ray.scoring.buckets import (
+    BUCKET_COLUMN,
+    bucket_blocks,
+    bucket_table,
+    length_buckets,
+    padding_ratio,
+    split_buckets,
+)
 from mtal_ray.scoring.config import ScoringConfig
 from mtal_ray.scoring.outputs import TaskOutput, predictions, score_outputs
 from mtal_ray.scoring.table import (
@@ -58,6 +65,30 @@ def test_bucket_table_adds_n_tokens() -> None:
     pieces = bucket_table(table, batch_size=2)
     assert [p.column("id").to_pylist() for p in pieces] == [["b", "c"], ["a"]]
     assert pieces[0].column("n_tokens").to_pylist() == [1, 2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 30), min_size=1, max_size=200),
+    st.integers(1, 16),
+    st.integers(1, 40),
+)
+def test_blocks_hold_whole_buckets_and_split_back(lengths, batch_size, n_blocks) -> None:  # type: ignore[no-untyped-def]
+    """Joining buckets into Ray Data blocks changes no batch: splitting every block gives
+    bucket_table's buckets, in order, and no block holds more rows than it must."""
+    table = pa.table(
+        {"id": [f"s{i}" for i in range(len(lengths))], "tokens": [["w"] * n for n in lengths]}
+    )
+    buckets = bucket_table(table, batch_size, 64)
+    blocks = bucket_blocks(table, batch_size, 64, n_blocks)
+    assert all(BUCKET_COLUMN in b.column_names for b in blocks)
+    assert len(blocks) <= min(n_blocks, len(buckets))
+    target = -(-len(lengths) // n_blocks)
+    assert all(b.num_rows < target + batch_size for b in blocks)
+    split = [part for block in blocks for part in split_buckets(block)]
+    assert len(split) == len(buckets)
+    for ours, theirs in zip(split, buckets, strict=True):
+        assert ours.equals(theirs)
 
 
 def test_score_outputs_hand_computed() -> None:

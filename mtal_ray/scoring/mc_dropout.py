@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from mtal_ray.errors import ScoringError
-from mtal_ray.scoring.buckets import length_buckets
+from mtal_ray.scoring.buckets import length_buckets, split_buckets
 from mtal_ray.scoring.outputs import TaskOutput, score_outputs
 from mtal_ray.scoring.protocol import ScoringModel
 from mtal_ray.scoring.table import confidence_schema
@@ -139,11 +139,14 @@ class MCDropoutScorer:
         self.metrics = ALMetrics(experiment) if experiment else None
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        """Score one batch (``id``, ``tokens``, ``n_tokens``) into confidence-table rows."""
+        """Score one batch (``id``, ``tokens``, ``n_tokens``) into confidence-table rows;
+        a block of several length buckets (:func:`~mtal_ray.scoring.buckets.bucket_blocks`)
+        is scored bucket by bucket."""
         import time
 
         started = time.perf_counter()
-        result = self._score_batch(batch)
+        parts = [self._score_batch(bucket) for bucket in split_buckets(batch)]
+        result = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         if self.metrics is not None:
             self.metrics.record_scored(batch.num_rows, time.perf_counter() - started)
         return result

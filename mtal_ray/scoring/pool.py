@@ -1,9 +1,11 @@
 """Score a whole unlabeled pool with Ray Data actors.
 
 The pool is sorted by length and cut into buckets in the driver (pure Arrow, no Ray task
-stage: on a 2-core machine an upstream task stage next to the actors can starve), each
-bucket becomes one Ray Data block, and ``map_batches`` hands the blocks to a pool of
-:class:`~mtal_ray.scoring.mc_dropout.MCDropoutScorer` actors. Ray restarts an actor that
+stage: on a 2-core machine an upstream task stage next to the actors can starve),
+consecutive buckets are joined into Ray Data blocks of up to ~4096 rows (about 8 per actor
+at least), and ``map_batches`` hands each whole block to one of a pool of
+:class:`~mtal_ray.scoring.mc_dropout.MCDropoutScorer` actors, which scores it bucket by
+bucket. Ray restarts an actor that
 dies (``max_restarts=-1``) and retries its batch, and a failed batch's partial output is
 never committed, so the result still holds every id once; :func:`score_pool` checks that
 before returning.
@@ -22,12 +24,15 @@ import pyarrow.compute as pc
 
 from mtal_ray.errors import EmptyPoolError, MtalError, ScoringError, user_error
 from mtal_ray.ray_session import ensure_ray
-from mtal_ray.scoring.buckets import bucket_table
+from mtal_ray.scoring.buckets import bucket_blocks
 from mtal_ray.scoring.config import ScoringConfig
 from mtal_ray.scoring.mc_dropout import MCDropoutScorer, ModelLoader
 from mtal_ray.scoring.table import check_complete, write_confidence_table
 
 __all__ = ["score_pool", "score_pool_to_file", "scoring_progress_text"]
+
+#: Rows per Ray Data block on large pools (blocks hold whole length buckets).
+BLOCK_ROWS = 4096
 
 
 def _pool_columns(pool: pa.Table) -> pa.Table:
@@ -139,7 +144,10 @@ def score_pool(
                 f"(it predicts {', '.join(known)})"
             )
     ensure_ray()
-    blocks = bucket_table(table, cfg.batch_size, cfg.max_tokens)
+    # about 8 blocks per actor (load balance), at most ~4096 rows each (Ray Data's cost per
+    # block stays small, a retried block stays cheap); each block holds whole buckets
+    n_blocks = max(8 * cfg.concurrency, -(-table.num_rows // BLOCK_ROWS))
+    blocks = bucket_blocks(table, cfg.batch_size, cfg.max_tokens, n_blocks)
     constructor: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "k": cfg.k,
@@ -158,7 +166,7 @@ def score_pool(
     dataset = ray.data.from_arrow(blocks).map_batches(
         _actor_class(scorer_cls),
         fn_constructor_kwargs=constructor,
-        batch_size=cfg.batch_size,
+        batch_size=None,  # a whole block: the scorer splits it into its length buckets
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=cfg.concurrency),
         num_cpus=cfg.cpus_per_actor,
