@@ -12,7 +12,10 @@ pool, not the model, is what is large. It reports
 * each Ray process's peak RSS (scoring actors, Train workers, ...: their high-water marks,
   read every 0.2 s by process title),
 * scoring throughput and selection time per round (from the run's ``state.json``), and the
-  size of ``state.json`` (the pool is derived, never listed in it).
+  size of ``state.json`` (the pool is derived, never listed in it),
+* in the same run, scoring throughput with Ray Data blocks of whole buckets (ours,
+  ``scoring.block_rows: 4096``) against one block per 64-row batch (the baseline, what
+  ``score_pool`` did before), on ``--compare-rows`` sentences with the run's first model.
 
     python benchmarks/scale.py                     # 10^6 sentences, 2 iterations
     python benchmarks/scale.py --pool 20000        # a quick look
@@ -127,6 +130,34 @@ def drive(config_path: str, report: str) -> int:
     return int(code or 0)
 
 
+def compare_blocks(checkpoint: str, rows: int) -> dict[str, Any]:
+    """Scoring throughput (EC, one actor) with one block per batch vs ``block_rows``."""
+    from mtal_ray.data import make_synthetic_corpus
+    from mtal_ray.ray_session import ensure_ray
+    from mtal_ray.scoring.config import ScoringConfig
+    from mtal_ray.scoring.pool import score_pool
+
+    pool = make_synthetic_corpus(rows, 1, 1, seed=1).splits["train"].select(["id", "tokens"])
+    ensure_ray()
+    out: dict[str, Any] = {"rows": rows}
+    for name, block_rows in (("baseline_block_per_batch", 64), ("ours_block_rows_4096", 4096)):
+        cfg = ScoringConfig(ec_only=True, batch_size=64, block_rows=block_rows)
+        started = time.perf_counter()
+        phases: dict[str, float] = {}
+        score_pool(pool, checkpoint, cfg, phases=phases)
+        seconds = time.perf_counter() - started
+        out[name] = {
+            "seconds": round(seconds, 1),
+            "rows_per_s": round(rows / seconds, 1),
+            "stream_rows_per_s": round(rows / phases["stream"], 1) if phases["stream"] else None,
+        }
+    out["ratio"] = round(
+        out["ours_block_rows_4096"]["rows_per_s"] / out["baseline_block_per_batch"]["rows_per_s"],
+        2,
+    )
+    return out
+
+
 def _mib(n: float) -> str:
     return f"{n / 1024**2:,.0f} MiB"
 
@@ -140,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-steps", type=int, default=20, help="steps per training")
     parser.add_argument("--actors", type=int, default=1, help="scoring actors")
     parser.add_argument("--fresh", action="store_true", help="start the run over")
+    parser.add_argument(
+        "--compare-rows",
+        type=int,
+        default=50_000,
+        help="sentences for the block-size comparison (0: skip it)",
+    )
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--drive", nargs=2, help=argparse.SUPPRESS)  # internal: CONFIG REPORT
     args = parser.parse_args(argv)
@@ -204,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
         "goal_driver_below_2GB": 0 < driver_peak < GOAL_DRIVER_BYTES,
     }
+    if args.compare_rows:
+        first_model = state["rounds"][0]["checkpoint"]
+        result["blocks"] = compare_blocks(first_model, args.compare_rows)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -220,6 +260,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<20} {_mib(peak)}")
     for row in rounds:
         print("round", json.dumps(row))
+    if "blocks" in result:
+        blocks = result["blocks"]
+        print(
+            f"scoring {blocks['rows']:,} sentences (EC, 1 actor): one block per batch "
+            f"{blocks['baseline_block_per_batch']['rows_per_s']:.0f}/s, blocks of 4096 rows "
+            f"{blocks['ours_block_rows_4096']['rows_per_s']:.0f}/s: {blocks['ratio']:.2f}x"
+        )
     return 0
 
 

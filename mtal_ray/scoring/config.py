@@ -28,6 +28,11 @@ class ScoringConfig(Section):
     max_tokens
         Most padded words in one forward pass (rows × longest row); the ``k`` stochastic
         passes of a batch are stacked into as few forwards as this allows.
+    block_rows
+        Rows per Ray Data block on large pools (default 4096; each block holds whole
+        batches, and a pool gets at least 8 blocks per actor). Ray Data pays a fixed cost
+        per block: one block per batch capped a 10^6-sentence pool at a few hundred
+        sentences per second (``benchmarks/scale.py``).
     cpus_per_actor, gpus_per_actor
         Resources reserved by each actor. Fractional CPUs are allowed (on a 2-core machine
         other stages then still get a CPU). With ``gpus_per_actor`` > 0 the actors run the
@@ -65,6 +70,7 @@ class ScoringConfig(Section):
     concurrency: int = Field(1, ge=1)
     batch_size: int = Field(64, ge=1)
     max_tokens: int = Field(8192, ge=1)
+    block_rows: int = Field(4096, ge=1)
     cpus_per_actor: float = Field(1.0, gt=0)
     gpus_per_actor: float = Field(0.0, ge=0)
     threads_per_actor: int | None = Field(None, ge=1)

@@ -31,9 +31,6 @@ from mtal_ray.scoring.table import check_complete, write_confidence_table
 
 __all__ = ["score_pool", "score_pool_to_file", "scoring_progress_text"]
 
-#: Rows per Ray Data block on large pools (blocks hold whole length buckets).
-BLOCK_ROWS = 4096
-
 
 def _pool_columns(pool: pa.Table) -> pa.Table:
     missing = [c for c in ("id", "tokens") if c not in pool.column_names]
@@ -144,9 +141,9 @@ def score_pool(
                 f"(it predicts {', '.join(known)})"
             )
     ensure_ray()
-    # about 8 blocks per actor (load balance), at most ~4096 rows each (Ray Data's cost per
-    # block stays small, a retried block stays cheap); each block holds whole buckets
-    n_blocks = max(8 * cfg.concurrency, -(-table.num_rows // BLOCK_ROWS))
+    # about 8 blocks per actor (load balance), at most ~scoring.block_rows rows each (Ray
+    # Data's cost per block stays small, a retried block cheap); blocks hold whole buckets
+    n_blocks = max(8 * cfg.concurrency, -(-table.num_rows // cfg.block_rows))
     blocks = bucket_blocks(table, cfg.batch_size, cfg.max_tokens, n_blocks)
     constructor: dict[str, Any] = {
         "checkpoint": str(checkpoint),
