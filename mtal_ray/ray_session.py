@@ -81,7 +81,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _environ(values: Mapping[str, str]) -> Iterator[None]:
+def scoped_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` for the duration of the block, then as before."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -120,7 +121,7 @@ def _start_local(ray: Any, kwargs: dict[str, Any]) -> None:
     local_only = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        with _environ({_LOCAL_ONLY_ENV: "0", _GCS_PORT_ENV: str(port)}):
+        with scoped_environ({_LOCAL_ONLY_ENV: "0", _GCS_PORT_ENV: str(port)}):
             ray.init(**kwargs, runtime_env={"env_vars": {"RAY_ADDRESS": f"{LOOPBACK}:{port}"}})
     except Exception:
         _stop_new_children(before)
