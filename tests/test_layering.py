@@ -296,3 +296,24 @@ def test_python_m_cli_and_launch_still_answer_help():
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert "usage:" in done.stdout
+
+
+def test_help_builds_the_parser_without_numpy_or_pyarrow():
+    """``mtal-ray --help`` and ``select --help`` (the parser) import no array library:
+    ~0.4 s of numpy + pyarrow on this machine, most of the command's time."""
+    for argv in (["--help"], ["select", "--help"]):
+        loaded = _loaded_modules(_run_main(argv), REPO)
+        arrays = _heavy(loaded, ("numpy", "pyarrow", "pandas", "scipy"))
+        assert arrays == [], f"mtal-ray {' '.join(argv)} loads {arrays}"
+
+
+def test_the_light_choice_lists_match_the_real_ones():
+    """The parser's lists (kept light for --help) are the registry's and the readers'."""
+    from mtal_ray.cli.data import FORMATS, OVERLAP_POLICIES
+    from mtal_ray.cli.selection import METHOD_NAMES
+    from mtal_ray.data import corpus, spans
+    from mtal_ray.selection.registry import METHODS
+
+    assert tuple(METHODS) == METHOD_NAMES
+    assert FORMATS == corpus.FORMATS
+    assert OVERLAP_POLICIES == spans.OVERLAP_POLICIES

@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 
-from mtal_ray.data.corpus import FORMATS, load_corpus
-from mtal_ray.data.spans import OVERLAP_POLICIES
-from mtal_ray.data.stats import corpus_stats
-from mtal_ray.data.synthetic import write_synthetic_corpus
 from mtal_ray.errors import MtalError
+
+#: ``--format`` and ``--overlapping-entities`` choices, here so that building the parser
+#: imports no pyarrow (``tests/test_layering.py`` checks them against the readers').
+FORMATS = ("conllu", "slu", "jsonl", "conll")
+OVERLAP_POLICIES = ("error", "keep-longest", "keep-shortest")
 
 
 def parse_columns(text: str | None) -> dict[str, int] | None:
@@ -32,6 +33,9 @@ def parse_columns(text: str | None) -> dict[str, int] | None:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from mtal_ray.data.corpus import load_corpus
+    from mtal_ray.data.stats import corpus_stats
+
     corpus = load_corpus(
         args.path,
         args.format,
@@ -81,6 +85,8 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from mtal_ray.data.synthetic import write_synthetic_corpus
+
     root = write_synthetic_corpus(
         args.output, n_train=args.train, n_dev=args.dev, n_test=args.test, seed=args.seed
     )
