@@ -156,8 +156,8 @@ def load_table(data: Any, *, source: str | None = None) -> ConfidenceTable:
         return data
     if isinstance(data, str | Path):
         source = source or str(data)
-        try:
-            table = pq.read_table(data)
+        try:  # one file: ParquetFile skips the dataset layer (and its ~0.5 s pandas import)
+            table = pq.ParquetFile(data).read() if Path(data).is_file() else pq.read_table(data)
         except (OSError, pa.ArrowInvalid) as err:
             raise SelectionError(f"{data}: cannot read Parquet confidence table: {err}") from None
     elif isinstance(data, pa.Table):
