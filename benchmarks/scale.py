@@ -82,12 +82,14 @@ def _high_water_mark(pid: int) -> int | None:
 
 
 class RssSampler(threading.Thread):
-    """Peak RSS per Ray process title (``ray::DriverActor``, ``ray::MapWorker(...)``...),
-    read every ``interval`` seconds from each process's own high-water mark until
-    :meth:`stop` (a process that lives less than ``interval`` may be missed)."""
+    """Peak RSS per Ray process title (``ray::DriverActor``, ``ray::MapWorker(...)``...)
+    among the descendants of ``root`` (the launcher: its Ray, not another one on the
+    machine), read every ``interval`` seconds from each process's own high-water mark
+    until :meth:`stop` (a process that lives less than ``interval`` may be missed)."""
 
     def __init__(self, interval: float = 0.2) -> None:
         super().__init__(daemon=True)
+        self.root: int | None = None
         self.interval = interval
         self.peaks: dict[str, int] = defaultdict(int)
         self._halt = threading.Event()
@@ -96,13 +98,17 @@ class RssSampler(threading.Thread):
         import psutil
 
         while not self._halt.is_set():
-            for proc in psutil.process_iter(["name", "cmdline"]):
+            try:
+                family = psutil.Process(self.root).children(recursive=True) if self.root else []
+            except psutil.Error:
+                family = []
+            for proc in family:
                 try:
-                    title = (proc.info["cmdline"] or [proc.info["name"] or ""])[0]
+                    title = (proc.cmdline() or [proc.name()])[0]
                 except (psutil.Error, IndexError):
                     continue
                 if not title.startswith("ray::") or "IDLE" in title:
-                    continue
+                    continue  # Ray's own services (gcs_server, raylet) are not ours to size
                 peak = _high_water_mark(proc.pid)
                 if peak is not None:
                     name = title.split(" ")[0].split(".")[0]  # the actor, not its method
@@ -206,11 +212,13 @@ def main(argv: list[str] | None = None) -> int:
 
     report = work / f"pool_{args.pool}.driver.json"
     sampler = RssSampler()
-    sampler.start()
     started = time.perf_counter()
     env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
     command = [sys.executable, __file__, "--drive", str(config_path), str(report)]
-    code = subprocess.call(command, env=env)
+    launcher = subprocess.Popen(command, env=env)
+    sampler.root = launcher.pid
+    sampler.start()
+    code = launcher.wait()
     wall = time.perf_counter() - started
     peaks = sampler.stop()
     if code != 0:

@@ -44,6 +44,7 @@ def test_apply_selection_is_idempotent_and_per_task():
     # selected for no task: out of the pool all the same
     assert state.excluded == ["e", "f"]
     assert state.pool_of(train).column("id").to_pylist() == ["d"]
+    assert state.pool_count(train) == 1
 
 
 def test_a_state_file_that_lists_the_pool_is_migrated(tmp_path):

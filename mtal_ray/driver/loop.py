@@ -633,7 +633,7 @@ class ActiveLearningLoop:
             record.cost = float(cost)
             state.cost_spent += float(cost)
         state.apply_selection(payload["tasks"])
-        state.pool_size = state.pool_of(data.train).num_rows
+        state.pool_size = state.pool_count(data.train)
         timed = annotation_seconds(self.run_dir, state.iteration)  # measured in a tool
         if timed is None:
             return StepReport(Step.UPDATE, state.iteration)

@@ -151,6 +151,12 @@ class LoopState:
 
         return rows_without(train, set(self.labeled_ids()) | set(self.excluded))
 
+    def pool_count(self, train: pa.Table) -> int:
+        """How many rows :meth:`pool_of` holds, without building or sorting them."""
+        out = pa.array(sorted(set(self.labeled_ids()) | set(self.excluded)), type=pa.string())
+        inside = pc.is_in(train.column("id").cast(pa.string()), value_set=out)
+        return train.num_rows - int(pc.sum(inside).as_py() or 0)
+
     def to_json(self) -> str:
         """The JSON text of this state."""
         data = asdict(self)
