@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 
 from mtal_ray.selection import (
@@ -82,6 +84,16 @@ def test_rrf_hand_worked():
 
 def test_competition_ranks_share_ties():
     assert competition_ranks(np.array([0.3, 0.1, 0.3, 0.2])).tolist() == [3, 1, 3, 2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=300))
+def test_competition_ranks_count_the_smaller_values(levels):  # type: ignore[no-untyped-def]
+    """1 + the number of strictly smaller values, for inputs full of ties (the sort inside
+    is not stable; the ranks must not depend on it)."""
+    values = np.asarray(levels, dtype=np.float64) / 7
+    expected = [1 + int((values < v).sum()) for v in values]
+    assert competition_ranks(values).tolist() == expected
 
 
 def test_ind_interleaves_tasks_and_skips_overlaps():

@@ -38,9 +38,11 @@ def smallest(keys: NDArray[np.float64], k: int | None = None) -> NDArray[np.intp
 def competition_ranks(values: NDArray[np.float64]) -> NDArray[np.float64]:
     """1-based "min" ranks, lowest value first: 1 + number of strictly smaller values.
 
-    Equal values share a rank, so RRF treats equally confident samples equally.
+    Equal values share a rank, so RRF treats equally confident samples equally; that is
+    also why the sort need not be stable (a run of equal values starts at the same
+    position whatever their order inside it), and the default sort is ~2x faster.
     """
-    order = np.argsort(values, kind="stable")
+    order = np.argsort(values)
     ordered = values[order]
     # position of the first element of each run of equal values, for every position
     new_run = np.r_[True, ordered[1:] != ordered[:-1]]
