@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mtal_ray.data.atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "rounds.json"
 ATIS = REPO.parent / "shared" / "data" / "atis"
@@ -150,11 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal_fixed_share_met": share <= GOAL_FIXED_SHARE,
         "actor_imports_s": {"ours": round(ours_imports, 2), "baseline": round(baseline_imports, 2)},
     }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(out)
+    atomic_write_text(Path(args.output), json.dumps(result, indent=1) + "\n")
 
     print(f"\nround 0 on the ATIS pool: {round_total:.1f}s (run wall {wall:.0f}s)")
     print(f"{'part':<22}{'seconds':>9}{'share':>8}  fixed?")

@@ -39,6 +39,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from mtal_ray.data.atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "scale.json"
 #: The issue's goal for the driver's peak RSS on a 10^6-sentence pool.
@@ -252,11 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_rows:
         first_model = state["rounds"][0]["checkpoint"]
         result["blocks"] = compare_blocks(first_model, args.compare_rows)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(out)
+    atomic_write_text(Path(args.output), json.dumps(result, indent=1) + "\n")
 
     print(f"\npool of {args.pool:,} sentences, {len(rounds)} rounds, {wall:.0f}s wall")
     print(f"driver peak RSS      {_mib(driver_peak)}  (goal < 2 GiB: ", end="")

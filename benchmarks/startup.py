@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mtal_ray.data.atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "startup.json"
 GREEDY = ["mt-r", "mt-avg", "mt-max", "mt-min", "mt-rrf", "mt-ind", "mt-par"]
@@ -131,11 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             r["whole_process_s"] <= GOAL_SELECT_S for r in result["select"].values()
         ),
     }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(result, indent=1) + "\n")
-    tmp_out.replace(out)
+    atomic_write_text(Path(args.output), json.dumps(result, indent=1) + "\n")
     return 0
 
 
