@@ -35,7 +35,8 @@ def test_a_finished_run(finished: Path) -> None:
     assert status.status == "finished" and status.holder is None
     assert status.labeled == {"sf": 14, "id": 14} and status.pool == 46
     assert status.last_iteration == 2 and set(status.dev) == set(status.test) == {"sf", "id"}
-    assert set(status.step_seconds) == {"train", "score", "select"}
+    # every step's whole wall time (the loop records step.<name> for each)
+    assert set(status.step_seconds) == {"train", "score", "select", "annotate", "update"}
     assert status.disk_bytes > 0
     text = "\n".join(render(status))
     assert f"run {finished}: finished" in text and "3 iterations done" in text
@@ -50,7 +51,7 @@ def test_a_running_run_shows_its_step_and_eta(tmp_path: Path) -> None:
     with pytest.raises(Crash):
         _loop(run_dir, _config(), callbacks=[Recorder(crash_before=6)]).run()
     state = json.loads((run_dir / "state.json").read_text())
-    state["rounds"][0]["seconds"]["score"] = 100.0  # a measurable mean for the ETA
+    state["rounds"][0]["seconds"]["step.score"] = 100.0  # a measurable mean for the ETA
     (run_dir / "state.json").write_text(json.dumps(state))
     written = (run_dir / "state.json").stat().st_mtime
     assert read_status(run_dir).status == "stopped"  # nobody holds the lock

@@ -27,8 +27,9 @@ __all__ = ["RunStatus", "read_status", "register", "render", "status_lines"]
 STATE_FILE = "state.json"
 LOCK_FILE = ".lock"
 TRIALS_DIR = "trials"
-#: The steps whose time is measured (``seconds`` of a round record).
-TIMED_STEPS = ("train", "score", "select")
+#: The steps whose time is shown: a round record's ``seconds["step.<name>"]`` (the whole
+#: step), or for runs written before those were recorded, ``seconds["<name>"]``.
+TIMED_STEPS = ("train", "score", "select", "annotate", "update")
 
 
 @dataclass
@@ -152,7 +153,11 @@ def read_status(run_dir: Path, now: float | None = None) -> RunStatus:
         out.dev = _ordered(dict(last.get("dev") or {}), order)
         out.test = _ordered(dict(last.get("test") or {}), order)
     for name in TIMED_STEPS:
-        times = [float(r["seconds"][name]) for r in rounds if name in (r.get("seconds") or {})]
+        times = [
+            float(seconds.get(f"step.{name}", seconds.get(name)))
+            for seconds in (r.get("seconds") or {} for r in rounds)
+            if f"step.{name}" in seconds or name in seconds
+        ]
         if times:
             out.step_seconds[name] = sum(times) / len(times)
     waiting = _waiting_batch(run_dir, iteration) if step == "annotate" else None
