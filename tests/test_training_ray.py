@@ -53,7 +53,8 @@ def test_ddp_two_workers_survive_a_killed_worker_and_restore_outside_ray(
     # workers' part is the restarted attempt's; the first attempt counts in `start`), adding up to the call's wall time
     assert list(result.phases) == list(TRAIN_PHASES)
     assert min(result.phases.values()) >= 0 and result.phases["steps"] > 0
-    assert result.phases["start"] > 0 and result.phases["model_load"] > 0
+    assert result.phases["start"] + result.phases["imports"] > 0
+    assert result.phases["model_load"] > 0
     assert sum(result.phases.values()) == pytest.approx(result.wall_time_s, rel=0.05)
     # the model restored outside Ray predicts exactly what the worker predicted in training
     model, collator, info = load_checkpoint(result.checkpoint_dir)
