@@ -193,11 +193,12 @@ def score_pool(
         raise ScoringError(str(cause)) from err
     if not parts:
         raise ScoringError("scoring returned no rows (is the pool empty?)")
-    timing["stream"] = time.perf_counter() - started - timing["first_block"]
     result = pa.concat_tables([p for p in parts if p.num_rows] or parts)
     check_complete(result, table.column("id").to_pylist())
     order = pc.index_in(table.column("id"), value_set=result.column("id"))
-    return result.take(order)
+    result = result.take(order)
+    timing["stream"] = time.perf_counter() - started - timing["first_block"]  # + assembly
+    return result
 
 
 def score_pool_to_file(
