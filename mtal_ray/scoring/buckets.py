@@ -92,20 +92,22 @@ def bucket_blocks(
     block scores each of its buckets as one batch, exactly as before (the same padding, the
     same MC-dropout seeds).
     """
-    buckets = bucket_table(table, batch_size, max_tokens)
+    n_tokens = pc.list_value_length(table.column("tokens")).cast(pa.int32()).fill_null(0)
+    table = table.append_column("n_tokens", n_tokens)
+    buckets = length_buckets(n_tokens.to_numpy(), batch_size, max_tokens)
     target = max(1, -(-table.num_rows // max(1, n_blocks)))
     blocks: list[pa.Table] = []
-    current: list[pa.Table] = []
-    rows = 0
-    for index, bucket in enumerate(buckets):
-        marks = pa.array(np.full(bucket.num_rows, index, dtype=np.int32))
-        current.append(bucket.append_column(BUCKET_COLUMN, marks))
-        rows += bucket.num_rows
-        if rows >= target:
-            blocks.append(pa.concat_tables(current))
-            current, rows = [], 0
-    if current:
-        blocks.append(pa.concat_tables(current))
+    first = 0  # one take per block (not per bucket: 15 600 takes for a 10^6 pool)
+    while first < len(buckets):
+        last, rows = first, 0
+        while last < len(buckets) and rows < target:
+            rows += len(buckets[last])
+            last += 1
+        members = buckets[first:last]
+        block = table.take(pa.array(np.concatenate(members)))
+        marks = np.repeat(np.arange(first, last, dtype=np.int32), [len(b) for b in members])
+        blocks.append(block.append_column(BUCKET_COLUMN, pa.array(marks)))
+        first = last
     return blocks
 
 
