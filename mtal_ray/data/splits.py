@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,11 +130,15 @@ def take_ids(table: pa.Table, ids: list[str] | tuple[str, ...] | pa.Array) -> pa
     return table.take(positions)
 
 
-def rows_without(table: pa.Table, ids: list[str] | tuple[str, ...] | set[str]) -> pa.Table:
-    """Rows of ``table`` whose id is not in ``ids``, sorted by id (Arrow throughout)."""
+def ids_in(table: pa.Table, ids: Iterable[str]) -> pa.ChunkedArray:
+    """Per row of ``table``: whether its id is one of ``ids`` (Arrow ``is_in``)."""
     column = table.column("id").cast(pa.string())
-    drop = pc.is_in(column, value_set=pa.array(sorted(ids), type=pa.string()))
-    rest = table.filter(pc.invert(drop))
+    return pc.is_in(column, value_set=pa.array(sorted(set(ids)), type=pa.string()))
+
+
+def rows_without(table: pa.Table, ids: Iterable[str]) -> pa.Table:
+    """Rows of ``table`` whose id is not in ``ids``, sorted by id (Arrow throughout)."""
+    rest = table.filter(pc.invert(ids_in(table, ids)))
     return rest.take(pc.sort_indices(rest.column("id").cast(pa.string())))
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mtal_ray.data.atomic import atomic_write_text
+from mtal_ray.data.splits import ids_in, rows_without
 from mtal_ray.errors import MtalError
 
 
@@ -144,18 +145,18 @@ class LoopState:
         if unlabeled - set(self.excluded):
             self.excluded = sorted(set(self.excluded) | unlabeled)
 
-    def pool_of(self, train: pa.Table) -> pa.Table:
-        """The rows of the training split still in the pool, sorted by id: every row that
-        is neither labeled for some task nor :attr:`excluded` (Arrow; no per-row Python)."""
-        from mtal_ray.data.splits import rows_without
+    def out_of_pool(self) -> set[str]:
+        """Ids that have left the pool: labeled for some task, or :attr:`excluded`."""
+        return {sid for ids in self.labeled.values() for sid in ids} | set(self.excluded)
 
-        return rows_without(train, set(self.labeled_ids()) | set(self.excluded))
+    def pool_of(self, train: pa.Table) -> pa.Table:
+        """The rows of the training split still in the pool, sorted by id: every row not
+        :meth:`out_of_pool` (Arrow; no per-row Python)."""
+        return rows_without(train, self.out_of_pool())
 
     def pool_count(self, train: pa.Table) -> int:
         """How many rows :meth:`pool_of` holds, without building or sorting them."""
-        out = pa.array(sorted(set(self.labeled_ids()) | set(self.excluded)), type=pa.string())
-        inside = pc.is_in(train.column("id").cast(pa.string()), value_set=out)
-        return train.num_rows - int(pc.sum(inside).as_py() or 0)
+        return train.num_rows - int(pc.sum(ids_in(train, self.out_of_pool())).as_py() or 0)
 
     def to_json(self) -> str:
         """The JSON text of this state."""
@@ -190,9 +191,8 @@ class LoopState:
         if self.legacy_pool is None:
             return False
         inside = set(self.legacy_pool) | set(self.labeled_ids())
-        ids = train.column("id").cast(pa.string())
-        outside = pc.invert(pc.is_in(ids, value_set=pa.array(sorted(inside), type=pa.string())))
-        self.excluded = sorted(ids.filter(outside).to_pylist())
+        outside = train.filter(pc.invert(ids_in(train, inside)))
+        self.excluded = sorted(outside.column("id").cast(pa.string()).to_pylist())
         self.pool_size = len(self.legacy_pool)
         self.legacy_pool = None
         return True

@@ -75,10 +75,17 @@ def bucket_table(table: pa.Table, batch_size: int, max_tokens: int | None = None
     Adds ``n_tokens`` (int32) to each piece. The pieces become the Ray Data blocks, so
     each actor call sees one bucket and no repartitioning task is needed.
     """
+    table, buckets = _with_lengths(table, batch_size, max_tokens)
+    return [table.take(pa.array(b)) for b in buckets]
+
+
+def _with_lengths(
+    table: pa.Table, batch_size: int, max_tokens: int | None
+) -> tuple[pa.Table, list[npt.NDArray[np.int64]]]:
+    """``table`` with ``n_tokens`` (int32) added, and its :func:`length_buckets`."""
     n_tokens = pc.list_value_length(table.column("tokens")).cast(pa.int32()).fill_null(0)
     table = table.append_column("n_tokens", n_tokens)
-    buckets = length_buckets(n_tokens.to_numpy(), batch_size, max_tokens)
-    return [table.take(pa.array(b)) for b in buckets]
+    return table, length_buckets(n_tokens.to_numpy(), batch_size, max_tokens)
 
 
 def bucket_blocks(
@@ -92,9 +99,7 @@ def bucket_blocks(
     block scores each of its buckets as one batch, exactly as before (the same padding, the
     same MC-dropout seeds).
     """
-    n_tokens = pc.list_value_length(table.column("tokens")).cast(pa.int32()).fill_null(0)
-    table = table.append_column("n_tokens", n_tokens)
-    buckets = length_buckets(n_tokens.to_numpy(), batch_size, max_tokens)
+    table, buckets = _with_lengths(table, batch_size, max_tokens)
     target = max(1, -(-table.num_rows // max(1, n_blocks)))
     blocks: list[pa.Table] = []
     first = 0  # one take per block (not per bucket: 15 600 takes for a 10^6 pool)

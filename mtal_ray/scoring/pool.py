@@ -110,7 +110,8 @@ def score_pool(
     phases : dict, optional
         Filled with where the time went, in seconds: ``prepare`` (checks and length
         buckets in the driver), ``first_block`` (until the first scored block arrives:
-        actor start, imports, model load and the first batch) and ``stream`` (the rest).
+        actor start, imports, model load and the first batch) and ``stream`` (the rest,
+        with checking and ordering the result).
 
     Returns
     -------
@@ -194,7 +195,7 @@ def score_pool(
     if not parts:
         raise ScoringError("scoring returned no rows (is the pool empty?)")
     result = pa.concat_tables([p for p in parts if p.num_rows] or parts)
-    check_complete(result, table.column("id").to_pylist())
+    check_complete(result, table.column("id"))
     order = pc.index_in(table.column("id"), value_set=result.column("id"))
     result = result.take(order)
     timing["stream"] = time.perf_counter() - started - timing["first_block"]  # + assembly

@@ -37,7 +37,6 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -81,30 +80,37 @@ def confidence_schema(tasks: Sequence[str], ec_only: bool) -> pa.Schema:
     return pa.schema(fields)
 
 
-def check_complete(table: pa.Table, expected_ids: Iterable[str]) -> None:
+def check_complete(table: pa.Table, expected_ids: Iterable[str] | pa.Array) -> None:
     """Raise :class:`~mtal_ray.errors.ScoringError` unless every id occurs exactly once.
+
+    Arrow throughout (a pool of 10^6 ids is checked without a Python object per id).
 
     Parameters
     ----------
     table : pyarrow.Table
         A confidence table.
-    expected_ids : iterable of str
+    expected_ids : iterable of str, or an Arrow array
         The ids of the pool that was scored.
     """
-    ids = np.asarray(table.column("id").to_pylist(), dtype=object)
-    uniq, counts = np.unique(ids.astype(str), return_counts=True)
-    dup = uniq[counts > 1]
-    expected = {str(i) for i in expected_ids}
-    got = set(uniq.tolist())
-    missing = expected - got
-    extra = got - expected
+    got = table.column("id").cast(pa.string())
+    expected = (
+        expected_ids.cast(pa.string())
+        if isinstance(expected_ids, pa.Array | pa.ChunkedArray)
+        else pa.array([str(i) for i in expected_ids], type=pa.string())
+    )
+    counts = pc.value_counts(got)
+    dup = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    missing = pc.unique(expected.filter(pc.invert(pc.is_in(expected, value_set=got))))
+    extra = pc.unique(got.filter(pc.invert(pc.is_in(got, value_set=expected))))
     problems = []
-    if dup.size:
-        problems.append(f"{dup.size} ids scored more than once (e.g. {dup[0]!r})")
-    if missing:
-        problems.append(f"{len(missing)} ids missing (e.g. {sorted(missing)[0]!r})")
-    if extra:
-        problems.append(f"{len(extra)} ids not in the pool (e.g. {sorted(extra)[0]!r})")
+    for ids, what in (
+        (dup, "scored more than once"),
+        (missing, "missing"),
+        (extra, "not in the pool"),
+    ):
+        if len(ids):
+            first = pc.sort_indices(ids)[0].as_py()
+            problems.append(f"{len(ids)} ids {what} (e.g. {ids[first].as_py()!r})")
     if problems:
         raise ScoringError("confidence table is incomplete: " + "; ".join(problems))
 
