@@ -5,8 +5,8 @@ MLflow tracking, oracle annotation) for two iterations on ``../shared/data/atis`
 validity study's ATIS protocol (MiniLM, 2 % initial set, epochs with early stopping on dev,
 MT-AVG), then reads the breakdown the run itself records in ``state.json`` (and in MLflow as
 ``seconds.*``): per step, per training phase (``setup``, ``start``, ``model_load``,
-``steps``, ``dev_eval``, ``checkpoint``, ``teardown``, ``export``, ``final_eval``; and ``imports``,
-``group_setup``) and per
+``steps``, ``dev_eval``, ``checkpoint``, ``teardown``, ``export``, ``final_eval``; and ``imports``)
+and per
 scoring phase (``pool``, ``prepare``, ``first_block``, ``stream``, ``write``) plus the
 tracking time. The *fixed* part of a round is what does not grow with the data: starting
 workers and actors, imports and model loads, exports, writing tables, tracking.
@@ -46,7 +46,6 @@ FIXED = (
     "train.setup",
     "train.start",
     "train.imports",
-    "train.group_setup",
     "train.model_load",
     "train.teardown",
     "train.export",

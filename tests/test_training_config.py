@@ -134,14 +134,13 @@ def test_checkpoint_selection_still_ranks_when_a_task_scores_zero() -> None:
 
 def test_train_phases_partition_the_call_by_hand() -> None:
     """Driver marks at t=100, 101, 130, 133, 135; the worker began its imports at 102,
-    finished them at 103.5, entered the loop at 104, was ready at 110 and spent 9 s in
-    steps, 3 in dev evaluations and 2 in checkpoints."""
+    finished them at 103.5, was ready at 110 and spent 9 s in steps, 3 in dev evaluations
+    and 2 in checkpoints."""
     from mtal_ray.training.trainer import TRAIN_PHASES, train_phases
 
     worker = {
         "t_imports_started": 102.0,
         "t_imports_done": 103.5,
-        "t_worker_entered": 104.0,
         "t_worker_ready": 110.0,
         "s_steps": 9.0,
         "s_eval": 3.0,
@@ -152,8 +151,7 @@ def test_train_phases_partition_the_call_by_hand() -> None:
         "setup": 1.0,
         "start": 1.0,
         "imports": 1.5,
-        "group_setup": 0.5,
-        "model_load": 6.0,
+        "model_load": 6.5,
         "steps": 9.0,
         "dev_eval": 3.0,
         "checkpoint": 2.0,

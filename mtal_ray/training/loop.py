@@ -178,7 +178,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train.torch
     from ray.train import Checkpoint
 
-    entered = time.time()  # wall clock: the driver compares it with its own (same node)
     _quiet_worker_logs()
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -215,8 +214,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     clock = {
         "t_imports_started": IMPORTED_AT,
         "t_imports_done": LOADED_AT,
-        "t_worker_entered": entered,
-        "t_worker_ready": time.time(),
+        "t_worker_ready": time.time(),  # wall clock: the driver compares with its own
     }
     spent = {"s_steps": 0.0, "s_eval": 0.0, "s_checkpoint": 0.0}
     losses_since_eval: list[float] = []

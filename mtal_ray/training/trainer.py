@@ -112,19 +112,18 @@ class TrainResult:
 
 
 #: The phases of one training, in order: ``setup`` (vocabularies, checks, Ray), ``start``
-#: (Train controller and worker group: queueing, placement, process start), ``imports``
-#: (torch, transformers and the model code in the worker), ``group_setup`` (process group,
-#: Train context, the tables handed over), ``model_load`` (model build and checkpoint
-#: restore in the worker), ``steps`` (forward, backward,
-#: optimizer), ``dev_eval`` (the periodic dev evaluations), ``checkpoint`` (saving and
-#: reporting them), ``teardown`` (the last checkpoint and the worker group's shutdown),
-#: ``export`` (the best checkpoint to ``best/``, intermediate ones deleted) and
-#: ``final_eval`` (loading the exported model, dev and test scores in the driver).
+#: (Train controller and worker group: queueing, placement, process start, process group),
+#: ``imports`` (torch, transformers and the model code in the worker, as it unpickles the
+#: training function), ``model_load`` (model build and checkpoint restore in the worker),
+#: ``steps`` (forward, backward, optimizer), ``dev_eval`` (the periodic dev evaluations),
+#: ``checkpoint`` (saving and reporting them), ``teardown`` (the last checkpoint and the
+#: worker group's shutdown), ``export`` (the best checkpoint to ``best/``, intermediate
+#: ones deleted) and ``final_eval`` (loading the exported model, dev and test scores in
+#: the driver).
 TRAIN_PHASES = (
     "setup",
     "start",
     "imports",
-    "group_setup",
     "model_load",
     "steps",
     "dev_eval",
@@ -151,15 +150,13 @@ def train_phases(
         max(float(worker.get("t_imports_started", fit_called)), fit_called), fit_returned
     )
     imports_done = max(float(worker.get("t_imports_done", imports_started)), imports_started)
-    entered = max(float(worker.get("t_worker_entered", imports_done)), imports_done)
-    ready = max(float(worker.get("t_worker_ready", entered)), entered)
+    ready = max(float(worker.get("t_worker_ready", imports_done)), imports_done)
     inside = {k: float(worker.get(f"s_{k}", 0.0)) for k in ("steps", "eval", "checkpoint")}
     phases = {
         "setup": fit_called - started,
         "start": imports_started - fit_called,
         "imports": imports_done - imports_started,
-        "group_setup": entered - imports_done,
-        "model_load": ready - entered,
+        "model_load": ready - imports_done,
         "steps": inside["steps"],
         "dev_eval": inside["eval"],
         "checkpoint": inside["checkpoint"],
