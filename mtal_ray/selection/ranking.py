@@ -40,7 +40,7 @@ def competition_ranks(values: NDArray[np.float64]) -> NDArray[np.float64]:
 
     Equal values share a rank, so RRF treats equally confident samples equally; that is
     also why the sort need not be stable (a run of equal values starts at the same
-    position whatever their order inside it), and the default sort is ~2x faster.
+    position whatever their order inside it), and the default sort is faster.
     """
     order = np.argsort(values)
     ordered = values[order]
