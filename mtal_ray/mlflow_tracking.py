@@ -19,6 +19,8 @@ from typing import Any
 from mtal_ray.redact import redact_uri
 
 PARENT_TAG = "mlflow.parentRunId"
+#: The tag that names a run's identity in its run state (``LoopState.run_key``).
+RUN_KEY_TAG = "mtal.run_key"
 #: The experiment tag from which the MLflow UI decides what an experiment opens on.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
@@ -134,6 +136,26 @@ def start_run(
         for key, value in all_tags.items():
             client.set_tag(run_id, key, value)
     return run_id
+
+
+def find_run(target: MlflowTarget, key: str) -> str | None:
+    """The id of the experiment's run tagged ``RUN_KEY_TAG = key`` (the newest), if any:
+    a run whose creation was interrupted before its id was written to the run state."""
+    if not target.enabled:
+        return None
+    found = target.client().search_runs(
+        [target.experiment_id()],
+        filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    return found[0].info.run_id if found else None
+
+
+def has_datasets(target: MlflowTarget, run_id: str) -> bool:
+    """Whether the run has logged dataset inputs."""
+    run = target.client().get_run(run_id)
+    return bool(run.inputs and run.inputs.dataset_inputs)
 
 
 def set_status(

@@ -298,3 +298,44 @@ def test_predict_command_round_trips_a_corpus(tracked_run, tmp_path: Path) -> No
         assert table.column("id.label").to_pylist() == expected.column("id.label").to_pylist()
         outputs[label] = {p.name: p.read_text() for p in out.iterdir()}
     assert outputs["registry"] == outputs["run"]
+
+
+def test_a_run_killed_before_its_id_was_saved_is_reopened_not_duplicated(tmp_path: Path) -> None:
+    """The MLflow run exists but state.json never got its id (killed between the two): the
+    resumed run finds it by the state's run key instead of creating a second run."""
+    from mlflow.tracking import MlflowClient
+
+    from mtal_ray.driver.callbacks import RunInfo
+    from mtal_ray.driver.observers import MlflowCallback
+    from mtal_ray.driver.state import LoopState
+    from mtal_ray.mlflow_tracking import RUN_KEY_TAG, MlflowTarget
+
+    class Config:
+        def model_dump(self, mode: str = "json") -> dict:
+            return {"seed": 0}
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    target = MlflowTarget(uri, "resume", (tmp_path / "art").as_uri())
+    state = LoopState(config_digest="d", iterations=1)
+    saved = state.to_json()  # what state.json holds: no run id yet
+    first = MlflowCallback(target)
+    first.on_run_start(RunInfo(tmp_path / "run", Config(), ["sf"], state, resumed=False))
+    created = state.mlflow_run_id
+    assert created is not None
+
+    again = LoopState.from_dict(json.loads(saved))  # the relaunch reads the old state.json
+    assert again.mlflow_run_id is None and again.run_key == state.run_key
+    second = MlflowCallback(target)
+    second.on_run_start(RunInfo(tmp_path / "run", Config(), ["sf"], again, resumed=True))
+    assert again.mlflow_run_id == created
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([target.experiment_id()])
+    assert [r.info.run_id for r in runs] == [created]
+    assert runs[0].data.tags[RUN_KEY_TAG] == state.run_key
+
+    other = LoopState(config_digest="d", iterations=1)  # another run: its own MLflow run
+    assert other.run_key != state.run_key
+    MlflowCallback(target).on_run_start(
+        RunInfo(tmp_path / "other", Config(), ["sf"], other, resumed=False)
+    )
+    assert other.mlflow_run_id not in (None, created)

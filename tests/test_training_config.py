@@ -167,3 +167,15 @@ def test_train_phases_partition_the_call_by_hand() -> None:
     # a worker that had imported the code before the call: its imports count as none
     early = train_phases(100.0, 101.0, 130.0, 133.0, 135.0, {**worker, "t_imports_started": 50.0})
     assert early["start"] == 0.0 and early["imports"] == 2.5 and sum(early.values()) == 35.0
+    # the workers' wall clock runs 1000 s ahead of the driver's clock: mapped back
+    ahead = {k: v + 1000.0 if k.startswith("t_") else v for k, v in worker.items()}
+    assert train_phases(100.0, 101.0, 130.0, 133.0, 135.0, ahead, clock_offset=1000.0) == phases
+    # marks past the call's end (a wall-clock step) and in-training sums longer than the
+    # time left: clamped and scaled, so the phases still add up to the call
+    late = {**worker, "t_worker_ready": 125.0}
+    squeezed = train_phases(100.0, 101.0, 130.0, 133.0, 135.0, late)
+    assert squeezed["teardown"] == 0.0
+    assert squeezed["steps"] == pytest.approx(5.0 * 9.0 / 14.0)
+    assert sum(squeezed.values()) == pytest.approx(35.0)
+    stepped = train_phases(100.0, 101.0, 130.0, 133.0, 135.0, {**worker, "t_worker_ready": 400.0})
+    assert min(stepped.values()) >= 0.0 and sum(stepped.values()) == pytest.approx(35.0)

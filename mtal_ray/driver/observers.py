@@ -14,7 +14,10 @@ from typing import Any
 from mtal_ray.driver.callbacks import LoopCallback, RunInfo, RunOutcome, StepReport
 from mtal_ray.driver.state import Step
 from mtal_ray.mlflow_tracking import (
+    RUN_KEY_TAG,
     MlflowTarget,
+    find_run,
+    has_datasets,
     log_artifacts,
     log_datasets,
     log_metrics,
@@ -110,18 +113,21 @@ class MlflowCallback(LoopCallback):
         self.run_id: str | None = None
 
     def on_run_start(self, run: RunInfo) -> None:
-        new = run.state.mlflow_run_id is None
+        known = run.state.mlflow_run_id
+        # killed between creating its run and saving the run's id: the same run again
+        orphan = None if known is not None else find_run(self.target, run.state.run_key)
         self.run_id = start_run(
             self.target,
-            run.state.mlflow_run_id,
+            known or orphan,
             self.run_name or run.run_dir.name,
             {**run.config.model_dump(mode="json"), **run.params},
-            {**source_tags(), **self.tags},
+            {**source_tags(), **self.tags, RUN_KEY_TAG: run.state.run_key},
             parent_id=self.parent_run_id,
         )
         if self.run_id is not None:
             run.state.mlflow_run_id = self.run_id
-            if new:  # a reopened run has its splits already
+            # a reopened run has its splits already (an orphan may have been cut short)
+            if known is None and (orphan is None or not has_datasets(self.target, orphan)):
                 log_datasets(self.target, self.run_id, [(d, d.context) for d in run.datasets])
 
     def on_step_end(self, run: RunInfo, report: StepReport) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -103,6 +104,9 @@ class LoopState:
     initial_size: int = 0
     cost_spent: float = 0.0
     mlflow_run_id: str | None = None
+    #: This run's identity in the tracking store (a tag of its MLflow run): a run created
+    #: but killed before its id reached state.json is found again by it, not duplicated.
+    run_key: str = field(default_factory=lambda: uuid.uuid4().hex)
     rounds: list[RoundRecord] = field(default_factory=list)
     #: Per task (when ``al.stopping`` is set): ``stopped_at`` (iteration or None),
     #: ``criterion`` and its last ``value``.
@@ -224,6 +228,7 @@ _SHAPES: dict[str, tuple[Any, str]] = {
     "initial_size": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an int"),
     "cost_spent": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
     "mlflow_run_id": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "run_key": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
     "rounds": (
         lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
         "a list of round records",

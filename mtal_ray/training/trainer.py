@@ -141,17 +141,30 @@ def train_phases(
     exported: float,
     finished: float,
     worker: dict[str, Any],
+    clock_offset: float = 0.0,
 ) -> dict[str, float]:
-    """:data:`TRAIN_PHASES` from the driver's wall-clock marks and the last report's
-    ``t_*`` marks and ``s_*`` sums (``worker``). A mark that is missing, or earlier than
-    the one before it (a worker process that had imported the code before), counts as
-    that one: the phases always partition the call."""
-    imports_started = min(
-        max(float(worker.get("t_imports_started", fit_called)), fit_called), fit_returned
-    )
-    imports_done = max(float(worker.get("t_imports_done", imports_started)), imports_started)
-    ready = max(float(worker.get("t_worker_ready", imports_done)), imports_done)
-    inside = {k: float(worker.get(f"s_{k}", 0.0)) for k in ("steps", "eval", "checkpoint")}
+    """:data:`TRAIN_PHASES` from the driver's marks and the last report's ``t_*`` marks
+    (wall clock; ``clock_offset`` = wall clock minus the driver's clock) and ``s_*`` sums
+    (``worker``). The phases always partition the call: a mark that is missing, earlier
+    than the one before it (a worker process that had imported the code before) or after
+    ``fit_returned`` counts as the nearest bound, and in-training sums larger than the time
+    from the worker's ready mark to ``fit_returned`` are scaled down to it."""
+
+    def mark(name: str, low: float) -> float:
+        value = worker.get(name)
+        at = low if value is None else float(value) - clock_offset
+        return min(max(at, low), fit_returned)
+
+    imports_started = mark("t_imports_started", fit_called)
+    imports_done = mark("t_imports_done", imports_started)
+    ready = mark("t_worker_ready", imports_done)
+    inside = {
+        k: max(0.0, float(worker.get(f"s_{k}", 0.0))) for k in ("steps", "eval", "checkpoint")
+    }
+    window = fit_returned - ready
+    if sum(inside.values()) > window:
+        scale = window / sum(inside.values())
+        inside = {k: v * scale for k, v in inside.items()}
     phases = {
         "setup": fit_called - started,
         "start": imports_started - fit_called,
@@ -160,7 +173,7 @@ def train_phases(
         "steps": inside["steps"],
         "dev_eval": inside["eval"],
         "checkpoint": inside["checkpoint"],
-        "teardown": max(0.0, fit_returned - ready - sum(inside.values())),
+        "teardown": max(0.0, window - sum(inside.values())),
         "export": exported - fit_returned,
         "final_eval": finished - exported,
     }
@@ -226,7 +239,9 @@ def train_model(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    start, started_at = time.perf_counter(), time.time()
+    # the driver's marks on the monotonic clock; the workers' wall-clock marks are mapped
+    # onto it with this offset (a wall-clock step mid-call cannot break the partition)
+    start, clock_offset = time.perf_counter(), time.time() - time.perf_counter()
     tasks = list(tasks)
     _check_inputs(train, dev, tasks)
     training_cfg = training_cfg.for_rows(train.num_rows)  # training.epochs: budget from rows
@@ -266,12 +281,12 @@ def train_model(
             worker_runtime_env={"env_vars": _worker_env(training_cfg)},
         ),
     )
-    fit_called = time.time()
+    fit_called = time.perf_counter()
     # Train hands this process's RAY_TRAIN_* variables to the controller it starts
     interval = os.environ.get(HEALTH_CHECK_ENV, HEALTH_CHECK_INTERVAL_S)
     with scoped_environ({HEALTH_CHECK_ENV: interval}):
         result = trainer.fit()
-    fit_returned = time.time()
+    fit_returned = time.perf_counter()
     if result.error is not None:
         raise TrainingFailedError(f"training in {output_dir} failed: {result.error}")
     candidates = [(c, m) for c, m in result.best_checkpoints if m and "dev_select" in m]
@@ -284,12 +299,13 @@ def train_model(
     if not training_cfg.keep_checkpoints:  # the exported model is all scoring/annotation need
         shutil.rmtree(output_dir / RUN_NAME, ignore_errors=True)
 
-    exported = time.time()
+    exported = time.perf_counter()
     loaded = load_checkpoint(best_dir)
     dev_metrics, dev_gmean = evaluate(loaded.model, loaded.collator, dev)
     test_metrics = test_gmean = None
     if test is not None:
         test_metrics, test_gmean = evaluate(loaded.model, loaded.collator, test)
+    finished = time.perf_counter()
     return TrainResult(
         checkpoint_dir=best_dir,
         dev_scores=main_scores(dev_metrics),
@@ -298,11 +314,11 @@ def train_model(
         test_gmean=test_gmean,
         best_step=int(best_metrics["step"]),
         steps=int(last_metrics["step"]),
-        wall_time_s=time.perf_counter() - start,
+        wall_time_s=finished - start,
         resumed_from_step=int(last_metrics.get("start_step", 0)),
         dev_metrics=dev_metrics,
         test_metrics=test_metrics,
         phases=train_phases(
-            started_at, fit_called, fit_returned, exported, time.time(), last_metrics
+            start, fit_called, fit_returned, exported, finished, last_metrics, clock_offset
         ),
     )
