@@ -1,6 +1,7 @@
 """The AL driver end to end through ``python -m mtal_ray.launch`` on a slice of real ATIS.
 
-* an uninterrupted 2-iteration run (MLflow run, learning curve, summary);
+* an uninterrupted 2-iteration run on a local Ray of its own (MLflow run, learning curve,
+  summary; its output is a job log: our lines, each once, no tracebacks, short);
 * ``kill -9`` after selection (before the state update) and during scoring, then a
   relaunch: the final labeled set equals the uninterrupted run's;
 * human annotation: export, a malformed import refused (state unchanged), a valid import,
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -61,8 +64,10 @@ def tiny_config(shared_data: Path, folder: Path, **extra: object) -> Path:
     return path
 
 
-def launch(config: Path, run_dir: Path, env: dict[str, str] | None = None, **kwargs):
-    """Start ``python -m mtal_ray.launch`` as its own process (group)."""
+def launch(config: Path, run_dir: Path, env: dict[str, str | None] | None = None, **kwargs):
+    """Start ``python -m mtal_ray.launch`` as its own process (group); an ``env`` value of
+    None removes that variable."""
+    environ = {**os.environ, **(env or {})}
     return subprocess.Popen(
         [
             sys.executable,
@@ -74,7 +79,7 @@ def launch(config: Path, run_dir: Path, env: dict[str, str] | None = None, **kwa
             str(run_dir),
         ],
         cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env={k: v for k, v in environ.items() if v is not None},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -111,12 +116,13 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float = 600) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(shared_data, tmp_path_factory, ray_address):
-    """One uninterrupted run (on the session's shared Ray); the kill tests compare against it."""
+def reference(shared_data, tmp_path_factory):
+    """One uninterrupted run, on a local Ray of its own as a job on a fresh machine runs;
+    the kill tests compare against it and its output is the job log the log test reads."""
     folder = tmp_path_factory.mktemp("reference")
     config = tiny_config(shared_data, folder)
     run_dir = folder / "run"
-    out = finish(launch(config, run_dir, env={"RAY_ADDRESS": ray_address}))
+    out = finish(launch(config, run_dir, env={"RAY_ADDRESS": None}))
     return config, run_dir, out
 
 
@@ -142,6 +148,31 @@ def test_uninterrupted_run_tracks_everything(reference):
     assert [m.step for m in history] == [0, 1]
     artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(runs.run_id[0])}
     assert {"learning_curve.png", "summary.json", "rounds"} <= artifacts
+
+
+#: The most lines one iteration may add to the log (a training is ~12 lines: the step
+#: line, Ray Train's worker-group lines, 2 evaluation lines, the result line; scoring and
+#: selection ~4), plus a fixed allowance for start-up and the summary table.
+MAX_LINES_PER_ITERATION = 20
+FIXED_LINES = 30
+
+_PREFIX = re.compile(r"^(\x1b\[\d+m)?\([^)]*pid=\d+[^)]*\)(\x1b\[0m)? ?")
+
+
+def test_the_job_log_is_short_and_has_no_duplicates(reference) -> None:
+    """Issue 20: the job log of a tiny experiment holds our lines, each once, and no
+    tracebacks (Ray's own start-up and worker lines included)."""
+    _, _, text = reference
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert "finished 2 iterations" in text
+    assert "Traceback" not in text, text
+    repeated = {line: n for line, n in Counter(lines).items() if n > 1 and "─" not in line}
+    assert not repeated, repeated
+    ours = [_PREFIX.sub("", line) for line in lines]
+    steps = [line for line in ours if line.startswith("train step")]
+    assert len(steps) == len(set(steps)) == 4, steps  # 2 evaluations x 2 trainings, once each
+    assert not any("Running Dataset" in line or "Progress bars disabled" in line for line in lines)
+    assert len(lines) <= FIXED_LINES + 2 * MAX_LINES_PER_ITERATION, text
 
 
 def test_kill_9_then_relaunch_gives_the_same_labeled_set(reference, tmp_path, ray_address):
