@@ -122,6 +122,40 @@ def test_ind_weighted_fraction():
     assert len(set(sel) & top_re) >= 38 and len(set(sel) & top_ner) >= 8
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    ec=st.lists(
+        st.tuples(*(st.sampled_from([0.1, 0.2, 0.3, 0.5, 0.9]),) * 3), min_size=1, max_size=40
+    ),
+    weights=st.tuples(*(st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0]),) * 3),
+    k=st.integers(1, 45),
+)
+def test_ind_top_k_keys_are_the_full_keys_of_every_row_that_can_be_selected(ec, weights, k):
+    """The top-k shortcut keeps every row whose key is at most K = k / max w (the k-th
+    smallest key is), with the full computation's key and first task; the other rows it
+    keeps get keys above K, as their full keys are."""
+    from mtal_ray.selection.mt_ind import independent_keys, top_independent_keys
+
+    matrix, w = np.array(ec, dtype=np.float64), np.array(weights)
+    if w.max() <= 0:
+        return
+    key, first = independent_keys(matrix, w)
+    rows, top_key, top_first = top_independent_keys(matrix, w, k)
+    assert (np.diff(rows) > 0).all()
+    bound = k / w.max()
+    assert set(np.flatnonzero(key <= bound)) <= set(rows.tolist())
+    exact = key[rows] <= bound
+    assert np.array_equal(top_key[exact], key[rows][exact])
+    assert np.array_equal(top_first[exact], first[rows][exact])
+    assert (top_key[~exact] > bound).all()
+    # and the selection is the head of the full ranking (the method's own, k >= n path)
+    ids = [f"{i:02d}" for i in range(matrix.shape[0])]
+    table = {"id": ids, **{f"t{j}.ec": matrix[:, j] for j in range(3)}}
+    method = MtInd(weights={f"t{j}": float(w[j]) for j in range(3)})
+    n = min(k, len(ids))
+    assert method.select(table, n=n).ids == method.select(table, n=len(ids)).ids[:n]
+
+
 def test_par_frontiers_and_thinning():
     # every point of TABLE is on the first frontier (anti-correlated)
     assert MtPar().select(TABLE, n=5).ids == ["a", "c", "b", "d", "e"]

@@ -63,9 +63,55 @@ class MtInd(WeightedMixin, RankingSelector):
     name = "mt-ind"
 
     def priority(self, ct: ConfidenceTable, k: int | None) -> NDArray[np.intp]:
-        key, first = independent_keys(ct.ec_matrix(), self.task_weights(ct))
-        if k is None or k >= ct.n:
+        ec, weights = ct.ec_matrix(), self.task_weights(ct)
+        if k is None or k >= ct.n or weights.max(initial=0.0) <= 0:
+            key, first = independent_keys(ec, weights)
             return np.lexsort((np.arange(ct.n), first, key))
+        rows, key, first = top_independent_keys(ec, weights, k)
         kth = np.partition(key, k - 1)[k - 1]
-        cand = np.flatnonzero(key <= kth)  # every tie of the k-th key, resolved below
-        return cand[np.lexsort((cand, first[cand], key[cand]))]
+        keep = np.flatnonzero(key <= kth)  # every tie of the k-th key, resolved below
+        cand = rows[keep]
+        return cand[np.lexsort((cand, first[keep], key[keep]))]
+
+
+def _top_ranks(column: NDArray[np.float64], m: int) -> NDArray[np.intp]:
+    """The rows of the ``m`` lowest values of ``column`` in stable-sort order (ties by
+    row): the first ``m`` entries of ``np.argsort(column, kind="stable")``, without
+    sorting the rest."""
+    if m >= column.size:
+        return np.argsort(column, kind="stable")
+    bound = np.partition(column, m - 1)[m - 1]
+    rows = np.flatnonzero(column <= bound)  # every tie of the m-th value, in row order
+    return rows[np.argsort(column[rows], kind="stable")][:m]
+
+
+def top_independent_keys(
+    ec: NDArray[np.float64], weights: NDArray[np.float64], k: int
+) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.intp]]:
+    """MT-IND keys for the rows whose key can be among the ``k`` smallest, without
+    ranking the whole pool.
+
+    Task t's top ``m_t`` rows reach key ``m_t / w_t``, so the ``k``-th smallest key is at
+    most ``K = k / max_t w_t``; a row with key ``<= K`` lies in some task's top
+    ``ceil(K w_t)`` rows, and a key from beyond them exceeds ``K``. So every row with key
+    ``<= K`` is returned with the key and first task :func:`independent_keys` gives it;
+    a returned row whose key exceeds ``K`` gets a key that exceeds it too (never
+    selected). Returns ``(rows, key, first_task)``, rows sorted; needs
+    ``max(weights) > 0``.
+    """
+    n, n_tasks = ec.shape
+    limit = k / float(weights.max())
+    tops: list[tuple[int, NDArray[np.intp]]] = []
+    for t in range(n_tasks):
+        if weights[t] > 0:
+            tops.append((t, _top_ranks(ec[:, t], min(n, int(np.ceil(limit * weights[t]))))))
+    rows = np.unique(np.concatenate([top for _, top in tops]))
+    key = np.full(rows.size, np.inf)
+    first = np.zeros(rows.size, dtype=np.intp)
+    for t, top in tops:
+        at = np.searchsorted(rows, top)
+        key_t = (np.arange(top.size, dtype=np.float64) + 1.0) / weights[t]
+        better = key_t < key[at]
+        key[at[better]] = key_t[better]
+        first[at[better]] = t
+    return rows, key, first
