@@ -93,18 +93,19 @@ def top_independent_keys(
 
     Task t's top ``m_t`` rows reach key ``m_t / w_t``, so the ``k``-th smallest key is at
     most ``K = k / max_t w_t``; a row with key ``<= K`` lies in some task's top
-    ``ceil(K w_t)`` rows, and a key from beyond them exceeds ``K``. So every row with key
-    ``<= K`` is returned with the key and first task :func:`independent_keys` gives it;
-    a returned row whose key exceeds ``K`` gets a key that exceeds it too (never
-    selected). Returns ``(rows, key, first_task)``, rows sorted; needs
+    ``ceil(K w_t)`` rows (one more is taken), and a key from beyond them exceeds ``K``.
+    So every row with key ``<= K`` is returned with the key and first task
+    :func:`independent_keys` gives it; a returned row whose key exceeds ``K`` gets a key
+    that exceeds it too (never selected). Returns ``(rows, key, first_task)``, rows sorted; needs
     ``max(weights) > 0``.
     """
     n, n_tasks = ec.shape
     limit = k / float(weights.max())
     tops: list[tuple[int, NDArray[np.intp]]] = []
     for t in range(n_tasks):
-        if weights[t] > 0:
-            tops.append((t, _top_ranks(ec[:, t], min(n, int(np.ceil(limit * weights[t]))))))
+        if weights[t] > 0:  # one row more than ceil(K w_t): a float-rounded product
+            depth = min(n, int(np.ceil(limit * weights[t])) + 1)
+            tops.append((t, _top_ranks(ec[:, t], depth)))
     rows = np.unique(np.concatenate([top for _, top in tops]))
     key = np.full(rows.size, np.inf)
     first = np.zeros(rows.size, dtype=np.intp)
