@@ -189,10 +189,11 @@ def test_losing_the_node_of_a_training_worker_restores_and_ends_with_the_same_mo
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not removed:
             checkpoints = list(storage.glob("train/**/checkpoint_*"))
-            if checkpoints:
+            if len(checkpoints) >= 2:
                 # the controller registers a reported checkpoint at its next poll of the
-                # workers (every 0.2 s: trainer.HEALTH_CHECK_INTERVAL_S); waiting longer
-                # lets a fast machine finish the training before the node goes
+                # workers (every 0.2 s: trainer.HEALTH_CHECK_INTERVAL_S): the first one has
+                # been registered by now; 80 steps are left, so a fast machine cannot
+                # finish the training before the node goes
                 time.sleep(1.0)
                 busy, others = _worker_nodes_of_the_training()
                 victims = [w for w in workers if w.node_id in busy - others]
