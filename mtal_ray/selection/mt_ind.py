@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mtal_ray.selection.base import RankingSelector, WeightedMixin
+from mtal_ray.selection.ranking import smallest
 from mtal_ray.selection.table import ConfidenceTable
 
 
@@ -74,17 +75,6 @@ class MtInd(WeightedMixin, RankingSelector):
         return cand[np.lexsort((cand, first[keep], key[keep]))]
 
 
-def _top_ranks(column: NDArray[np.float64], m: int) -> NDArray[np.intp]:
-    """The rows of the ``m`` lowest values of ``column`` in stable-sort order (ties by
-    row): the first ``m`` entries of ``np.argsort(column, kind="stable")``, without
-    sorting the rest."""
-    if m >= column.size:
-        return np.argsort(column, kind="stable")
-    bound = np.partition(column, m - 1)[m - 1]
-    rows = np.flatnonzero(column <= bound)  # every tie of the m-th value, in row order
-    return rows[np.argsort(column[rows], kind="stable")][:m]
-
-
 def top_independent_keys(
     ec: NDArray[np.float64], weights: NDArray[np.float64], k: int
 ) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.intp]]:
@@ -105,7 +95,7 @@ def top_independent_keys(
     for t in range(n_tasks):
         if weights[t] > 0:  # one row more than ceil(K w_t): a float-rounded product
             depth = min(n, int(np.ceil(limit * weights[t])) + 1)
-            tops.append((t, _top_ranks(ec[:, t], depth)))
+            tops.append((t, smallest(ec[:, t], depth)))  # its first ranks, ties by row
     rows = np.unique(np.concatenate([top for _, top in tops]))
     key = np.full(rows.size, np.inf)
     first = np.zeros(rows.size, dtype=np.intp)
