@@ -1,24 +1,30 @@
-"""Where one AL round's time goes, on the full ATIS pool (4.4k sentences), and what is fixed.
+"""Where an AL round's time goes, on the full ATIS pool (4.4k sentences), and what is fixed.
 
-Runs the real launcher (``python -m mtal_ray.launch``: Ray Train, Ray Data scoring actors,
-MLflow tracking, oracle annotation) for two iterations on ``../shared/data/atis`` with the
-validity study's ATIS protocol (MiniLM, 2 % initial set, epochs with early stopping on dev,
-MT-AVG), then reads the breakdown the run itself records in ``state.json`` (and in MLflow as
-``seconds.*``): per step, per training phase (``setup``, ``start``, ``model_load``,
-``steps``, ``dev_eval``, ``checkpoint``, ``teardown``, ``export``, ``final_eval``; and ``imports``)
-and per
-scoring phase (``pool``, ``prepare``, ``first_block``, ``stream``, ``write``) plus the
-tracking time. The *fixed* part of a round is what does not grow with the data: starting
-workers and actors, imports and model loads, exports, writing tables, tracking.
+Runs the real launcher (``python -m mtal_ray.launch``: Ray Train, Ray Data scoring,
+MLflow tracking, oracle annotation) for three iterations on ``../shared/data/atis`` with
+the validity study's ATIS protocol (MiniLM, 2 % initial set, epochs with early stopping on
+dev, MT-AVG), then reads the breakdown the run itself records in ``state.json`` (and in
+MLflow as ``seconds.*``) for its two scored rounds: per step, per training phase (``setup``,
+``start``, ``model_load``, ``steps``, ``dev_eval``, ``checkpoint``, ``teardown``,
+``export``, ``final_eval``; and ``imports``) and per scoring phase (``pool``, ``prepare``,
+``first_block``, ``stream``, ``write``) plus the tracking time. The *fixed* part of a round
+is what does not grow with the data: starting workers and actors, imports and model loads,
+exports, writing tables, tracking. ``score.first_block`` holds the first block's own
+scoring too; the fixed part counts it less that block's rows at the round's streaming rate.
+
+Two arms, one after the other in the same run: ``scoring.compute: actors`` (the baseline:
+a new actor per round, with its process start, imports and model load) and ``tasks`` (the
+default on CPU: round 1 scores in the worker processes of round 0, imports kept).
+Round 0 is a cold start in both; round 1 is the steady state of every later round.
 
 It also measures, in the same run, one fixed cost this project cut: the imports a scoring
 actor pays before its first sentence, now and with the metric library (seqeval, which pulls
 in scikit-learn) it used to import as well (the baseline), 3 times each in fresh processes.
 
-    python benchmarks/rounds.py                # ~5 min on 2 cores
-    python benchmarks/rounds.py --fresh        # start the run over
+    python benchmarks/rounds.py                # ~20 min on 2 cores
+    python benchmarks/rounds.py --fresh        # start the runs over
 
-The run directory is ``runs/rounds/atis``; re-running continues an interrupted run.
+The run directories are ``runs/rounds/<arm>``; re-running continues an interrupted run.
 Output: ``benchmarks/results/rounds.json`` and a table on stdout.
 """
 
@@ -58,7 +64,12 @@ FIXED = (
 STEPS = ("train", "score", "select", "annotate", "update")
 
 
-def _config(run_dir: Path, tracking_uri: str) -> dict[str, Any]:
+ARMS = ("actors", "tasks")
+#: The rounds of a three-iteration run that score the pool (the last one only trains).
+SCORED_ROUNDS = (0, 1)
+
+
+def _config(run_dir: Path, tracking_uri: str, compute: str) -> dict[str, Any]:
     return {
         "seed": 0,
         "data": {
@@ -79,9 +90,9 @@ def _config(run_dir: Path, tracking_uri: str) -> dict[str, Any]:
             "max_steps": 3000,
             "label_smoothing": {"sf": 0.1, "id": 0.1},
         },
-        "scoring": {"concurrency": 1, "cpus_per_actor": 1},
+        "scoring": {"concurrency": 1, "cpus_per_actor": 1, "compute": compute},
         "selection": {"method": "mt-avg"},
-        "al": {"iterations": 2, "run_dir": str(run_dir)},
+        "al": {"iterations": 3, "run_dir": str(run_dir)},
         "tracking": {"experiment": "rounds_atis", "tracking_uri": tracking_uri},
     }
 
@@ -104,72 +115,124 @@ def breakdown(state: dict[str, Any], iteration: int) -> dict[str, float]:
     return {k: float(v) for k, v in state["rounds"][iteration]["seconds"].items()}
 
 
+def fixed_part(seconds: dict[str, float], pool_rows: int) -> dict[str, float]:
+    """The fixed phases of a round; ``score.first_block`` less its own rows' scoring (the
+    first block's share of the pool at the rate of the rest of the stream)."""
+    fixed = {k: seconds[k] for k in FIXED if k in seconds}
+    stream, first = seconds.get("score.stream", 0.0), seconds.get("score.first_block", 0.0)
+    blocks = max(1, -(-pool_rows // 4096), 8)  # score_pool: >= 8 blocks per scorer
+    if "score.first_block" in fixed and stream > 0:
+        per_block = stream / (blocks - 1)
+        fixed["score.first_block"] = max(0.0, first - per_block)
+    return fixed
+
+
+def round_summary(seconds: dict[str, float], pool_rows: int) -> dict[str, Any]:
+    total = sum(seconds.get(f"step.{s}", 0.0) for s in STEPS) + seconds.get("tracking", 0)
+    fixed = fixed_part(seconds, pool_rows)
+    return {
+        "seconds": {k: round(v, 2) for k, v in sorted(seconds.items())},
+        "total_s": round(total, 1),
+        "fixed_s": {k: round(v, 2) for k, v in fixed.items()},
+        "fixed_total_s": round(sum(fixed.values()), 1),
+        "fixed_share": round(sum(fixed.values()) / total, 3),
+    }
+
+
+def run_arm(work: Path, arm: str, tracking_uri: str, fresh: bool) -> dict[str, Any]:
+    """One launcher run with ``scoring.compute: arm``; its scored rounds' breakdowns."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    run_dir = work / arm
+    if fresh:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    config_path = work / f"{arm}.yaml"
+    config = _config(run_dir, tracking_uri, arm)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    started = time.perf_counter()
+    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
+    command = [sys.executable, "-m", "mtal_ray.launch", "--config", str(config_path)]
+    code = subprocess.call(command, env=env, cwd=REPO)
+    if code != 0:
+        raise SystemExit(f"rounds: the {arm} run failed (exit {code}); see the output above")
+    state = json.loads((run_dir / "state.json").read_text())
+    rounds = []
+    for iteration in SCORED_ROUNDS:
+        record = state["rounds"][iteration]
+        pool_rows = pq.ParquetFile(record["confidence_table"]).metadata.num_rows
+        rounds.append(round_summary(breakdown(state, iteration), pool_rows))
+    return {"wall_s": round(time.perf_counter() - started, 1), "rounds": rounds}
+
+
+def print_arm(arm: str, result: dict[str, Any]) -> None:
+    for iteration, summary in zip(SCORED_ROUNDS, result["rounds"], strict=True):
+        total, seconds = summary["total_s"], summary["seconds"]
+        print(f"\n[{arm}] round {iteration} on the ATIS pool: {total:.1f}s")
+        print(f"{'part':<22}{'seconds':>9}{'share':>8}  fixed")
+        for key, value in seconds.items():
+            if key.startswith("step.") or key in ("train", "score", "select"):
+                continue
+            part = summary["fixed_s"].get(key)
+            shown = "" if part is None else f"{part:.1f}"
+            print(f"{key:<22}{value:>9.1f}{value / total:>8.1%}  {shown}")
+        share = summary["fixed_share"]
+        verdict = "met" if share <= GOAL_FIXED_SHARE else "NOT met"
+        print(
+            f"fixed part: {summary['fixed_total_s']:.1f}s = {share:.1%} of the round "
+            f"(goal <= 15%: {verdict})"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fresh", action="store_true", help="start the run over")
+    parser.add_argument("--fresh", action="store_true", help="start the runs over")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
     if not ATIS.is_dir():
         print(f"rounds: {ATIS} not found (../shared/data beside the repository)", file=sys.stderr)
         return 2
-    import yaml
-
     work = REPO / "runs" / "rounds"
-    run_dir = work / "atis"
-    if args.fresh:
-        shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
-    config_path = work / "atis.yaml"
     tracking_uri = f"sqlite:///{work / 'mlflow.db'}"
-    config_path.write_text(yaml.safe_dump(_config(run_dir, tracking_uri), sort_keys=False))
 
     actor_modules = ["mtal_ray.scoring.mc_dropout", "mtal_ray.scoring.model_adapter"]
     baseline_imports = import_seconds([*actor_modules, "seqeval.metrics"])
     ours_imports = import_seconds(actor_modules)
 
-    started = time.perf_counter()
-    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
-    command = [sys.executable, "-m", "mtal_ray.launch", "--config", str(config_path)]
-    code = subprocess.call(command, env=env, cwd=REPO)
-    wall = time.perf_counter() - started
-    if code != 0:
-        print(f"rounds: the run failed (exit {code}); see the output above", file=sys.stderr)
-        return code
-    state = json.loads((run_dir / "state.json").read_text())
-    seconds = breakdown(state, 0)
-    round_total = sum(seconds.get(f"step.{s}", 0.0) for s in STEPS) + seconds.get("tracking", 0)
-    fixed = {k: seconds[k] for k in FIXED if k in seconds}
-    share = sum(fixed.values()) / round_total
-    result = {
-        "protocol": _config(run_dir, tracking_uri),
-        "pool": state["rounds"][0].get("n_labeled", {}),
-        "wall_s": round(wall, 1),
-        "round_0_seconds": {k: round(v, 2) for k, v in sorted(seconds.items())},
-        "round_0_total_s": round(round_total, 1),
-        "fixed_s": {k: round(v, 2) for k, v in fixed.items()},
-        "fixed_share": round(share, 3),
-        "goal_fixed_share_met": share <= GOAL_FIXED_SHARE,
-        "actor_imports_s": {"ours": round(ours_imports, 2), "baseline": round(baseline_imports, 2)},
+    arms = {arm: run_arm(work, arm, tracking_uri, args.fresh) for arm in args.arms}
+    result: dict[str, Any] = {
+        "protocol": {arm: _config(work / arm, tracking_uri, arm) for arm in args.arms},
+        "arms": arms,
+        "scorer_imports_s": {
+            "ours": round(ours_imports, 2),
+            "baseline": round(baseline_imports, 2),
+        },
     }
+    if set(arms) == set(ARMS):
+        steady = {arm: arms[arm]["rounds"][1] for arm in ARMS}
+        result["round_1"] = {
+            "fixed_s": {arm: steady[arm]["fixed_total_s"] for arm in ARMS},
+            "first_block_s": {arm: steady[arm]["seconds"]["score.first_block"] for arm in ARMS},
+            "fixed_share": {arm: steady[arm]["fixed_share"] for arm in ARMS},
+            "goal_fixed_share_met": steady["tasks"]["fixed_share"] <= GOAL_FIXED_SHARE,
+        }
     atomic_write_text(Path(args.output), json.dumps(result, indent=1) + "\n")
 
-    print(f"\nround 0 on the ATIS pool: {round_total:.1f}s (run wall {wall:.0f}s)")
-    print(f"{'part':<22}{'seconds':>9}{'share':>8}  fixed?")
-    for key, value in sorted(seconds.items(), key=lambda kv: kv[0]):
-        if key.startswith("step.") or key in ("train", "score", "select"):
-            continue
+    for arm, arm_result in arms.items():
+        print_arm(arm, arm_result)
+    if "round_1" in result:
+        r1 = result["round_1"]
+        a, t = r1["first_block_s"]["actors"], r1["first_block_s"]["tasks"]
         print(
-            f"{key:<22}{value:>9.1f}{value / round_total:>8.1%}  {'fixed' if key in FIXED else ''}"
+            f"\nround 1 (steady state): score.first_block {t:.1f}s with tasks against "
+            f"{a:.1f}s with actors ({a / max(t, 1e-9):.2f}x); fixed part "
+            f"{r1['fixed_s']['tasks']:.1f}s against {r1['fixed_s']['actors']:.1f}s "
+            f"({r1['fixed_share']['tasks']:.1%} against {r1['fixed_share']['actors']:.1%})"
         )
-    for step in STEPS:
-        if f"step.{step}" in seconds:
-            value = seconds[f"step.{step}"]
-            print(f"{'step ' + step:<22}{value:>9.1f}{value / round_total:>8.1%}")
-    verdict = "met" if share <= GOAL_FIXED_SHARE else "NOT met"
-    total_fixed = sum(fixed.values())
-    print(f"fixed part: {total_fixed:.1f}s = {share:.1%} of the round (goal <= 15%: {verdict})")
     print(
-        f"scoring actor imports: {ours_imports:.2f}s now, {baseline_imports:.2f}s with seqeval "
+        f"scorer imports: {ours_imports:.2f}s now, {baseline_imports:.2f}s with seqeval "
         f"(baseline): {baseline_imports / ours_imports:.2f}x"
     )
     return 0

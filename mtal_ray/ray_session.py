@@ -69,6 +69,20 @@ _LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 #: Ray reads the GCS port of a new head from this variable.
 _GCS_PORT_ENV = "RAY_GCS_SERVER_PORT"
 
+#: Ray kills idle worker processes beyond a soft limit (its default: the node's CPUs, actors
+#: counted). A round's Train controller and worker would then push out the task workers
+#: that scored the last round, and the next scoring would start processes and import torch
+#: again (``scoring.compute: tasks``). A local Ray keeps this many more.
+EXTRA_IDLE_WORKERS = 4
+#: Ray's setting (``RAY_<name>`` in a raylet's environment, ``_system_config`` in ray.init).
+SOFT_LIMIT_SETTING = "num_workers_soft_limit"
+
+
+def worker_soft_limit(cpus: int | None = None) -> int:
+    """The idle-worker soft limit of a local Ray on ``cpus`` CPUs (default: this machine's)."""
+    return (cpus or os.cpu_count() or 1) + EXTRA_IDLE_WORKERS
+
+
 #: The watchdogs of the local Rays this process started (their stdin pipes stay open
 #: while this process lives; see :mod:`mtal_ray.ray_watchdog`).
 _watchdogs: list[subprocess.Popen] = []
@@ -122,7 +136,11 @@ def _start_local(ray: Any, kwargs: dict[str, Any]) -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         with scoped_environ({_LOCAL_ONLY_ENV: "0", _GCS_PORT_ENV: str(port)}):
-            ray.init(**kwargs, runtime_env={"env_vars": {"RAY_ADDRESS": f"{LOOPBACK}:{port}"}})
+            ray.init(
+                **kwargs,
+                runtime_env={"env_vars": {"RAY_ADDRESS": f"{LOOPBACK}:{port}"}},
+                _system_config={SOFT_LIMIT_SETTING: worker_soft_limit()},
+            )
     except Exception:
         _stop_new_children(before)
         raise

@@ -51,7 +51,8 @@ def start_head(
 ) -> str:
     """``ray start --head`` on free ports in ``temp_dir``; returns the GCS address.
 
-    The head runs with token authentication off (``RAY_AUTH_MODE=disabled``; Ray 2.60
+    The head keeps idle workers as a local Ray of ours does
+    (:func:`mtal_ray.ray_session.worker_soft_limit`) and runs with token authentication off (``RAY_AUTH_MODE=disabled``; Ray 2.60
     enables it by default and a plain ``ray.init(address=...)`` from a test then fails
     with "InvalidAuthToken"; FIELD_NOTES). With ``dashboard_port`` the dashboard (and the
     job server) runs on that port. Raises AssertionError with Ray's output when the head
@@ -75,7 +76,14 @@ def start_head(
             f"--dashboard-port={dashboard_port}",
             "--dashboard-host=127.0.0.1",
         ]
-    environ = {**(env or os.environ), "RAY_AUTH_MODE": "disabled"}
+    from mtal_ray.ray_session import SOFT_LIMIT_SETTING, worker_soft_limit
+
+    environ = {
+        **(env or os.environ),
+        "RAY_AUTH_MODE": "disabled",
+        # as a local Ray of ours: idle scoring workers outlive a training (ray_session)
+        f"RAY_{SOFT_LIMIT_SETTING}": str(worker_soft_limit(num_cpus)),
+    }
     for _attempt in (1, 2):  # a loaded machine can time the node's start-up out: retry once
         started = subprocess.run(cmd, env=environ, capture_output=True, text=True, timeout=timeout)
         if started.returncode == 0:

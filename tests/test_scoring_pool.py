@@ -1,8 +1,10 @@
-"""Pool scoring through Ray Data actors on a real (tiny) MiniLM checkpoint.
+"""Pool scoring through Ray Data tasks and actors on a real (tiny) MiniLM checkpoint.
 
 Every pool id must come back exactly once, with the same scores as scoring the same
-length buckets in-process: with two actors and uneven batches, and when one actor
-process dies in the middle of the pool (Ray restarts it and retries its batch).
+length buckets in-process: with two scorers and uneven batches, and when one scorer's
+process dies in the middle of the pool (Ray retries its batch), under either
+``scoring.compute``. With tasks, a later scoring runs in the processes of the last one
+(imports kept) even after actors took the CPUs in between (as a round's training does).
 """
 
 from __future__ import annotations
@@ -73,6 +75,19 @@ class DyingScorer(MCDropoutScorer):
         return super().__call__(batch)
 
 
+class ProcessReportingScorer(MCDropoutScorer):
+    """Notes, per construction, its process and whether that process had built a scorer
+    before, its imports done (file ``<pid>-<ns>``: ``warm`` or ``cold``)."""
+
+    def __init__(self, checkpoint: str, **kwargs: Any) -> None:
+        folder = Path(checkpoint).parent / "constructions"
+        warm = getattr(sys, "_mtal_scored_before", False)  # this process built a scorer
+        sys._mtal_scored_before = True  # type: ignore[attr-defined]
+        folder.mkdir(exist_ok=True)
+        (folder / f"{os.getpid()}-{time.monotonic_ns()}").write_text("warm" if warm else "cold")
+        super().__init__(checkpoint, **kwargs)
+
+
 def broken_loader(checkpoint: str) -> Any:
     raise ScoringError(f"{checkpoint}: not a checkpoint (test)")
 
@@ -112,8 +127,9 @@ def ray_cluster(ray_session):  # type: ignore[no-untyped-def]
     return ray_session
 
 
-def test_two_actors_uneven_batches_every_id_once(  # type: ignore[no-untyped-def]
-    ray_cluster, checkpoint: Path, pool: pa.Table, in_process: pa.Table, tmp_path
+@pytest.mark.parametrize("compute", ["tasks", "actors"])
+def test_two_scorers_uneven_batches_every_id_once(  # type: ignore[no-untyped-def]
+    ray_cluster, checkpoint: Path, pool: pa.Table, in_process: pa.Table, tmp_path, compute
 ) -> None:
     target = tmp_path / "conf.parquet"
     reports: list[tuple[int, int]] = []
@@ -123,7 +139,7 @@ def test_two_actors_uneven_batches_every_id_once(  # type: ignore[no-untyped-def
         pool,
         checkpoint,
         target,
-        ScoringConfig(**CONFIG),
+        ScoringConfig(**CONFIG, compute=compute),
         progress=lambda done, total, _secs: reports.append((done, total)),
         phases=phases,
     )
@@ -151,10 +167,13 @@ def test_two_actors_uneven_batches_every_id_once(  # type: ignore[no-untyped-def
     assert out["ner.da"].to_numpy().min() < 1.0  # dropout is on in the k passes
 
 
-def test_killed_actor_is_restarted_and_no_row_is_lost_or_duplicated(  # type: ignore[no-untyped-def]
-    ray_cluster, checkpoint: Path, pool: pa.Table, in_process: pa.Table
+@pytest.mark.parametrize("compute", ["tasks", "actors"])
+def test_a_killed_scorer_process_loses_and_duplicates_no_row(  # type: ignore[no-untyped-def]
+    ray_cluster, checkpoint: Path, pool: pa.Table, in_process: pa.Table, compute
 ) -> None:
-    out = score_pool(pool, checkpoint, ScoringConfig(**CONFIG), scorer_cls=DyingScorer)
+    (checkpoint / "died").unlink(missing_ok=True)
+    cfg = ScoringConfig(**CONFIG, compute=compute)
+    out = score_pool(pool, checkpoint, cfg, scorer_cls=DyingScorer)
     assert (checkpoint / "died").exists(), "the fault was not injected"
     assert out.column("id").to_pylist() == pool.column("id").to_pylist()
     # dropout masks are seeded per batch, so the retried batch scores exactly as before
@@ -162,9 +181,67 @@ def test_killed_actor_is_restarted_and_no_row_is_lost_or_duplicated(  # type: ig
         np.testing.assert_allclose(out[col].to_numpy(), in_process[col].to_numpy(), atol=1e-6)
 
 
-def test_loader_error_in_actor_surfaces_as_scoring_error(ray_cluster, pool: pa.Table) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ScoringError, match="not a checkpoint"):
-        score_pool(pool, "nowhere", ScoringConfig(ec_only=True), loader=broken_loader)
+@pytest.mark.parametrize("compute", ["tasks", "actors"])
+def test_loader_error_in_a_scorer_surfaces_as_scoring_error(
+    ray_cluster, pool: pa.Table, compute
+) -> None:  # type: ignore[no-untyped-def]
+    cfg = ScoringConfig(ec_only=True, compute=compute)
+    with pytest.raises(ScoringError, match="not a checkpoint") as raised:
+        score_pool(pool, "nowhere", cfg, loader=broken_loader)
+    # the failed call's scorers are gone although its error is still held (by pytest here)
+    assert raised.value is not None
+    deadline = time.monotonic() + 20
+    total = ray.cluster_resources()["CPU"]
+    while ray.available_resources().get("CPU", 0) < total and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0) == total
+
+
+def test_task_scorers_keep_their_processes_from_one_scoring_to_the_next(  # type: ignore[no-untyped-def]
+    ray_cluster, checkpoint: Path, pool: pa.Table, in_process: pa.Table, tmp_path
+) -> None:
+    import shutil
+
+    ckpt = tmp_path / "model"  # ProcessReportingScorer writes beside the checkpoint
+    shutil.copytree(checkpoint, ckpt)
+    folder = tmp_path / "constructions"
+    cfg = ScoringConfig(**CONFIG, compute="tasks")
+
+    def constructions() -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {}
+        for path in sorted(folder.iterdir(), key=lambda p: int(p.name.split("-")[1])):
+            found.setdefault(int(path.name.split("-")[0]), []).append(path.read_text())
+        return found
+
+    first = score_pool(pool, ckpt, cfg, scorer_cls=ProcessReportingScorer)
+    after_first = constructions()
+    # one scorer (model load) per process and call
+    assert all(len(kinds) == 1 for kinds in after_first.values()), after_first
+
+    @ray.remote(num_cpus=1)
+    class Busy:  # what a round's training does to the node: actors on every CPU
+        def hold(self, seconds: float) -> int:
+            time.sleep(seconds)
+            return os.getpid()
+
+    holders = [Busy.remote() for _ in range(2)]
+    ray.get([h.hold.remote(15.0) for h in holders])
+    for holder in holders:
+        ray.kill(holder)
+    time.sleep(2.0)  # Ray's idle-worker killing runs about every second
+
+    second = score_pool(pool, ckpt, cfg, scorer_cls=ProcessReportingScorer)
+    after_second = constructions()
+    new = {pid: kinds[len(after_first.get(pid, [])) :] for pid, kinds in after_second.items()}
+    new = {pid: kinds for pid, kinds in new.items() if kinds}
+    assert all(len(kinds) == 1 for kinds in new.values()), after_second
+    reused = [pid for pid in new if pid in after_first]
+    assert reused, f"no process of the first scoring scored again: {after_first} -> {new}"
+    assert all(new[pid] == ["warm"] for pid in reused)  # no import the second time
+    for out in (first, second):
+        assert out.column("id").to_pylist() == pool.column("id").to_pylist()
+        for col in ("ner.ec", "ner.da", "id.ec", "id.da"):
+            np.testing.assert_allclose(out[col].to_numpy(), in_process[col].to_numpy(), atol=1e-6)
 
 
 def test_bad_checkpoint_fails_in_the_driver(tmp_path, pool: pa.Table) -> None:  # type: ignore[no-untyped-def]

@@ -21,7 +21,16 @@ class ScoringConfig(Section):
         ``k`` stochastic ones (no ``<task>.da`` columns). Set it when the selection method
         needs no DA.
     concurrency
-        Number of scoring actors (model replicas) in the Ray Data actor pool.
+        Number of scorers (model replicas) running at once: Ray Data tasks or actors.
+    compute
+        How Ray Data runs the scorers. ``tasks``: each block is a Ray task; a worker
+        process keeps its imports (torch, transformers, the model code) from one scoring
+        to the next and loads each call's model once, so a round after the first starts
+        scoring without a process start (``benchmarks/rounds.py``). ``actors``: a pool of
+        actors that lives as long as one scoring (a new process, imports and model load per
+        actor every round). ``auto`` (default): ``tasks`` on CPU, ``actors`` when the
+        scorers reserve GPUs (an idle task worker would keep its model in GPU memory that
+        the next round's training needs).
     batch_size
         Most sentences per batch handed to an actor; batches hold sentences of similar
         length (the pool is sorted by length first).
@@ -68,6 +77,7 @@ class ScoringConfig(Section):
     k: int = Field(10, ge=2)
     ec_only: bool = False
     concurrency: int = Field(1, ge=1)
+    compute: Literal["auto", "tasks", "actors"] = "auto"
     batch_size: int = Field(64, ge=1)
     max_tokens: int = Field(8192, ge=1)
     block_rows: int = Field(4096, ge=1)
@@ -84,6 +94,12 @@ class ScoringConfig(Section):
     def device(self) -> str:
         """Where the actors run the model: ``cuda`` when they reserve GPUs, else ``cpu``."""
         return "cuda" if self.gpus_per_actor > 0 else "cpu"
+
+    def compute_strategy(self) -> Literal["tasks", "actors"]:
+        """``compute`` resolved: ``auto`` is ``actors`` on GPUs, ``tasks`` otherwise."""
+        if self.compute == "auto":
+            return "actors" if self.device() == "cuda" else "tasks"
+        return self.compute
 
     @field_validator("mc_layers")
     @classmethod

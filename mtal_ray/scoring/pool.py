@@ -1,20 +1,29 @@
-"""Score a whole unlabeled pool with Ray Data actors.
+"""Score a whole unlabeled pool with Ray Data tasks or actors.
 
 The pool is sorted by length and cut into buckets in the driver (pure Arrow, no Ray task
-stage: on a 2-core machine an upstream task stage next to the actors can starve),
-consecutive buckets are joined into Ray Data blocks of up to ~4096 rows (about 8 per actor
-at least), and ``map_batches`` hands each whole block to one of a pool of
-:class:`~mtal_ray.scoring.mc_dropout.MCDropoutScorer` actors, which scores it bucket by
-bucket. Ray restarts an actor that
-dies (``max_restarts=-1``) and retries its batch, and a failed batch's partial output is
-never committed, so the result still holds every id once; :func:`score_pool` checks that
-before returning.
+stage: on a 2-core machine an upstream task stage next to the scorers can starve),
+consecutive buckets are joined into Ray Data blocks of up to ~4096 rows (about 8 per scorer
+at least), and ``map_batches`` hands each whole block to a
+:class:`~mtal_ray.scoring.mc_dropout.MCDropoutScorer`, which scores it bucket by bucket.
+
+``scoring.compute`` chooses how the scorers run. With ``tasks`` (the default on CPU) each
+block is a Ray task; a worker process keeps the scorer of the current call in
+:data:`_WARM` (the model is loaded once per process and call) and keeps its imports from one
+call to the next, so a later round's scoring needs no process start and no import (Ray
+keeps idle workers up to its soft limit, which :mod:`mtal_ray.ray_session` raises for a local
+Ray). With ``actors`` a pool of actors lives as long as the call. Either way a block whose
+process dies is run again (Ray retries the task, or restarts the actor,
+``max_restarts=-1``, and retries its batch), a failed block's partial output is never
+committed, and the result holds every id once; :func:`score_pool` checks that before
+returning.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,6 +82,31 @@ def _actor_class(scorer_cls: type[MCDropoutScorer]) -> type[MCDropoutScorer]:
     return type(scorer_cls.__name__, (_InitErrorsReported, scorer_cls), {})
 
 
+#: The scorer of the latest call that ran a block in this worker process, by call token
+#: (at most one entry: a new call's model replaces the last one).
+_WARM: dict[str, MCDropoutScorer] = {}
+
+
+def _score_block(
+    batch: pa.Table,
+    *,
+    call: str,
+    scorer_cls: type[MCDropoutScorer],
+    constructor: dict[str, Any],
+) -> pa.Table:
+    """Ray Data task function: score ``batch`` with this process's scorer for ``call``
+    (built, and its model loaded, on the call's first block in this process)."""
+    scorer = _WARM.get(call)
+    if scorer is None:
+        _WARM.clear()  # the last call's model goes before this one's is loaded
+        from mtal_ray.logs import setup_logging
+
+        setup_logging("scorer")
+        scorer = scorer_cls(**constructor)
+        _WARM[call] = scorer
+    return scorer(batch)
+
+
 def scoring_progress_text(done: int, total: int, seconds: float) -> str:
     """``scoring: 320/1000 sentences (25.1/s)`` for a progress callback."""
     return f"scoring: {done}/{total} sentences ({done / max(seconds, 1e-9):.1f}/s)"
@@ -96,21 +130,23 @@ def score_pool(
     pool : pyarrow.Table
         Rows to score; needs ``id`` and ``tokens`` (other columns are ignored).
     checkpoint : path-like
-        The trained model, loaded once per actor.
+        The trained model, loaded once per actor (``actors``) or per worker process
+        (``tasks``).
     config : ScoringConfig, optional
         ``k``, ``ec_only``, ``concurrency``, ``batch_size``, resources... (defaults when
         omitted).
     loader : callable, optional
-        ``loader(checkpoint) -> ScoringModel`` run inside each actor.
+        ``loader(checkpoint) -> ScoringModel`` run inside each scorer.
     scorer_cls : type, optional
-        The actor class (a subclass of :class:`MCDropoutScorer`).
+        The scorer class (a subclass of :class:`MCDropoutScorer`).
     progress : callable, optional
         ``progress(rows_done, rows_total, seconds)``, called at most every 10 s and at
         the end while scored rows stream in.
     phases : dict, optional
         Filled with where the time went, in seconds: ``prepare`` (checks and length
         buckets in the driver), ``first_block`` (until the first scored block arrives:
-        actor start, imports, model load and the first batch) and ``stream`` (the rest,
+        process start and imports where a scorer needs them, model load and the first
+        batch) and ``stream`` (the rest,
         with checking and ordering the result).
 
     Returns
@@ -161,24 +197,42 @@ def score_pool(
         "loader": loader,
         "experiment": experiment,
     }
-    dataset = ray.data.from_arrow(blocks).map_batches(
-        _actor_class(scorer_cls),
-        fn_constructor_kwargs=constructor,
-        batch_size=None,  # a whole block: the scorer splits it into its length buckets
-        batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=cfg.concurrency),
-        num_cpus=cfg.cpus_per_actor,
-        num_gpus=cfg.gpus_per_actor or None,
-        zero_copy_batch=True,
-    )
+    common: dict[str, Any] = {
+        "batch_size": None,  # a whole block: the scorer splits it into its length buckets
+        "batch_format": "pyarrow",
+        "num_cpus": cfg.cpus_per_actor,
+        "num_gpus": cfg.gpus_per_actor or None,
+        "zero_copy_batch": True,
+    }
+    source = ray.data.from_arrow(blocks)
+    if cfg.compute_strategy() == "tasks":
+        dataset = source.map_batches(
+            _score_block,
+            fn_kwargs={
+                "call": uuid.uuid4().hex,
+                "scorer_cls": scorer_cls,
+                "constructor": constructor,
+            },
+            compute=ray.data.TaskPoolStrategy(size=cfg.concurrency),
+            **common,
+        )
+    else:
+        dataset = source.map_batches(
+            _actor_class(scorer_cls),
+            fn_constructor_kwargs=constructor,
+            compute=ray.data.ActorPoolStrategy(size=cfg.concurrency),
+            **common,
+        )
     # a scorer's exception comes back as itself, not as a UserCodeException whose
     # ``__cause__`` (the user's error) is lost on the way back from the actor
     dataset.context.raise_original_map_exception = True
     parts: list[pa.Table] = []
     done, started, last_report = 0, time.perf_counter(), float("-inf")  # report the first
     timing["prepare"] = started - called
-    try:  # streamed: scored blocks arrive as actors finish them
-        for part in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+    batches = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow"))
+    failure: str | None = None
+    try:  # streamed: scored blocks arrive as scorers finish them
+        for part in batches:
             parts.append(part)
             done += part.num_rows
             now = time.perf_counter()
@@ -187,11 +241,24 @@ def score_pool(
             if progress is not None and (now - last_report >= 10.0 or done == table.num_rows):
                 progress(done, table.num_rows, now - started)
                 last_report = now
-    except Exception as err:  # Ray wraps errors raised in actors; surface the user's one
+    except Exception as err:  # Ray wraps errors raised in scorers; surface the user's one
         cause = user_error(err)
         if cause is None:
             raise
-        raise ScoringError(str(cause)) from err
+        failure = str(cause)
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    if failure is not None:
+        # A failed call's executor sits in a reference cycle with Ray's error and its
+        # traceback; collected only by the garbage collector, its actors hold their CPUs
+        # until then (a later scoring or training in this process could wait forever). So
+        # the error is raised without Ray's (it carries the scorer's message) after
+        # collecting what the failed call left.
+        del batches, dataset
+        gc.collect()
+        raise ScoringError(failure)
     if not parts:
         raise ScoringError("scoring returned no rows (is the pool empty?)")
     result = pa.concat_tables([p for p in parts if p.num_rows] or parts)
