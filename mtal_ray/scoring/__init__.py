@@ -1,8 +1,9 @@
-"""Scoring the unlabeled pool: MC-dropout confidences with Ray Data actors.
+"""Scoring the unlabeled pool: MC-dropout confidences with Ray Data tasks or actors.
 
 * :func:`~mtal_ray.scoring.pool.score_pool` / :func:`~mtal_ray.scoring.pool.score_pool_to_file`
-  — the whole pool through ``Dataset.map_batches`` with a pool of
-  :class:`~mtal_ray.scoring.mc_dropout.MCDropoutScorer` actors.
+  — the whole pool through ``Dataset.map_batches`` with
+  :class:`~mtal_ray.scoring.mc_dropout.MCDropoutScorer` s in warm task workers (CPU) or a
+  pool of actors (``scoring.compute``).
 * :mod:`~mtal_ray.scoring.table` — the confidence table's schema (what selection reads)
   and its atomic Parquet I/O.
 * :class:`~mtal_ray.scoring.config.ScoringConfig` — the ``scoring`` config section.

@@ -1,7 +1,8 @@
-"""The Ray Data scoring actor: MC-dropout confidences for batches of pool sentences.
+"""The Ray Data scorer: MC-dropout confidences for batches of pool sentences.
 
 :class:`MCDropoutScorer` is a callable class for ``Dataset.map_batches``: Ray Data builds
-one per actor (the checkpoint is loaded once) and calls it on each batch. A batch is a
+one per actor, or :mod:`mtal_ray.scoring.pool` one per task worker process and call (the
+checkpoint is loaded once either way), and calls it on each batch. A batch is a
 ``pyarrow.Table`` with ``id``, ``tokens`` and ``n_tokens``; the result is the matching
 rows of the confidence table (:mod:`mtal_ray.scoring.table`). ``id`` is carried through
 because Ray Data does not keep row order.
