@@ -7,7 +7,7 @@ at least), and ``map_batches`` hands each whole block to a
 :class:`~mtal_ray.scoring.mc_dropout.MCDropoutScorer`, which scores it bucket by bucket.
 
 ``scoring.compute`` chooses how the scorers run. With ``tasks`` (the default on CPU) each
-block is a Ray task; a worker process keeps the scorer of the current call in
+block is a Ray task; a worker process keeps the scorer of each running call in
 :data:`_WARM` (the model is loaded once per process and call) and keeps its imports from one
 call to the next, so a later round's scoring needs no process start and no import (Ray
 keeps idle workers up to its soft limit, which :mod:`mtal_ray.ray_session` raises for a local
@@ -24,6 +24,7 @@ import gc
 import os
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,33 @@ def _actor_class(scorer_cls: type[MCDropoutScorer]) -> type[MCDropoutScorer]:
     return type(scorer_cls.__name__, (_InitErrorsReported, scorer_cls), {})
 
 
-#: The scorer of the latest call that ran a block in this worker process, by call token
-#: (at most one entry: a new call's model replaces the last one).
-_WARM: dict[str, MCDropoutScorer] = {}
+#: The scorers of the scoring calls that ran blocks in this worker process, by call token,
+#: most recently used last, with the time of their last block. Concurrent calls (the trials
+#: of a sweep) share the workers: each keeps its scorer instead of reloading its model
+#: whenever the other ran a block in between.
+_WARM: OrderedDict[str, tuple[MCDropoutScorer, float]] = OrderedDict()
+#: Most scorers (models) a worker process keeps ...
+MAX_WARM_SCORERS = 4
+#: ... and for how long after a call's last block here (a call's blocks come seconds apart;
+#: the next round brings a new model and a new call).
+WARM_IDLE_S = 120.0
+
+
+def _warm_scorer(
+    call: str, build: Callable[[], MCDropoutScorer], now: float | None = None
+) -> MCDropoutScorer:
+    """This process's scorer for ``call``, built by ``build()`` on the call's first block
+    here; scorers of calls idle for ``WARM_IDLE_S`` or beyond the ``MAX_WARM_SCORERS`` most
+    recent go first."""
+    now = time.monotonic() if now is None else now
+    entry = _WARM.pop(call, None)
+    for token in [t for t, (_, last) in _WARM.items() if now - last > WARM_IDLE_S]:
+        del _WARM[token]
+    while len(_WARM) >= MAX_WARM_SCORERS:
+        _WARM.popitem(last=False)
+    scorer = build() if entry is None else entry[0]
+    _WARM[call] = (scorer, now)
+    return scorer
 
 
 def _score_block(
@@ -96,15 +121,14 @@ def _score_block(
 ) -> pa.Table:
     """Ray Data task function: score ``batch`` with this process's scorer for ``call``
     (built, and its model loaded, on the call's first block in this process)."""
-    scorer = _WARM.get(call)
-    if scorer is None:
-        _WARM.clear()  # the last call's model goes before this one's is loaded
+
+    def build() -> MCDropoutScorer:
         from mtal_ray.logs import setup_logging
 
         setup_logging("scorer")
-        scorer = scorer_cls(**constructor)
-        _WARM[call] = scorer
-    return scorer(batch)
+        return scorer_cls(**constructor)
+
+    return _warm_scorer(call, build)(batch)
 
 
 def scoring_progress_text(done: int, total: int, seconds: float) -> str:
