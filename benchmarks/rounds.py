@@ -115,21 +115,20 @@ def breakdown(state: dict[str, Any], iteration: int) -> dict[str, float]:
     return {k: float(v) for k, v in state["rounds"][iteration]["seconds"].items()}
 
 
-def fixed_part(seconds: dict[str, float], pool_rows: int) -> dict[str, float]:
-    """The fixed phases of a round; ``score.first_block`` less its own rows' scoring (the
-    first block's share of the pool at the rate of the rest of the stream)."""
+def fixed_part(seconds: dict[str, float], blocks: int) -> dict[str, float]:
+    """The fixed phases of a round; ``score.first_block`` less its own block's scoring (one
+    of the pool's ``blocks`` at the rate of the rest of the stream)."""
     fixed = {k: seconds[k] for k in FIXED if k in seconds}
     stream, first = seconds.get("score.stream", 0.0), seconds.get("score.first_block", 0.0)
-    blocks = max(1, -(-pool_rows // 4096), 8)  # score_pool: >= 8 blocks per scorer
-    if "score.first_block" in fixed and stream > 0:
+    if "score.first_block" in fixed and stream > 0 and blocks > 1:
         per_block = stream / (blocks - 1)
         fixed["score.first_block"] = max(0.0, first - per_block)
     return fixed
 
 
-def round_summary(seconds: dict[str, float], pool_rows: int) -> dict[str, Any]:
+def round_summary(seconds: dict[str, float], blocks: int) -> dict[str, Any]:
     total = sum(seconds.get(f"step.{s}", 0.0) for s in STEPS) + seconds.get("tracking", 0)
-    fixed = fixed_part(seconds, pool_rows)
+    fixed = fixed_part(seconds, blocks)
     return {
         "seconds": {k: round(v, 2) for k, v in sorted(seconds.items())},
         "total_s": round(total, 1),
@@ -143,6 +142,9 @@ def run_arm(work: Path, arm: str, tracking_uri: str, fresh: bool) -> dict[str, A
     """One launcher run with ``scoring.compute: arm``; its scored rounds' breakdowns."""
     import pyarrow.parquet as pq
     import yaml
+
+    from mtal_ray.scoring.config import ScoringConfig
+    from mtal_ray.scoring.pool import block_count
 
     run_dir = work / arm
     if fresh:
@@ -161,7 +163,8 @@ def run_arm(work: Path, arm: str, tracking_uri: str, fresh: bool) -> dict[str, A
     for iteration in SCORED_ROUNDS:
         record = state["rounds"][iteration]
         pool_rows = pq.ParquetFile(record["confidence_table"]).metadata.num_rows
-        rounds.append(round_summary(breakdown(state, iteration), pool_rows))
+        blocks = block_count(pool_rows, ScoringConfig(**config["scoring"]))
+        rounds.append(round_summary(breakdown(state, iteration), blocks))
     return {"wall_s": round(time.perf_counter() - started, 1), "rounds": rounds}
 
 

@@ -69,9 +69,10 @@ _LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 #: Ray reads the GCS port of a new head from this variable.
 _GCS_PORT_ENV = "RAY_GCS_SERVER_PORT"
 
-#: Ray kills idle worker processes beyond a soft limit (its default: the node's CPUs, actors
-#: counted). A round's Train controller and worker would then push out the task workers
-#: that scored the last round, and the next scoring would start processes and import torch
+#: Ray kills idle worker processes beyond a soft limit (default: the node's CPUs). In a
+#: probe on a local ``ray.init`` Ray, two 1-CPU actors held for 15 s (as a round's training
+#: holds the CPUs) got the task workers of the last scoring replaced under the default, and
+#: not under this limit; the next scoring would otherwise start processes and import torch
 #: again (``scoring.compute: tasks``). A local Ray keeps this many more.
 EXTRA_IDLE_WORKERS = 4
 #: Ray's setting (``RAY_<name>`` in a raylet's environment, ``_system_config`` in ray.init).

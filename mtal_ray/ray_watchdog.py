@@ -95,8 +95,8 @@ def watch(
     while not closed.wait(POLL_S):
         if not _alive({owner.pid: owner}):  # gone, a zombie, or its pid reused
             break
-        _descendants(procs)
-        if not _alive(procs):  # Ray was shut down: nothing left to guard
+        _descendants(procs)  # drops the exited ones
+        if not procs:  # Ray was shut down: nothing left to guard
             return []
     return stop(procs)
 

@@ -52,9 +52,9 @@ def start_head(
     """``ray start --head`` on free ports in ``temp_dir``; returns the GCS address.
 
     The head keeps idle workers as a local Ray of ours does
-    (:func:`mtal_ray.ray_session.worker_soft_limit`) and runs with token authentication off (``RAY_AUTH_MODE=disabled``; Ray 2.60
-    enables it by default and a plain ``ray.init(address=...)`` from a test then fails
-    with "InvalidAuthToken"; FIELD_NOTES). With ``dashboard_port`` the dashboard (and the
+    (:func:`mtal_ray.ray_session.worker_soft_limit`) and runs with token authentication
+    off (``RAY_AUTH_MODE=disabled``; Ray 2.60 enables it by default and a plain
+    ``ray.init(address=...)`` from a test then fails with "InvalidAuthToken"; FIELD_NOTES). With ``dashboard_port`` the dashboard (and the
     job server) runs on that port. Raises AssertionError with Ray's output when the head
     does not come up.
     """

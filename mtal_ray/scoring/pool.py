@@ -39,7 +39,7 @@ from mtal_ray.scoring.config import ScoringConfig
 from mtal_ray.scoring.mc_dropout import MCDropoutScorer, ModelLoader
 from mtal_ray.scoring.table import check_complete, write_confidence_table
 
-__all__ = ["score_pool", "score_pool_to_file", "scoring_progress_text"]
+__all__ = ["block_count", "score_pool", "score_pool_to_file", "scoring_progress_text"]
 
 
 def _pool_columns(pool: pa.Table) -> pa.Table:
@@ -131,6 +131,14 @@ def _score_block(
     return _warm_scorer(call, build)(batch)
 
 
+def block_count(rows: int, config: ScoringConfig) -> int:
+    """How many Ray Data blocks a pool of ``rows`` is cut into: about 8 per scorer (load
+    balance), at most ~``scoring.block_rows`` rows each (Ray Data's cost per block stays
+    small, a retried block cheap); :func:`~mtal_ray.scoring.buckets.bucket_blocks` keeps
+    whole buckets, so a small pool may get fewer."""
+    return max(8 * config.concurrency, -(-rows // config.block_rows))
+
+
 def scoring_progress_text(done: int, total: int, seconds: float) -> str:
     """``scoring: 320/1000 sentences (25.1/s)`` for a progress callback."""
     return f"scoring: {done}/{total} sentences ({done / max(seconds, 1e-9):.1f}/s)"
@@ -170,8 +178,7 @@ def score_pool(
         Filled with where the time went, in seconds: ``prepare`` (checks and length
         buckets in the driver), ``first_block`` (until the first scored block arrives:
         process start and imports where a scorer needs them, model load and the first
-        batch) and ``stream`` (the rest,
-        with checking and ordering the result).
+        batch) and ``stream`` (the rest, with checking and ordering the result).
 
     Returns
     -------
@@ -202,10 +209,7 @@ def score_pool(
                 f"(it predicts {', '.join(known)})"
             )
     ensure_ray()
-    # about 8 blocks per actor (load balance), at most ~scoring.block_rows rows each (Ray
-    # Data's cost per block stays small, a retried block cheap); blocks hold whole buckets
-    n_blocks = max(8 * cfg.concurrency, -(-table.num_rows // cfg.block_rows))
-    blocks = bucket_blocks(table, cfg.batch_size, cfg.max_tokens, n_blocks)
+    blocks = bucket_blocks(table, cfg.batch_size, cfg.max_tokens, block_count(table.num_rows, cfg))
     constructor: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "k": cfg.k,
@@ -253,10 +257,9 @@ def score_pool(
     parts: list[pa.Table] = []
     done, started, last_report = 0, time.perf_counter(), float("-inf")  # report the first
     timing["prepare"] = started - called
-    batches = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow"))
     failure: str | None = None
     try:  # streamed: scored blocks arrive as scorers finish them
-        for part in batches:
+        for part in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             parts.append(part)
             done += part.num_rows
             now = time.perf_counter()
@@ -270,17 +273,13 @@ def score_pool(
         if cause is None:
             raise
         failure = str(cause)
-    finally:
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
     if failure is not None:
         # A failed call's executor sits in a reference cycle with Ray's error and its
         # traceback; collected only by the garbage collector, its actors hold their CPUs
         # until then (a later scoring or training in this process could wait forever). So
         # the error is raised without Ray's (it carries the scorer's message) after
         # collecting what the failed call left.
-        del batches, dataset
+        del dataset
         gc.collect()
         raise ScoringError(failure)
     if not parts:
