@@ -54,6 +54,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import trial_archive  # benchmarks/trial_archive.py
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results" / "validity.json"
@@ -388,10 +391,18 @@ def overconfidence(trial_dir: Path) -> dict[str, float]:
     return {t: overconfidence_error(conf[t], acc[t]) for t in conf if conf[t]}
 
 
-def post_hoc(name: str, scenario: Scenario, sweep_dir: Path, work: Path, results: dict) -> None:
-    """Cross-task scores of ST-AL and OE of MT-AVG (LS, CE); cached in ``work``."""
-    cache_path = work / f"{name}_posthoc.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+def _final_checkpoint(trial_dir: Path) -> bool:
+    state = trial_dir / "state.json"
+    if not state.exists():
+        return False
+    rounds = json.loads(state.read_text(encoding="utf-8")).get("rounds") or []
+    checkpoint = rounds[-1].get("checkpoint") if rounds else None
+    return bool(checkpoint) and Path(checkpoint).exists()
+
+
+def post_hoc(name: str, scenario: Scenario, sweep_dir: Path, archive: Path, results: dict) -> None:
+    """Cross-task scores of ST-AL and OE of MT-AVG (LS, CE); kept in the trial archive."""
+    cache = trial_archive.load_posthoc(archive)
     for method, seeds in results.items():
         for entry in seeds.values():
             trial_dir = sweep_dir / "trials" / entry["trial"]
@@ -399,9 +410,13 @@ def post_hoc(name: str, scenario: Scenario, sweep_dir: Path, work: Path, results
             if method.startswith("st-ec-") and f"{key}:cross" not in cache:
                 print(f"[{name}] cross-task training for {entry['trial']}", flush=True)
                 cache[f"{key}:cross"] = cross_task(trial_dir, scenario, method[len("st-ec-") :])
+                trial_archive.save_posthoc(archive, cache)
             if method in ("mt-avg", "mt-avg-ce") and f"{key}:oe" not in cache:
-                cache[f"{key}:oe"] = overconfidence(trial_dir)
-            cache_path.write_text(json.dumps(cache, indent=1))
+                if _final_checkpoint(trial_dir):
+                    cache[f"{key}:oe"] = overconfidence(trial_dir)
+                    trial_archive.save_posthoc(archive, cache)
+                else:  # restored from the archive without its model: OE cannot be measured
+                    print(f"[{name}] no OE for {key}: its final checkpoint is not here")
             if f"{key}:cross" in cache:
                 entry["cross_task_final"] = cache[f"{key}:cross"]
             if f"{key}:oe" in cache:
@@ -534,7 +549,9 @@ def add_protocol_args(parser: argparse.ArgumentParser, rounds: int = 5) -> None:
     parser.add_argument(
         "--concurrent", type=int, default=None, help="trials at once (default: as many as fit)"
     )
-    parser.add_argument("--skip-sweeps", action="store_true", help="only collect and print")
+    parser.add_argument(
+        "--skip-sweeps", action="store_true", help="only archive finished trials, collect, print"
+    )
     parser.add_argument("--verbose", action="store_true")
 
 
@@ -586,6 +603,7 @@ class ScenarioSweep:
     pool_size: int | None
     sweep_dir: Path
     started: float
+    archive: Path
 
 
 def scenario_sweeps(
@@ -608,14 +626,29 @@ def scenario_sweeps(
         corpus = pool_corpus(scenario, size, work)
         sweep_name = f"{prefix}_{name}"
         sweep_dir = work / "sweeps" / sweep_name
+        archive = archive_root(args) / sweep_name
         if not args.skip_sweeps:
             config = config_for(sweep_name, scenario, corpus)
+            restored, skipped = trial_archive.restore(archive, sweep_dir, config)
+            if restored:
+                print(f"[{name}] {len(restored)} finished trial(s) restored from {archive}")
+            for line in skipped:
+                print(f"[{name}] archived trial not restored (other settings): {line}")
             code = run_sweep(sweep_name, config, work, args.verbose)
             if code != 0:
                 failures.append(name)
                 print(f"[{name}] the sweep exited {code}; see {work / f'{sweep_name}.log'}")
+        saved = trial_archive.save(sweep_dir, archive)
+        if saved:
+            print(f"[{name}] {len(saved)} finished trial(s) archived in {archive}")
         if (sweep_dir / "trials").is_dir():
-            yield ScenarioSweep(name, scenario, size, sweep_dir, started)
+            yield ScenarioSweep(name, scenario, size, sweep_dir, started, archive)
+
+
+def archive_root(args: argparse.Namespace) -> Path:
+    """Where finished trials are kept (``benchmarks/results/trials/<output stem>``)."""
+    output = Path(args.output)
+    return output.parent / "trials" / output.stem
 
 
 def write_results(output: dict[str, Any], path: str, started: float) -> None:
@@ -640,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for run in scenario_sweeps(args, work, "validity", config_for, failures):
         results = collect(run.sweep_dir, run.scenario.tasks)
-        post_hoc(run.name, run.scenario, run.sweep_dir, work, results)
+        post_hoc(run.name, run.scenario, run.sweep_dir, run.archive, results)
         output["scenarios"][run.name] = {"pool_size": run.pool_size, "methods": results}
         output["wall_s"][run.name] = round(time.perf_counter() - run.started, 1)
         print_tables(run.name, run.scenario, results, run.sweep_dir)

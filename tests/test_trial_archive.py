@@ -1,0 +1,112 @@
+"""benchmarks/trial_archive.py: finished trials carried across machines (real files, no Ray)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from mtal_ray.sweep.results import TrialRecord, load_trial
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import trial_archive
+
+SWEEP = {
+    "seed": 0,
+    "data": {"path": "/somewhere/runs/data/atis_pool2000", "format": "slu", "tasks": ["sf", "id"]},
+    "training": {"lr": 5e-5, "cpus_per_worker": 0.99},
+    "tracking": {"experiment": "validity_atis"},
+    "sweep": {"name": "validity_atis", "grid": {"selection.method": ["mt-r"], "seed": [0, 1]}},
+}
+ROWS = [
+    {"iteration": 0, "labeled": 40, "test.sf": 0.61, "test.id": 0.80},
+    {"iteration": 1, "labeled": 80, "test.sf": 0.70, "test.id": 0.88},
+]
+
+
+def make_trial(sweep_dir: Path, seed: int, status: str, *, lr: float = 5e-5) -> Path:
+    """A trial folder as the driver and run_trial leave it (config resolved from SWEEP)."""
+    params = {"selection.method": "mt-r", "seed": seed}
+    name = f"mt-r_seed={seed}"
+    trial_dir = sweep_dir / "trials" / name
+    TrialRecord(name=name, params=params, method="mt-r", seed=seed, status=status).save(trial_dir)
+    sweep = json.loads(json.dumps(SWEEP))
+    sweep["training"]["lr"] = lr
+    config = trial_archive.resolved_config(sweep, params)
+    # where it ran differs from machine to machine and must not matter
+    config["data"]["path"] = "/other/machine/runs/data/atis_pool2000"
+    config["tracking"]["tracking_uri"] = "sqlite:////other/machine/mlruns.db"
+    config["training"]["cpus_per_worker"] = 1.5
+    (trial_dir / "config.json").write_text(json.dumps(config))
+    (trial_dir / "state.json").write_text(json.dumps({"labeled": {"sf": ["3", "7"]}}))
+    if status == "finished":
+        summary = {"status": "finished", "rows": ROWS, "stopping": {}}
+        (trial_dir / "summary.json").write_text(json.dumps(summary))
+    first = trial_dir / "rounds" / "round_0" / "selection.json"
+    first.parent.mkdir(parents=True)
+    first.write_text(json.dumps({"ids": ["3", "7"]}))
+    (trial_dir / "rounds" / "round_0" / "model.bin").write_bytes(b"\0" * 1000)  # not archived
+    return trial_dir
+
+
+def test_finished_trials_are_saved_once_with_their_small_files_only(tmp_path: Path) -> None:
+    sweep_dir, archive = tmp_path / "sweep", tmp_path / "archive"
+    make_trial(sweep_dir, 0, "finished")
+    make_trial(sweep_dir, 1, "running")
+
+    assert trial_archive.save(sweep_dir, archive) == ["mt-r_seed=0"]
+    kept = sorted(str(p.relative_to(archive)) for p in archive.rglob("*") if p.is_file())
+    assert kept == sorted(f"mt-r_seed=0/{name}" for name in trial_archive.FILES)
+    assert trial_archive.save(sweep_dir, archive) == []  # already there
+    assert not list(archive.glob("*.partial"))
+
+
+def test_a_restored_trial_is_finished_for_the_sweep_and_keeps_its_rows(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    make_trial(tmp_path / "old", 0, "finished")
+    trial_archive.save(tmp_path / "old", archive)
+
+    fresh = tmp_path / "fresh"
+    restored, skipped = trial_archive.restore(archive, fresh, SWEEP)
+
+    assert (restored, skipped) == (["mt-r_seed=0"], [])
+    trial = load_trial(fresh / "trials" / "mt-r_seed=0")
+    # what run_trial checks before returning at once instead of running the trial again
+    assert trial is not None and trial.record.status == "finished"
+    assert trial.rows == ROWS
+    assert trial.first_selection == ["3", "7"]
+    # a second restore leaves the sweep's own folder alone
+    assert trial_archive.restore(archive, fresh, SWEEP) == ([], [])
+
+
+def test_a_trial_that_ran_under_other_settings_is_not_restored(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    make_trial(tmp_path / "old", 0, "finished", lr=1e-4)
+    trial_archive.save(tmp_path / "old", archive)
+
+    restored, skipped = trial_archive.restore(archive, tmp_path / "fresh", SWEEP)
+
+    assert restored == []
+    assert skipped == ["mt-r_seed=0: training.lr"]
+    assert not (tmp_path / "fresh" / "trials" / "mt-r_seed=0").exists()
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "keys"),
+    [
+        ({"x": 1, "s": {"y": 2}}, {"x": 1, "s": {"y": 2}}, []),
+        ({"x": 1, "s": {"y": 2}}, {"x": 1, "s": {"y": 3, "z": 0}}, ["s.y", "s.z"]),
+        ({"x": [1, 2]}, {"x": [2, 1]}, ["x"]),
+    ],
+)
+def test_differences_name_the_dotted_keys_that_differ(a: dict, b: dict, keys: list) -> None:
+    assert trial_archive.differences(a, b) == keys
+
+
+def test_posthoc_results_round_trip(tmp_path: Path) -> None:
+    cache = {"mt-avg_seed=0:oe": {"sf": 0.012, "id": 0.003}}
+    trial_archive.save_posthoc(tmp_path / "a", cache)
+    assert trial_archive.load_posthoc(tmp_path / "a") == cache
+    assert trial_archive.load_posthoc(tmp_path / "missing") == {}
