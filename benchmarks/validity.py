@@ -423,6 +423,63 @@ def post_hoc(name: str, scenario: Scenario, sweep_dir: Path, archive: Path, resu
                 entry["overconfidence"] = cache[f"{key}:oe"]
 
 
+def label_composition(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a labeled set covers: its size, mean sentence length, and per label column
+    (``<task>.label``: the class; ``<task>.tags``: BIO entity/slot types) the number of
+    types seen and the normalized entropy of their distribution (1 = all types alike).
+
+    The diagnostic for skewed selections (issue: MT-AVG's picks once held no sentence of
+    two intents that random picks covered)."""
+    out: dict[str, Any] = {"sentences": len(rows)}
+    if not rows:
+        return out
+    out["mean_tokens"] = float(np.mean([len(r.get("tokens") or []) for r in rows]))
+    for column in sorted(rows[0]):
+        if not column.endswith((".label", ".tags")):
+            continue
+        counts: dict[str, int] = defaultdict(int)
+        for row in rows:
+            value = row.get(column)
+            if column.endswith(".label"):
+                if value is not None:
+                    counts[str(value)] += 1
+                continue
+            for tag in value or []:
+                if tag and tag[:2] == "B-":  # one mention per B- tag
+                    counts[tag[2:]] += 1
+        total = sum(counts.values())
+        p = np.array([c / total for c in counts.values()]) if total else np.array([])
+        entropy = float(-(p * np.log(p)).sum() / math.log(len(p))) if len(p) > 1 else 0.0
+        out[column] = {"types": len(counts), "entropy": round(entropy, 4), "count": total}
+    return out
+
+
+def pool_composition(corpus: Path, scenario: Scenario) -> dict[str, Any]:
+    """:func:`label_composition` of the whole pool (the reference for the selections)."""
+    from mtal_ray.data.corpus import load_corpus
+
+    return label_composition(load_corpus(corpus, scenario.format).splits["train"].to_pylist())
+
+
+def trial_composition(trial_dir: Path, corpus: Path) -> dict[str, Any] | None:
+    """:func:`label_composition` of a trial's final labeled set (any task), read from its
+    ``state.json`` and the corpus at ``corpus`` (None when the state is not there)."""
+    from mtal_ray.config import ExperimentConfig
+    from mtal_ray.data.splits import take_ids
+    from mtal_ray.driver.loop import load_run_data
+
+    state_path, config_path = trial_dir / "state.json", trial_dir / "config.json"
+    if not state_path.exists() or not config_path.exists():
+        return None
+    raw = json.loads(config_path.read_text(encoding="utf-8"))
+    raw["data"]["path"] = str(corpus)  # the archived path may be another machine's
+    cfg = ExperimentConfig.model_validate(raw)
+    labeled = json.loads(state_path.read_text(encoding="utf-8")).get("labeled") or {}
+    ids = sorted({i for task_ids in labeled.values() for i in task_ids})
+    train = load_run_data(cfg, REPO).train
+    return label_composition(take_ids(train, ids).to_pylist())
+
+
 # --------------------------------------------------------------------------- tables
 
 
@@ -435,7 +492,38 @@ def _final(entry: dict[str, Any], task: str) -> float | None:
     return values[-1] if values and values[-1] is not None else None
 
 
-def print_tables(name: str, scenario: Scenario, results: dict, sweep_dir: Path) -> None:
+def print_composition(name: str, results: dict, pool: dict[str, Any]) -> None:
+    """Per method (mean over seeds): what its final labeled set covers, against the pool."""
+    columns = [c for c in pool if c.endswith((".label", ".tags"))]
+    if not columns:
+        return
+    print(f"\n=== {name}: composition of the final labeled set (mean over seeds; types seen,")
+    print("normalized entropy of their distribution); the pool for reference")
+    print("| method | sentences | tokens/sentence | " + " | ".join(columns) + " |")
+    print("|---|---:|---:|" + "---:|" * len(columns))
+
+    def row(label: str, comps: list[dict[str, Any]]) -> None:
+        cells = [
+            f"{_mean([c['sentences'] for c in comps]):.0f}",
+            f"{_mean([c.get('mean_tokens', 0.0) for c in comps]):.1f}",
+        ]
+        for column in columns:
+            seen = [c[column] for c in comps if column in c]
+            types = _mean([s["types"] for s in seen])
+            entropy = _mean([s["entropy"] for s in seen])
+            cells.append(f"{types:.1f} types, H {entropy:.2f}" if seen else "–")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+    for method, seeds in results.items():
+        comps = [e["composition"] for e in seeds.values() if e.get("composition")]
+        if comps:
+            row(method, comps)
+    row("(pool)", [pool])
+
+
+def print_tables(
+    name: str, scenario: Scenario, results: dict, sweep_dir: Path, pool: dict[str, Any]
+) -> None:
     from mtal_ray.sweep.reference import compare_with_reference, gain_text
     from mtal_ray.sweep.report import trial_label, varying_keys
     from mtal_ray.sweep.results import load_trials
@@ -485,6 +573,8 @@ def print_tables(name: str, scenario: Scenario, results: dict, sweep_dir: Path) 
             if ce and ls:
                 pre = 100 * (1 - _mean(ls) / _mean(ce)) if _mean(ce) > 0 else float("nan")
                 print(f"{task}: CE {_mean(ce):.4f}, LS {_mean(ls):.4f} (PRE {pre:.1f} %)")
+
+    print_composition(name, results, pool)
 
     for grd, blp in GRD_BLP:
         a, b = results.get(f"grd-{grd}"), results.get(blp)
@@ -604,6 +694,7 @@ class ScenarioSweep:
     sweep_dir: Path
     started: float
     archive: Path
+    corpus: Path
 
 
 def scenario_sweeps(
@@ -642,7 +733,7 @@ def scenario_sweeps(
         if saved:
             print(f"[{name}] {len(saved)} finished trial(s) archived in {archive}")
         if (sweep_dir / "trials").is_dir():
-            yield ScenarioSweep(name, scenario, size, sweep_dir, started, archive)
+            yield ScenarioSweep(name, scenario, size, sweep_dir, started, archive, corpus)
 
 
 def archive_root(args: argparse.Namespace) -> Path:
@@ -674,9 +765,18 @@ def main(argv: list[str] | None = None) -> int:
     for run in scenario_sweeps(args, work, "validity", config_for, failures):
         results = collect(run.sweep_dir, run.scenario.tasks)
         post_hoc(run.name, run.scenario, run.sweep_dir, run.archive, results)
-        output["scenarios"][run.name] = {"pool_size": run.pool_size, "methods": results}
+        for seeds in results.values():
+            for entry in seeds.values():
+                trial_dir = run.sweep_dir / "trials" / entry["trial"]
+                entry["composition"] = trial_composition(trial_dir, run.corpus)
+        output["scenarios"][run.name] = {
+            "pool_size": run.pool_size,
+            "pool_composition": pool_composition(run.corpus, run.scenario),
+            "methods": results,
+        }
         output["wall_s"][run.name] = round(time.perf_counter() - run.started, 1)
-        print_tables(run.name, run.scenario, results, run.sweep_dir)
+        pool = output["scenarios"][run.name]["pool_composition"]
+        print_tables(run.name, run.scenario, results, run.sweep_dir, pool)
     write_results(output, args.output, started)
     return 1 if failures else 0
 
