@@ -176,7 +176,13 @@ def test_losing_the_node_of_a_training_worker_restores_and_ends_with_the_same_mo
     table = sf_id_table(48)
     train, dev = table.slice(0, 32), table.slice(32)
     config = TrainingConfig(
-        num_workers=2, batch_size=8, eval_every=8, max_steps=96, lr=1e-3, max_failures=2
+        num_workers=2,
+        batch_size=8,
+        eval_every=8,
+        max_steps=96,
+        lr=1e-3,
+        max_failures=2,
+        checkpoint_when="every-eval",  # the node goes once two checkpoints are on disk
     )
     model = ModelConfig(encoder=encoder)
     undisturbed = train_model(train, dev, ["sf", "id"], model, config, tmp_path / "undisturbed")

@@ -87,6 +87,28 @@ def test_deepspeed_zero2_two_workers(ray_session, encoder: str, tmp_path: Path):
     assert predict(model, collator, table.slice(16)).num_rows == 8
 
 
+def test_only_evaluations_that_improve_write_a_checkpoint(ray_session, encoder, tmp_path):
+    """``training.checkpoint_when: improved`` (the default): a learning rate too small to
+    change a prediction makes every evaluation after the first a tie (not better), so only
+    the first and the last (whose metrics the result carries) are written; training still
+    runs all its steps."""
+    import json
+
+    table = sf_id_table(24)
+    config = small_config(
+        num_workers=1, eval_every=2, lr=1e-12, head_lr=1e-12, patience=10,
+        keep_checkpoints=True, checkpoints_to_keep=10,
+    )  # fmt: skip
+    assert config.checkpoint_when == "improved"
+    result = train_model(
+        table.slice(0, 16), table.slice(16), TASKS, ModelConfig(encoder=encoder), config, tmp_path
+    )
+    assert result.steps == 6 and result.best_step == 2
+    written = sorted(p for p in (tmp_path / "train").rglob("checkpoint_*") if p.is_dir())
+    steps = sorted(json.loads((p / "loop.json").read_text())["step"] for p in written)
+    assert steps == [2, 6]
+
+
 def test_train_command_prints_json_scores(ray_session, encoder: str, tmp_path: Path, capsys):
     import json
 

@@ -13,7 +13,9 @@ Example YAML::
       head_lr: null            # task heads' learning rate (null = lr)
       weight_decay: 0.01
       batch_size: 32           # global batch per step, split evenly over the workers
-      eval_every: 100          # steps between dev evaluations (each one checkpoints)
+      eval_every: 100          # steps between dev evaluations
+      checkpoint_when: improved  # improved: checkpoint an evaluation that is the best so
+                               # far (what the round keeps) and the last; every-eval: each
       patience: 5              # evaluations without dev improvement before stopping
       selection_floor: 0.001   # best checkpoint: geometric mean of max(score, floor)
       max_steps: 20000         # fixed budget; with epochs: the upper bound
@@ -107,6 +109,13 @@ class TrainingConfig(Section):
         ge=1,
         description="Best checkpoints Ray Train keeps while a round trains (the latest one "
         "too, to resume after a worker failure).",
+    )
+    checkpoint_when: Literal["improved", "every-eval"] = Field(
+        default="improved",
+        description="Which evaluations write a checkpoint: the best so far (the one a round "
+        "keeps; a worker failure resumes from it and replays the steps since, with the same "
+        "result) and the last, or every evaluation (less replay after a failure, more time "
+        "writing).",
     )
     keep_checkpoints: bool = Field(
         default=False,

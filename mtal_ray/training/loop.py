@@ -15,8 +15,11 @@ the same run directory), and trains with AdamW under DDP or a DeepSpeed ZeRO eng
   the workers and gathered, so every worker computes the same scores and takes the same
   early-stopping decision (stop after ``patience`` evaluations without a better geometric
   mean of the dev scores, each floored at ``training.selection_floor`` so that a task at 0
-  does not make every evaluation tie). Each evaluation reports metrics and a checkpoint
-  (``mtal_ray.training.checkpoint`` layout plus the resume state).
+  does not make every evaluation tie). Each evaluation reports metrics; the last one and one
+  that is the best so far (every one with ``training.checkpoint_when: every-eval``) also a
+  checkpoint
+  (``mtal_ray.training.checkpoint`` layout plus the resume state). The steps are seeded, so
+  a restart from an older checkpoint replays them to the same model.
 """
 
 from __future__ import annotations
@@ -283,26 +286,34 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             progress(progress_line(metrics, cfg.max_steps, list(tasks)))
         losses_since_eval = []
         checkpoint_started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="mtal-ckpt-") as tmp:
-            directory = Path(tmp)
-            runner.save_state(directory, rank)
-            if rank == 0:
-                info = CheckpointInfo(
-                    tasks=list(tasks),
-                    vocabs=vocabs,
-                    model=model_cfg,
-                    training=cfg.model_dump(),
-                    step=state.step,
-                    dev_scores={t: s["main"] for t, s in scores.items()},
-                    dev_gmean=gmean,
+        if cfg.checkpoint_when == "improved" and state.best_step != state.step and not stop:
+            # not the best so far: the round will not keep it, and a restart from the last
+            # best replays the steps since (seeded) to this very state; same on every rank.
+            # The last evaluation always checkpoints: Ray Train's result carries only the
+            # metrics of checkpointed reports (steps, phases: TrainResult)
+            ray.train.report(metrics)
+        else:
+            with tempfile.TemporaryDirectory(prefix="mtal-ckpt-") as tmp:
+                directory = Path(tmp)
+                runner.save_state(directory, rank)
+                if rank == 0:
+                    info = CheckpointInfo(
+                        tasks=list(tasks),
+                        vocabs=vocabs,
+                        model=model_cfg,
+                        training=cfg.model_dump(),
+                        step=state.step,
+                        dev_scores={t: s["main"] for t, s in scores.items()},
+                        dev_gmean=gmean,
+                    )
+                    weights = runner.state_dict_for_export()
+                    save_checkpoint(directory, model, collator, info, weights)
+                    (directory / LOOP_FILE).write_text(json.dumps(asdict(state)))
+                    _write_predictions(directory / PREDICTIONS_FILE, dev, predictions, model)
+                has_files = any(directory.iterdir())
+                ray.train.report(
+                    metrics, checkpoint=Checkpoint.from_directory(tmp) if has_files else None
                 )
-                save_checkpoint(directory, model, collator, info, runner.state_dict_for_export())
-                (directory / LOOP_FILE).write_text(json.dumps(asdict(state)))
-                _write_predictions(directory / PREDICTIONS_FILE, dev, predictions, model)
-            has_files = any(directory.iterdir())
-            ray.train.report(
-                metrics, checkpoint=Checkpoint.from_directory(tmp) if has_files else None
-            )
         spent["s_checkpoint"] += time.perf_counter() - checkpoint_started
         step_started = time.perf_counter()
         if math.isnan(metrics["train_loss"]):
