@@ -12,8 +12,9 @@ returns at once, so only the missing trials run.
 
 A trial is restored only when it would run under exactly the settings it ran under: its
 archived ``config.json`` is compared with the config the current sweep resolves for the
-same parameters, ignoring where things live (paths, MLflow, ``al.run_dir``) and how many
-CPUs they get. A differing trial is reported and not restored (it runs again).
+same parameters, ignoring where things live (paths, MLflow, ``al.run_dir``), how many
+CPUs they get, and settings the code gained after the trial ran. A differing trial is
+reported and not restored (it runs again).
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ def differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".") or "(config)"]
 
 
+def only_known(wanted: Any, archived: Any) -> Any:
+    """``wanted`` without the keys ``archived`` does not have: settings added to the code
+    after the trial ran (their defaults keep the old behaviour, as the driver's own config
+    digest assumes: it leaves defaults out)."""
+    if isinstance(wanted, dict) and isinstance(archived, dict):
+        return {k: only_known(v, archived[k]) for k, v in wanted.items() if k in archived}
+    return wanted
+
+
 def _finished(trial_dir: Path) -> bool:
     from mtal_ray.sweep.results import load_trial
 
@@ -124,7 +134,7 @@ def restore(archive: Path, sweep_dir: Path, sweep_config: dict[str, Any]) -> tup
         record = json.loads((folder / "trial.json").read_text(encoding="utf-8"))
         archived = comparable(json.loads((folder / "config.json").read_text(encoding="utf-8")))
         wanted = comparable(resolved_config(sweep_config, dict(record.get("params") or {})))
-        keys = differences(archived, wanted)
+        keys = differences(archived, only_known(wanted, archived))
         if keys:
             skipped.append(f"{folder.name}: {', '.join(keys[:6])}")
             continue

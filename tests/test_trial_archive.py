@@ -81,6 +81,17 @@ def test_a_restored_trial_is_finished_for_the_sweep_and_keeps_its_rows(tmp_path:
     assert trial_archive.restore(archive, fresh, SWEEP) == ([], [])
 
 
+def test_settings_added_to_the_code_after_a_trial_ran_do_not_block_its_restore(tmp_path):
+    archive = tmp_path / "archive"
+    trial_dir = make_trial(tmp_path / "old", 0, "finished")
+    config = json.loads((trial_dir / "config.json").read_text())
+    del config["training"]["checkpoint_when"]  # as written before that key existed
+    (trial_dir / "config.json").write_text(json.dumps(config))
+    trial_archive.save(tmp_path / "old", archive)
+
+    assert trial_archive.restore(archive, tmp_path / "fresh", SWEEP) == (["mt-r_seed=0"], [])
+
+
 def test_a_trial_that_ran_under_other_settings_is_not_restored(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     make_trial(tmp_path / "old", 0, "finished", lr=1e-4)
