@@ -17,9 +17,8 @@ the same run directory), and trains with AdamW under DDP or a DeepSpeed ZeRO eng
   mean of the dev scores, each floored at ``training.selection_floor`` so that a task at 0
   does not make every evaluation tie). Each evaluation reports metrics; the last one and one
   that is the best so far (every one with ``training.checkpoint_when: every-eval``) also a
-  checkpoint
-  (``mtal_ray.training.checkpoint`` layout plus the resume state). The steps are seeded, so
-  a restart from an older checkpoint replays them to the same model.
+  checkpoint (``mtal_ray.training.checkpoint`` layout plus the resume state). The steps are
+  seeded, so a restart from an older checkpoint replays them to the same model.
 """
 
 from __future__ import annotations
