@@ -213,3 +213,31 @@ def test_beta_without_its_task_is_refused_before_training():
     cfg = load_config(None, ["sweep.grid.selection.beta=[0.5]"])
     with pytest.raises(ConfigError, match=r"selection\.beta needs selection\.task"):
         planned_trials(cfg, {})
+
+
+def test_a_trial_that_fails_before_its_run_exists_logs_its_params_under_their_own_keys(
+    tmp_path,
+):
+    """The fallback MLflow run of a trial whose config does not validate carries the swept
+    parameters under the same keys as every other trial's run (``model.encoder``, not
+    ``params.model.encoder``), so a sweep's runs can be compared by them."""
+    import pytest
+    from mlflow.tracking import MlflowClient
+
+    from mtal_ray.config import ExperimentConfig
+    from mtal_ray.errors import ConfigError
+    from mtal_ray.mlflow_tracking import MlflowTarget
+    from mtal_ray.sweep.trial import TrialContext, run_trial
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    target = MlflowTarget(uri, "fails", (tmp_path / "art").as_uri())
+    context = TrialContext(
+        sweep_name="s", sweep_dir=str(tmp_path / "sweep"), base_raw={"seed": 0},
+        datasets={}, base_dir=str(tmp_path), target=target, parent_run_id=None,
+        config_model=ExperimentConfig,
+    )  # fmt: skip
+    with pytest.raises(ConfigError):
+        run_trial({"training.lr": -1.0, "seed": 0}, context)
+    (run,) = MlflowClient(uri).search_runs([target.experiment_id()])
+    assert run.info.status == "FAILED"
+    assert run.data.params["training.lr"] == "-1.0" and run.data.params["seed"] == "0"

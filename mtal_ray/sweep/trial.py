@@ -192,7 +192,7 @@ def run_trial(
         try:
             if record.mlflow_run_id is None:
                 record.mlflow_run_id = start_run(
-                    context.target, None, name, {"params": params}, {"sweep.trial": name},
+                    context.target, None, name, params, {"sweep.trial": name},
                     parent_id=context.parent_run_id,
                 )  # fmt: skip
                 record.save(trial_dir)
