@@ -59,16 +59,17 @@ def train_once(when: str, labeled: int, seed: int, out: Path) -> dict[str, Any]:
     )
     wall = time.perf_counter() - started
     written = [p for p in (out / "train").rglob("checkpoint_*") if p.is_dir()]
+    eval_every = config.for_rows(labeled).eval_every
     return {
         "checkpoints": len(written),
-        "evaluations": None,  # filled from the steps below
+        "evaluations": -(-result.steps // eval_every),  # the last one at the final step
         "checkpoint_s": round(result.phases["checkpoint"], 2),
         "wall_s": round(wall, 1),
         "steps": result.steps,
         "best_step": result.best_step,
         "dev": result.dev_scores,
         "test": result.test_scores,
-        "eval_every": config.for_rows(labeled).eval_every,
+        "eval_every": eval_every,
     }
 
 
@@ -86,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
         for when in ARMS:
             print(f"[{when}] training ...", flush=True)
             arm = train_once(when, args.labeled, args.seed, Path(tmp) / when)
-            arm["evaluations"] = -(-arm["steps"] // arm["eval_every"])
             arms[when] = arm
             print(f"[{when}] {json.dumps(arm)}", flush=True)
     base, ours = arms["every-eval"], arms["improved"]

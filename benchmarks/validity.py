@@ -392,12 +392,12 @@ def overconfidence(trial_dir: Path) -> dict[str, float]:
 
 
 def _final_checkpoint(trial_dir: Path) -> bool:
-    state = trial_dir / "state.json"
-    if not state.exists():
+    from mtal_ray.driver.state import load_state
+
+    if not (trial_dir / "state.json").exists():
         return False
-    rounds = json.loads(state.read_text(encoding="utf-8")).get("rounds") or []
-    checkpoint = rounds[-1].get("checkpoint") if rounds else None
-    return bool(checkpoint) and Path(checkpoint).exists()
+    rounds = load_state(trial_dir).rounds
+    return bool(rounds) and bool(rounds[-1].checkpoint) and Path(rounds[-1].checkpoint).exists()
 
 
 def post_hoc(name: str, scenario: Scenario, sweep_dir: Path, archive: Path, results: dict) -> None:
@@ -454,30 +454,24 @@ def label_composition(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def pool_composition(corpus: Path, scenario: Scenario) -> dict[str, Any]:
-    """:func:`label_composition` of the whole pool (the reference for the selections)."""
+def pool_table(corpus: Path, scenario: Scenario) -> Any:
+    """The pool (the corpus's train split) as read once for every composition."""
     from mtal_ray.data.corpus import load_corpus
 
-    return label_composition(load_corpus(corpus, scenario.format).splits["train"].to_pylist())
+    return load_corpus(corpus, scenario.format).splits["train"]
 
 
-def trial_composition(trial_dir: Path, corpus: Path) -> dict[str, Any] | None:
-    """:func:`label_composition` of a trial's final labeled set (any task), read from its
-    ``state.json`` and the corpus at ``corpus`` (None when the state is not there)."""
-    from mtal_ray.config import ExperimentConfig
+def trial_composition(trial_dir: Path, pool: Any) -> dict[str, Any] | None:
+    """:func:`label_composition` of a trial's final labeled set (any task): its ids from
+    ``state.json``, its rows from ``pool`` (None when the state is not there)."""
     from mtal_ray.data.splits import take_ids
-    from mtal_ray.driver.loop import load_run_data
 
-    state_path, config_path = trial_dir / "state.json", trial_dir / "config.json"
-    if not state_path.exists() or not config_path.exists():
+    state_path = trial_dir / "state.json"
+    if not state_path.exists():
         return None
-    raw = json.loads(config_path.read_text(encoding="utf-8"))
-    raw["data"]["path"] = str(corpus)  # the archived path may be another machine's
-    cfg = ExperimentConfig.model_validate(raw)
     labeled = json.loads(state_path.read_text(encoding="utf-8")).get("labeled") or {}
     ids = sorted({i for task_ids in labeled.values() for i in task_ids})
-    train = load_run_data(cfg, REPO).train
-    return label_composition(take_ids(train, ids).to_pylist())
+    return label_composition(take_ids(pool, ids).to_pylist())
 
 
 # --------------------------------------------------------------------------- tables
@@ -765,13 +759,14 @@ def main(argv: list[str] | None = None) -> int:
     for run in scenario_sweeps(args, work, "validity", config_for, failures):
         results = collect(run.sweep_dir, run.scenario.tasks)
         post_hoc(run.name, run.scenario, run.sweep_dir, run.archive, results)
+        pool = pool_table(run.corpus, run.scenario)
         for seeds in results.values():
             for entry in seeds.values():
                 trial_dir = run.sweep_dir / "trials" / entry["trial"]
-                entry["composition"] = trial_composition(trial_dir, run.corpus)
+                entry["composition"] = trial_composition(trial_dir, pool)
         output["scenarios"][run.name] = {
             "pool_size": run.pool_size,
-            "pool_composition": pool_composition(run.corpus, run.scenario),
+            "pool_composition": label_composition(pool.to_pylist()),
             "methods": results,
         }
         output["wall_s"][run.name] = round(time.perf_counter() - run.started, 1)
