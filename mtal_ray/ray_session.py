@@ -136,7 +136,10 @@ def _start_local(ray: Any, kwargs: dict[str, Any]) -> None:
     local_only = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        with scoped_environ({_LOCAL_ONLY_ENV: "0", _GCS_PORT_ENV: str(port)}):
+        with (
+            scoped_environ({_LOCAL_ONLY_ENV: "0", _GCS_PORT_ENV: str(port)}),
+            _agent_port(ray, _free_port()),
+        ):
             ray.init(
                 **kwargs,
                 runtime_env={"env_vars": {"RAY_ADDRESS": f"{LOOPBACK}:{port}"}},
@@ -148,6 +151,30 @@ def _start_local(ray: Any, kwargs: dict[str, Any]) -> None:
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = local_only
     _start_watchdog(ray)
+
+
+@contextlib.contextmanager
+def _agent_port(ray: Any, agent_port: int) -> Iterator[None]:
+    """``ray.init`` starts its node's dashboard agent on ``agent_port`` (a free loopback
+    port) instead of Ray's fixed default, 52365: with a second local Ray on the machine (two
+    experiments, a sweep beside a run) the new agent could not bind that port, never wrote
+    its metrics port, and the raylet died ("Timed out waiting for file
+    .../metrics_agent_port") — the start failed as a time-out. ``ray.init`` has no argument
+    for it (``ray start --dashboard-agent-listen-port`` has), so the node's parameters get it
+    as their default for the duration of the call."""
+    parameter = ray._private.parameter
+    original = parameter.RayParams
+
+    class _LocalParams(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("dashboard_agent_listen_port", agent_port)
+            super().__init__(*args, **kwargs)
+
+    parameter.RayParams = _LocalParams
+    try:
+        yield
+    finally:
+        parameter.RayParams = original
 
 
 def _child_pids() -> set[int]:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -117,6 +118,7 @@ def test_no_warning_for_a_path_outside_the_copy(tmp_path: Path) -> None:
 
 _HOLDER = """
 import os, sys, time
+from pathlib import Path
 import ray
 from mtal_ray.ray_session import ensure_ray
 
@@ -142,7 +144,15 @@ actor = Alive.remote()
 ray.get(actor.ping.remote(), timeout=120)
 seen = ray.get(address_seen_by_a_worker.remote(), timeout=120)
 state = ray.get(state_seen_by_a_worker.remote(actor._actor_id.hex()), timeout=180)
-print("READY", ray.get_runtime_context().gcs_address, seen, state, flush=True)
+# the port the node's dashboard agent serves HTTP on, as it recorded it (-1: not serving)
+session = ray._private.worker.global_worker.node.get_session_dir_path()
+deadline = time.monotonic() + 120
+while not (found := list(Path(session).glob("dashboard_agent_listen_port_*"))):
+    assert time.monotonic() < deadline, "the dashboard agent recorded no port"
+    time.sleep(0.5)
+agent_port = found[0].read_text().strip()
+gcs = ray.get_runtime_context().gcs_address
+print("READY", gcs, seen, state, agent_port, flush=True)
 time.sleep(600)
 """
 
@@ -157,14 +167,35 @@ def _name(proc) -> str:
         return "?"
 
 
+#: Ray's fixed default port of a node's dashboard agent (``ray start`` can change it,
+#: ``ray.init`` cannot).
+DEFAULT_AGENT_PORT = 52365
+
+
+def _hold_port(port: int) -> socket.socket | None:
+    """A socket listening on 127.0.0.1:``port``; None when something else holds it already
+    (then it is taken all the same)."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+    except OSError:
+        holder.close()
+        return None
+    return holder
+
+
 @pytest.mark.integration
 def test_a_local_ray_listens_on_loopback_and_dies_with_a_killed_launcher(tmp_path: Path):
     """``kill -9`` of a process that started a local Ray (as the launcher does): within
     15 s no process of that Ray is left, agents included; while it ran, every socket of
     that Ray listened on 127.0.0.1 only, its workers had ``RAY_ADDRESS`` set to it and the
-    State API they reach (Train's placement-group cleaner uses it) saw its own actors."""
+    State API they reach (Train's placement-group cleaner uses it) saw its own actors.
+    Ray's default dashboard-agent port (52365) is taken meanwhile, as another local Ray on
+    the machine takes it: the start must not need it."""
     psutil = pytest.importorskip("psutil")
     pytest.importorskip("ray")
+    squatter = _hold_port(DEFAULT_AGENT_PORT)
     script = tmp_path / "hold_ray.py"
     script.write_text(_HOLDER, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -183,7 +214,9 @@ def test_a_local_ray_listens_on_loopback_and_dies_with_a_killed_launcher(tmp_pat
                 ready = line
                 break
         assert ready, f"the local Ray did not come up (exit {launcher.wait(timeout=30)})"
-        _, gcs_address, seen, state = ready.split()
+        _, gcs_address, seen, state, agent_port = ready.split()
+        # the agent serves HTTP (job submission goes through it) on a port of its own
+        assert int(agent_port) not in (-1, DEFAULT_AGENT_PORT), agent_port
         assert gcs_address.startswith("127.0.0.1:"), gcs_address
         assert seen == gcs_address  # Ray's helpers in workers find their own instance
         # ...and its State API answers for this instance (not for whatever listens on 8265)
@@ -222,6 +255,8 @@ def test_a_local_ray_listens_on_loopback_and_dies_with_a_killed_launcher(tmp_pat
             left = [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert not left, [(p.pid, _name(p)[:80]) for p in left]
     finally:
+        if squatter is not None:
+            squatter.close()
         if launcher.poll() is None:
             launcher.kill()
             launcher.wait(timeout=30)
