@@ -31,8 +31,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.realdata]
 REPO = Path(__file__).resolve().parents[1]
 
 
-def tiny_config(shared_data: Path, folder: Path, **extra: object) -> Path:
-    """A 2-iteration ATIS SF+ID experiment small enough for CI."""
+def tiny_config(shared_data: Path, folder: Path, encoder: str, **extra: object) -> Path:
+    """A 2-iteration ATIS SF+ID experiment small enough for CI, on the tiny random encoder
+    (the default MiniLM end to end is ``test_job_submit``'s; here it would add ~12 s of
+    checkpoint writes per training and change nothing these tests check)."""
     config = {
         "seed": 3,
         "data": {
@@ -43,7 +45,7 @@ def tiny_config(shared_data: Path, folder: Path, **extra: object) -> Path:
             "limit_train": 80,
             "limit_eval": 24,
         },
-        "model": {"sharing": "smt"},
+        "model": {"sharing": "smt", "encoder": encoder},
         "training": {
             "num_workers": 1,
             "batch_size": 8,
@@ -116,11 +118,11 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float = 600) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(shared_data, tmp_path_factory):
+def reference(shared_data, encoder, tmp_path_factory):
     """One uninterrupted run, on a local Ray of its own as a job on a fresh machine runs;
     the kill tests compare against it and its output is the job log the log test reads."""
     folder = tmp_path_factory.mktemp("reference")
-    config = tiny_config(shared_data, folder)
+    config = tiny_config(shared_data, folder, encoder)
     run_dir = folder / "run"
     out = finish(launch(config, run_dir, env={"RAY_ADDRESS": None}))
     return config, run_dir, out
@@ -206,8 +208,8 @@ def test_kill_9_then_relaunch_gives_the_same_labeled_set(reference, tmp_path, ra
     assert selection == json.loads((ref_dir / "rounds" / "round_0" / "selection.json").read_text())
 
 
-def test_human_annotation_round_trip(shared_data, tmp_path, ray_address):
-    config = tiny_config(shared_data, tmp_path, annotation__mode="human")
+def test_human_annotation_round_trip(shared_data, encoder, tmp_path, ray_address):
+    config = tiny_config(shared_data, tmp_path, encoder, annotation__mode="human")
     run_dir = tmp_path / "run"
     shared_ray = {**os.environ, "RAY_ADDRESS": ray_address}
     out = finish(launch(config, run_dir, env=shared_ray))
