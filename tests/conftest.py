@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,26 +89,24 @@ def encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
 # pytest is done, after Ray is disconnected and the output flushed, without running that
 # teardown. ``MTAL_TEST_FULL_TEARDOWN=1`` keeps the interpreter's own exit (to chase the
 # crash, with ``python -X faulthandler``).
-_EXIT_STATUS: list[int] = []
+_EXIT_STATUS = pytest.StashKey[int]()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _EXIT_STATUS.append(int(exitstatus))
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if os.environ.get("MTAL_TEST_FULL_TEARDOWN") == "1" or not _EXIT_STATUS:
+    status = config.stash.get(_EXIT_STATUS, None)
+    if os.environ.get("MTAL_TEST_FULL_TEARDOWN") == "1" or status is None:
         return
     if hasattr(config, "workerinput"):  # a pytest-xdist worker reports to its controller
         return
-    import logging
-    import sys
-
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(_EXIT_STATUS[-1])
+    os._exit(status)

@@ -221,7 +221,6 @@ def test_a_trial_that_fails_before_its_run_exists_logs_its_params_under_their_ow
     """The fallback MLflow run of a trial whose config does not validate carries the swept
     parameters under the same keys as every other trial's run (``model.encoder``, not
     ``params.model.encoder``), so a sweep's runs can be compared by them."""
-    import pytest
     from mlflow.tracking import MlflowClient
 
     from mtal_ray.config import ExperimentConfig
