@@ -87,16 +87,18 @@ def test_deepspeed_zero2_two_workers(ray_session, encoder: str, tmp_path: Path):
     assert predict(model, collator, table.slice(16)).num_rows == 8
 
 
-def test_only_evaluations_that_improve_write_a_checkpoint(ray_session, encoder, tmp_path):
+@pytest.mark.parametrize("workers", [1, 0], ids=["a Train worker", "local mode"])
+def test_only_evaluations_that_improve_write_a_checkpoint(ray_session, encoder, tmp_path, workers):
     """``training.checkpoint_when: improved`` (the default): a learning rate too small to
     change a prediction makes every evaluation after the first a tie (not better), so only
     the first and the last (whose metrics the result carries) are written; training still
-    runs all its steps."""
+    runs all its steps. The same in local mode (``num_workers: 0``), where the loop keeps
+    the checkpoints itself."""
     import json
 
     table = sf_id_table(24)
     config = small_config(
-        num_workers=1, eval_every=2, lr=1e-12, head_lr=1e-12, patience=10,
+        num_workers=workers, eval_every=2, lr=1e-12, head_lr=1e-12, patience=10,
         keep_checkpoints=True, checkpoints_to_keep=10,
     )  # fmt: skip
     assert config.checkpoint_when == "improved"

@@ -5,7 +5,8 @@ Example YAML::
     training:
       strategy: ddp            # ddp | deepspeed
       zero_stage: 2            # DeepSpeed ZeRO stage (0-3), used with strategy: deepspeed
-      num_workers: 2           # Ray Train workers
+      num_workers: 2           # Ray Train workers; 0: Ray Train's local mode, training in
+                               # the launcher's (or a sweep trial's) own process
       use_gpu: false
       precision: fp32          # fp32 | bf16 (autocast with ddp; DeepSpeed's bf16 mode)
       cpus_per_worker: 1
@@ -56,7 +57,16 @@ class TrainingConfig(Section):
 
     strategy: Literal["ddp", "deepspeed"] = "ddp"
     zero_stage: int = Field(default=2, ge=0, le=3, description="DeepSpeed ZeRO stage.")
-    num_workers: int = Field(default=2, ge=1)
+    num_workers: int = Field(
+        default=2,
+        ge=0,
+        description=(
+            "Ray Train workers. 0: Ray Train's local mode - the training runs in the calling "
+            "process (the launcher, or a sweep's trial), with no worker process to start; "
+            "CPU only, DDP, and a lost process loses the round's training (it runs again on "
+            "resume)."
+        ),
+    )
     use_gpu: bool = False
     precision: Literal["fp32", "bf16"] = Field(
         default="fp32",
@@ -159,6 +169,22 @@ class TrainingConfig(Section):
         return value
 
     @model_validator(mode="after")
+    def _local_mode(self) -> Self:
+        if self.num_workers == 0 and self.strategy != "ddp":
+            raise key_error(
+                "num_workers",
+                f"0 (training in the calling process) needs strategy ddp, not {self.strategy}: "
+                "DeepSpeed needs Train workers (num_workers >= 1)",
+            )
+        if self.num_workers == 0 and self.use_gpu:
+            raise key_error(
+                "num_workers",
+                "0 (training in the calling process) runs on its CPU: use_gpu needs Train "
+                "workers (num_workers >= 1)",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _step_bounds(self) -> Self:
         if self.min_steps > self.max_steps:
             raise key_error("min_steps", f"{self.min_steps} exceeds max_steps {self.max_steps}")
@@ -190,7 +216,7 @@ class TrainingConfig(Section):
 
     def micro_batch_size(self) -> int:
         """Per-worker batch: ``batch_size / num_workers`` (at least 1)."""
-        return max(1, self.batch_size // self.num_workers)
+        return max(1, self.batch_size // max(1, self.num_workers))
 
 
 def steps_for_rows(

@@ -55,6 +55,7 @@ from mtal_ray.tasks.base import Prediction
 from mtal_ray.tasks.registry import build_tasks
 from mtal_ray.training.checkpoint import PREDICTIONS_FILE, CheckpointInfo, save_checkpoint
 from mtal_ray.training.config import TrainingConfig
+from mtal_ray.training.local_mode import keep_checkpoint
 from mtal_ray.training.runners import TRAIN_STATE_FILE as TRAIN_STATE_FILE  # re-exported
 from mtal_ray.training.runners import make_runner
 from mtal_ray.training.runners import param_groups as param_groups  # re-exported
@@ -174,13 +175,18 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     ``config`` keys: ``train``/``dev`` (Arrow tables), ``tasks``, ``vocabs`` (task ->
     ``LabelVocab.to_dict()``), ``model`` and ``training`` (config dumps), and optionally
-    ``fault_at_step`` (tests: the last worker kills itself at that step on a fresh start).
+    ``fault_at_step`` (tests: the last worker kills itself at that step on a fresh start)
+    and ``local_checkpoints`` (Ray Train's local mode, ``training.num_workers: 0``: the
+    function runs in the caller's process and keeps its checkpoints in that folder itself,
+    :mod:`mtal_ray.training.local_mode`).
     """
     import ray.train
     import ray.train.torch
     from ray.train import Checkpoint
 
-    _quiet_worker_logs()
+    local_dir = config.get("local_checkpoints")
+    if local_dir is None:  # a Train worker's process: its logs are ours to set
+        _quiet_worker_logs()
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     cfg = TrainingConfig(**config["training"])
@@ -241,7 +247,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     for epoch, index, rows in source:
         if stop:
             break
-        if config.get("fault_at_step") == state.step and start_step == 0 and rank == world - 1:
+        if (
+            config.get("fault_at_step") == state.step
+            and start_step == 0
+            and rank == world - 1
+            and local_dir is None  # never the caller's own process
+        ):
             # injected fault (tests): let the controller register the last checkpoint
             # (it polls workers every 2 s), then die as a crashed process would
             time.sleep(8)
@@ -310,9 +321,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     (directory / LOOP_FILE).write_text(json.dumps(asdict(state)))
                     _write_predictions(directory / PREDICTIONS_FILE, dev, predictions, model)
                 has_files = any(directory.iterdir())
-                ray.train.report(
-                    metrics, checkpoint=Checkpoint.from_directory(tmp) if has_files else None
-                )
+                if local_dir is not None:  # local mode: Ray Train keeps nothing reported
+                    keep_checkpoint(directory, Path(local_dir), metrics, cfg.checkpoints_to_keep)
+                    ray.train.report(metrics)
+                else:
+                    ray.train.report(
+                        metrics, checkpoint=Checkpoint.from_directory(tmp) if has_files else None
+                    )
         spent["s_checkpoint"] += time.perf_counter() - checkpoint_started
         step_started = time.perf_counter()
         if math.isnan(metrics["train_loss"]):

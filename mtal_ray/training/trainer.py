@@ -17,13 +17,22 @@ how a killed driver continues; use a fresh ``output_dir`` for a new training run
 the best checkpoint is exported, ``output_dir/train`` (Ray Train's checkpoints, each the
 size of the model plus its optimizer state) is deleted unless ``training.keep_checkpoints``:
 a finished round keeps ``best/`` only.
+
+``training.num_workers: 0`` uses Ray Train's local mode: no controller and no worker
+process, the training function runs in this process (it pays no process start and no
+imports: the fixed cost of a small round) and Ray is not started for it. The loop then
+keeps its checkpoints itself (:mod:`mtal_ray.training.local_mode`); a restarted call
+starts that training again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +48,7 @@ from mtal_ray.ray_session import ensure_ray, scoped_environ
 from mtal_ray.tasks.registry import build_tasks
 from mtal_ray.training.checkpoint import export_inference_checkpoint, load_checkpoint
 from mtal_ray.training.config import TrainingConfig
+from mtal_ray.training.local_mode import LOCAL_DIR, reported_checkpoints
 from mtal_ray.training.loop import train_loop_per_worker
 from mtal_ray.training.runners import runner_class
 
@@ -201,6 +211,39 @@ def _worker_env(training: TrainingConfig) -> dict[str, str]:
     return env
 
 
+def _fit_in_this_process(trainer: Any, training_cfg: TrainingConfig, output_dir: Path) -> Any:
+    """``trainer.fit()`` in Ray Train's local mode: the training runs here, with the
+    workers' environment, its own torch random state (the caller's is left as it was) and
+    without Ray Train's line per report; a failure is a :class:`TrainingFailedError`."""
+    import torch
+
+    try:
+        with (
+            _quiet_ray_train(),
+            scoped_environ(_worker_env(training_cfg)),
+            torch.random.fork_rng(devices=[]),
+        ):
+            return trainer.fit()
+    except (MtalError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # what a worker's failure would report
+        raise TrainingFailedError(
+            f"training in {output_dir} failed: {type(err).__name__}: {err}"
+        ) from err
+
+
+@contextlib.contextmanager
+def _quiet_ray_train() -> Iterator[None]:
+    """Ray Train's INFO lines (local mode: one per report, in the launcher's own log) off."""
+    train_logger = logging.getLogger("ray.train")
+    level = train_logger.level
+    train_logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        train_logger.setLevel(level)
+
+
 def train_model(
     train: pa.Table,
     dev: pa.Table,
@@ -236,7 +279,7 @@ def train_model(
     fault_at_step
         Test hook: the last worker kills itself at this step of a fresh attempt.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     # the driver's marks on the monotonic clock; the workers' wall-clock marks are mapped
@@ -250,8 +293,18 @@ def train_model(
     runner_class(training_cfg.strategy).check_available()
     output_dir = Path(output_dir).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
-    ensure_ray(log_to_driver=False)
+    local_dir = output_dir / RUN_NAME / LOCAL_DIR if training_cfg.num_workers == 0 else None
+    if local_dir is not None:  # a killed attempt's checkpoints are not this training's
+        shutil.rmtree(local_dir, ignore_errors=True)
+    else:  # local mode needs no Ray
+        ensure_ray(log_to_driver=False)
 
+    with _quiet_ray_train() if local_dir is not None else contextlib.nullcontext():
+        scaling = ScalingConfig(  # with 0 workers Ray Train says it runs in local mode
+            num_workers=training_cfg.num_workers,
+            use_gpu=training_cfg.use_gpu,
+            resources_per_worker={"CPU": training_cfg.cpus_per_worker},
+        )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -262,12 +315,9 @@ def train_model(
             "model": model_cfg.model_dump(),
             "training": training_cfg.model_dump(),
             "fault_at_step": fault_at_step,
+            **({"local_checkpoints": str(local_dir)} if local_dir is not None else {}),
         },
-        scaling_config=ScalingConfig(
-            num_workers=training_cfg.num_workers,
-            use_gpu=training_cfg.use_gpu,
-            resources_per_worker={"CPU": training_cfg.cpus_per_worker},
-        ),
+        scaling_config=scaling,
         torch_config=TorchConfig(backend="nccl" if training_cfg.use_gpu else "gloo"),
         run_config=RunConfig(
             name=RUN_NAME,
@@ -282,14 +332,22 @@ def train_model(
         ),
     )
     fit_called = time.perf_counter()
-    # Train hands this process's RAY_TRAIN_* variables to the controller it starts
-    interval = os.environ.get(HEALTH_CHECK_ENV, HEALTH_CHECK_INTERVAL_S)
-    with scoped_environ({HEALTH_CHECK_ENV: interval}):
-        result = trainer.fit()
+    if local_dir is not None:
+        result = _fit_in_this_process(trainer, training_cfg, output_dir)
+        candidates = [
+            (Checkpoint.from_directory(str(path)), metrics)
+            for path, metrics in reported_checkpoints(local_dir)
+            if "dev_select" in metrics
+        ]
+    else:
+        # Train hands this process's RAY_TRAIN_* variables to the controller it starts
+        interval = os.environ.get(HEALTH_CHECK_ENV, HEALTH_CHECK_INTERVAL_S)
+        with scoped_environ({HEALTH_CHECK_ENV: interval}):
+            result = trainer.fit()
+        if result.error is not None:
+            raise TrainingFailedError(f"training in {output_dir} failed: {result.error}")
+        candidates = [(c, m) for c, m in result.best_checkpoints if m and "dev_select" in m]
     fit_returned = time.perf_counter()
-    if result.error is not None:
-        raise TrainingFailedError(f"training in {output_dir} failed: {result.error}")
-    candidates = [(c, m) for c, m in result.best_checkpoints if m and "dev_select" in m]
     if not candidates:
         raise TrainingFailedError(f"training in {output_dir} reported no checkpoint")
     best, best_metrics = max(candidates, key=lambda cm: (cm[1]["dev_select"], -cm[1]["step"]))
