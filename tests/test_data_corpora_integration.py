@@ -87,7 +87,7 @@ def experiment(folder: Path, encoder: str, data: dict, tasks: list[str]) -> Path
         "data": {"tasks": tasks, "initial_count": 8, "dev_multiple": 1.0, **data},
         "model": {"sharing": "smt", "encoder": encoder},
         "training": {
-            "num_workers": 1,
+            "num_workers": 0,  # local mode: what is checked is the corpus, not the workers
             "batch_size": 8,
             "max_steps": 6,
             "eval_every": 3,

@@ -209,7 +209,11 @@ def test_kill_9_then_relaunch_gives_the_same_labeled_set(reference, tmp_path, ra
 
 
 def test_human_annotation_round_trip(shared_data, encoder, tmp_path, ray_address):
-    config = tiny_config(shared_data, tmp_path, encoder, annotation__mode="human")
+    # what this test follows (export, refusal, import, resume) does not depend on where a
+    # round trains: local mode (no Train worker process to start) keeps it short
+    config = tiny_config(
+        shared_data, tmp_path, encoder, annotation__mode="human", training__num_workers=0
+    )
     run_dir = tmp_path / "run"
     shared_ray = {**os.environ, "RAY_ADDRESS": ray_address}
     out = finish(launch(config, run_dir, env=shared_ray))

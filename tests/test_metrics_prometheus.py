@@ -350,6 +350,7 @@ def test_a_real_experiment_exports_its_metrics(
             "data.initial_count=8",
             "data.dev_multiple=1.0",
             f"model.encoder={encoder}",
+            "training.num_workers=0",  # in this process: no Train metrics are checked
             "training.max_steps=2",
             "training.eval_every=2",
             "training.batch_size=8",

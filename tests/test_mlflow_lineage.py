@@ -130,7 +130,8 @@ def tracked_run(mlflow_server, encoder, tmp_path_factory: pytest.TempPathFactory
         "data": {"path": str(data), "tasks": ["sf", "id"], "initial_count": 12,
                  "dev_multiple": 1.0},
         "model": {"encoder": encoder, "sharing": "smt"},
-        "training": {"num_workers": 1, "batch_size": 8, "max_steps": 6, "eval_every": 3,
+        # local mode: the lineage does not depend on where a round trains
+        "training": {"num_workers": 0, "batch_size": 8, "max_steps": 6, "eval_every": 3,
                      "patience": 2},
         "scoring": {"k": 2, "concurrency": 1, "cpus_per_actor": 0.5, "batch_size": 16},
         "selection": {"method": "mt-avg", "n": 6},
