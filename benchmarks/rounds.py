@@ -12,17 +12,21 @@ is what does not grow with the data: starting workers and actors, imports and mo
 exports, writing tables, tracking. ``score.first_block`` holds the first block's own
 scoring too; the fixed part counts it less that block's rows at the round's streaming rate.
 
-Two arms, one after the other in the same run: ``scoring.compute: actors`` (the baseline:
-a new actor per round, with its process start, imports and model load) and ``tasks`` (the
-default on CPU: round 1 scores in the worker processes of round 0, imports kept).
-Round 0 is a cold start in both; round 1 is the steady state of every later round.
+Three arms, one after the other in the same run: ``scoring.compute: actors`` (the
+baseline: a new actor per round, with its process start, imports and model load),
+``tasks`` (the default on CPU: round 1 scores in the worker processes of round 0, imports
+kept) and ``local`` (``tasks`` with ``training.num_workers: 0``: each round trains in the
+driver's process, Ray Train's local mode, with no controller or worker process to start).
+Round 0 is a cold start in all; round 1 is the steady state of every later round.
 
 It also measures, in the same run, one fixed cost this project cut: the imports a scoring
 actor pays before its first sentence, now and with the metric library (seqeval, which pulls
 in scikit-learn) it used to import as well (the baseline), 3 times each in fresh processes.
 
-    python benchmarks/rounds.py                # ~20 min on 2 cores
+    python benchmarks/rounds.py                # ~25 min on 2 cores
     python benchmarks/rounds.py --fresh        # start the runs over
+    python benchmarks/rounds.py --fresh --arms tasks local \
+        --output benchmarks/results/rounds_local.json
 
 The run directories are ``runs/rounds/<arm>``; re-running continues an interrupted run.
 Output: ``benchmarks/results/rounds.json`` and a table on stdout.
@@ -64,12 +68,13 @@ FIXED = (
 STEPS = ("train", "score", "select", "annotate", "update")
 
 
-ARMS = ("actors", "tasks")
+ARMS = ("actors", "tasks", "local")
 #: The rounds of a three-iteration run that score the pool (the last one only trains).
 SCORED_ROUNDS = (0, 1)
 
 
-def _config(run_dir: Path, tracking_uri: str, compute: str) -> dict[str, Any]:
+def _config(run_dir: Path, tracking_uri: str, arm: str) -> dict[str, Any]:
+    compute = "tasks" if arm == "local" else arm
     return {
         "seed": 0,
         "data": {
@@ -80,7 +85,7 @@ def _config(run_dir: Path, tracking_uri: str, compute: str) -> dict[str, Any]:
         },
         "model": {"sharing": "smt"},
         "training": {
-            "num_workers": 1,
+            "num_workers": 0 if arm == "local" else 1,
             "cpus_per_worker": 1,
             "batch_size": 16,
             "epochs": 20,
@@ -139,7 +144,7 @@ def round_summary(seconds: dict[str, float], blocks: int) -> dict[str, Any]:
 
 
 def run_arm(work: Path, arm: str, tracking_uri: str, fresh: bool) -> dict[str, Any]:
-    """One launcher run with ``scoring.compute: arm``; its scored rounds' breakdowns."""
+    """One launcher run of ``arm`` (:data:`ARMS`); its scored rounds' breakdowns."""
     import pyarrow.parquet as pq
     import yaml
 
@@ -213,13 +218,26 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": round(baseline_imports, 2),
         },
     }
-    if set(arms) == set(ARMS):
-        steady = {arm: arms[arm]["rounds"][1] for arm in ARMS}
+    if {"actors", "tasks"} <= set(arms):
+        pair = ("actors", "tasks")
+        steady = {arm: arms[arm]["rounds"][1] for arm in pair}
         result["round_1"] = {
-            "fixed_s": {arm: steady[arm]["fixed_total_s"] for arm in ARMS},
-            "first_block_s": {arm: steady[arm]["seconds"]["score.first_block"] for arm in ARMS},
-            "fixed_share": {arm: steady[arm]["fixed_share"] for arm in ARMS},
+            "fixed_s": {arm: steady[arm]["fixed_total_s"] for arm in pair},
+            "first_block_s": {arm: steady[arm]["seconds"]["score.first_block"] for arm in pair},
+            "fixed_share": {arm: steady[arm]["fixed_share"] for arm in pair},
             "goal_fixed_share_met": steady["tasks"]["fixed_share"] <= GOAL_FIXED_SHARE,
+        }
+    if {"tasks", "local"} <= set(arms):  # training in the driver against a Train worker
+        result["local_vs_tasks"] = {
+            f"round_{iteration}": {
+                arm: {
+                    "fixed_s": arms[arm]["rounds"][i]["fixed_total_s"],
+                    "fixed_share": arms[arm]["rounds"][i]["fixed_share"],
+                    "total_s": arms[arm]["rounds"][i]["total_s"],
+                }
+                for arm in ("tasks", "local")
+            }
+            for i, iteration in enumerate(SCORED_ROUNDS)
         }
     atomic_write_text(Path(args.output), json.dumps(result, indent=1) + "\n")
 
@@ -233,6 +251,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{a:.1f}s with actors ({a / max(t, 1e-9):.2f}x); fixed part "
             f"{r1['fixed_s']['tasks']:.1f}s against {r1['fixed_s']['actors']:.1f}s "
             f"({r1['fixed_share']['tasks']:.1%} against {r1['fixed_share']['actors']:.1%})"
+        )
+    for name, pair in result.get("local_vs_tasks", {}).items():
+        t, lo = pair["tasks"], pair["local"]
+        print(
+            f"{name.replace('_', ' ')}: fixed part {lo['fixed_s']:.1f}s training in the driver "
+            f"against {t['fixed_s']:.1f}s with a Train worker ({lo['fixed_share']:.1%} against "
+            f"{t['fixed_share']:.1%}); round {lo['total_s']:.1f}s against {t['total_s']:.1f}s"
         )
     print(
         f"scorer imports: {ours_imports:.2f}s now, {baseline_imports:.2f}s with seqeval "
