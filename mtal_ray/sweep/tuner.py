@@ -78,6 +78,13 @@ def plan_trials(config: Any, raw: dict[str, Any]) -> list[tuple[str, Any]]:
             raise ConfigError(
                 f"sweep trial {name}: annotation.mode: a sweep needs the oracle (got {mode!r})"
             )
+        workers = getattr(getattr(trial, "training", None), "num_workers", 1)
+        if workers == 0:  # Ray Train's local mode inside a Tune trial reports to Tune
+            raise ConfigError(
+                f"sweep trial {name}: training.num_workers: 0 (training in the calling "
+                "process) cannot run inside a sweep's trial, where Ray Tune's session takes "
+                "Ray Train's calls; use 1 or more Train workers"
+            )
         return trial
 
     planned: list[tuple[str, Any]] = []

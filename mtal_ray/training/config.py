@@ -6,7 +6,7 @@ Example YAML::
       strategy: ddp            # ddp | deepspeed
       zero_stage: 2            # DeepSpeed ZeRO stage (0-3), used with strategy: deepspeed
       num_workers: 2           # Ray Train workers; 0: Ray Train's local mode, training in
-                               # the launcher's (or a sweep trial's) own process
+                               # the launcher's own process (not in a sweep)
       use_gpu: false
       precision: fp32          # fp32 | bf16 (autocast with ddp; DeepSpeed's bf16 mode)
       cpus_per_worker: 1
@@ -62,7 +62,7 @@ class TrainingConfig(Section):
         ge=0,
         description=(
             "Ray Train workers. 0: Ray Train's local mode - the training runs in the calling "
-            "process (the launcher, or a sweep's trial), with no worker process to start; "
+            "process (the launcher's driver), with no worker process to start; "
             "CPU only, DDP, and a lost process loses the round's training (it runs again on "
             "resume)."
         ),

@@ -1,7 +1,7 @@
 """Checkpoints of a training in Ray Train's local mode (``training.num_workers: 0``).
 
 With no worker, Ray Train runs the training function in the calling process (the
-launcher, or a sweep's trial) and keeps nothing of what it reports: a checkpoint is the
+launcher's driver) and keeps nothing of what it reports: a checkpoint is the
 directory the function handed over, which the training loop writes in a temporary folder.
 In local mode the loop therefore keeps the checkpoints itself, as Ray Train's checkpoint
 manager would: each one is moved to ``<run>/local/checkpoint_<step>`` with the metrics it
