@@ -27,11 +27,12 @@ to the other processes as environment variables (:func:`env_vars`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ __all__ = [
     "is_interactive",
     "is_verbose",
     "progress",
+    "quiet_transformers",
     "setup_logging",
 ]
 
@@ -191,6 +193,29 @@ def _quiet_transformers() -> None:
         return
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()  # "Loading weights" bars of every worker
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """A Train worker's quiet transformers (no weight-loading reports or bars) for a while:
+    a training in the driver's own process (``training.num_workers: 0``) logs like a
+    worker, and the driver's verbosity comes back after it."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        yield
+        return
+    if is_verbose():  # --verbose: everything, as in the workers
+        yield
+        return
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    _quiet_transformers()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _configure_ray_data(interactive: bool) -> None:

@@ -116,3 +116,26 @@ def test_progress_prints_each_line_once() -> None:
     assert logger.propagate is False
     for handler in list(logger.handlers):  # bound to the redirected stream
         logger.removeHandler(handler)
+
+
+def test_quiet_transformers_is_scoped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training in the driver's process logs like a worker (no weight-loading reports or
+    bars) and leaves the driver's transformers settings as they were; --verbose keeps all."""
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.delenv(logs.VERBOSE_ENV, raising=False)
+    before = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_info()
+    hf_logging.enable_progress_bar()
+    try:
+        with logs.quiet_transformers():
+            assert hf_logging.get_verbosity() == hf_logging.ERROR
+            assert not hf_logging.is_progress_bar_enabled()
+        assert hf_logging.get_verbosity() == hf_logging.INFO
+        assert hf_logging.is_progress_bar_enabled()
+        monkeypatch.setenv(logs.VERBOSE_ENV, "1")
+        with logs.quiet_transformers():
+            assert hf_logging.get_verbosity() == hf_logging.INFO
+    finally:
+        hf_logging.set_verbosity(before[0])
+        (hf_logging.enable_progress_bar if before[1] else hf_logging.disable_progress_bar)()

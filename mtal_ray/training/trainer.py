@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from mtal_ray.data.vocab import build_vocabs
 from mtal_ray.errors import ConfigError, MtalError
-from mtal_ray.logs import env_vars
+from mtal_ray.logs import env_vars, quiet_transformers
 from mtal_ray.models.config import ModelConfig
 from mtal_ray.models.inference import evaluate, main_scores
 from mtal_ray.ray_session import ensure_ray, scoped_environ
@@ -220,6 +220,7 @@ def _fit_in_this_process(trainer: Any, training_cfg: TrainingConfig, output_dir:
     try:
         with (
             _quiet_ray_train(),
+            quiet_transformers(),  # as a worker logs: no weight-loading reports
             scoped_environ(_worker_env(training_cfg)),
             torch.random.fork_rng(devices=[]),
         ):
