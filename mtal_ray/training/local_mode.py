@@ -4,7 +4,7 @@ With no worker, Ray Train runs the training function in the calling process (the
 launcher's driver) and keeps nothing of what it reports: a checkpoint is the
 directory the function handed over, which the training loop writes in a temporary folder.
 In local mode the loop therefore keeps the checkpoints itself, as Ray Train's checkpoint
-manager would: each one is moved to ``<run>/local/checkpoint_<step>`` with the metrics it
+manager would: each one is copied to ``<run>/local/checkpoint_<step>`` with the metrics it
 was reported with (``metrics.json``), and only the ``training.checkpoints_to_keep`` best by
 ``dev_select`` stay (the earlier step on a tie, the one the loop and the driver call the
 best). The driver reads them back with
@@ -41,9 +41,10 @@ def checkpoints_to_prune(entries: list[tuple[Path, dict[str, Any]]], keep: int) 
 
 
 def keep_checkpoint(written: Path, local_dir: Path, metrics: dict[str, Any], keep: int) -> Path:
-    """Move the checkpoint folder ``written`` to ``local_dir`` with its ``metrics`` and prune
-    to the ``keep`` best. Returns where it now lies (whole, or not at all: it is complete
-    before it gets its final name)."""
+    """Copy the checkpoint folder ``written`` (the caller's to delete) to ``local_dir`` with
+    its ``metrics``, then prune to the ``keep`` best. The copy is complete before it gets its
+    final name, so a folder of that name is always whole. Returns that folder (gone again if
+    it is not among the ``keep`` best)."""
     local_dir.mkdir(parents=True, exist_ok=True)
     final = local_dir / f"{_PREFIX}{int(metrics['step']):06d}"
     staging = local_dir / f".{final.name}.partial"
