@@ -23,7 +23,7 @@ It also measures, in the same run, one fixed cost this project cut: the imports 
 actor pays before its first sentence, now and with the metric library (seqeval, which pulls
 in scikit-learn) it used to import as well (the baseline), 3 times each in fresh processes.
 
-    python benchmarks/rounds.py                # ~25 min on 2 cores
+    python benchmarks/rounds.py                # three arms, ~35 min on 2 cores
     python benchmarks/rounds.py --fresh        # start the runs over
     python benchmarks/rounds.py --fresh --arms tasks local \
         --output benchmarks/results/rounds_local.json
