@@ -21,6 +21,7 @@ from mtal_ray.training.local_mode import (
     checkpoints_to_prune,
     keep_checkpoint,
     reported_checkpoints,
+    staging_dir,
 )
 from mtal_ray.training.trainer import TrainingFailedError
 
@@ -45,40 +46,39 @@ def test_prune_keeps_the_best_by_dev_select_and_the_earlier_step_on_a_tie():
     assert checkpoints_to_prune(nan, 1) == [Path("checkpoint_000002")]
 
 
-def _written(tmp_path: Path, name: str) -> Path:
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "model.pt").write_bytes(b"weights of " + name.encode())
+def _written(local: Path, step: int, content: bytes) -> Path:
+    folder = staging_dir(local, step)
+    (folder / "model.pt").write_bytes(content)
     return folder
 
 
 def test_kept_checkpoints_round_trip_with_their_metrics_and_are_pruned(tmp_path: Path):
     local = tmp_path / "local"
     for step, select in ((2, 0.3), (4, 0.6), (6, 0.4)):
-        kept = keep_checkpoint(
-            _written(tmp_path, f"w{step}"), local, {"step": step, "dev_select": select}, keep=2
-        )
-        assert kept == local / f"checkpoint_{step:06d}"
+        written = _written(local, step, b"weights of step %d" % step)
+        assert written.name.startswith(".")  # not a checkpoint's name while written
+        kept = keep_checkpoint(written, {"step": step, "dev_select": select}, keep=2)
+        assert kept == local / f"checkpoint_{step:06d}" and not written.exists()
     found = reported_checkpoints(local)
     assert [(p.name, m["step"]) for p, m in found] == [
         ("checkpoint_000004", 4),
         ("checkpoint_000006", 6),
     ]
-    assert (found[0][0] / "model.pt").read_bytes() == b"weights of w4"
+    assert (found[0][0] / "model.pt").read_bytes() == b"weights of step 4"
     assert sorted(p.name for p in local.iterdir()) == ["checkpoint_000004", "checkpoint_000006"]
-    assert (tmp_path / "w2").is_dir()  # the written folder is the caller's to delete
 
 
 def test_an_incomplete_checkpoint_is_not_read_back(tmp_path: Path):
     local = tmp_path / "local"
-    keep_checkpoint(_written(tmp_path, "w"), local, {"step": 2, "dev_select": 0.1}, keep=2)
+    keep_checkpoint(_written(local, 2, b"w"), {"step": 2, "dev_select": 0.1}, keep=2)
     (local / "checkpoint_000004").mkdir()  # no metrics: cut short
-    (local / ".checkpoint_000006.partial").mkdir()
+    _written(local, 6, b"half")  # still being written
     bad = local / "checkpoint_000008"
     bad.mkdir()
     (bad / METRICS_FILE).write_text("{not json")
     assert [p.name for p, _ in reported_checkpoints(local)] == ["checkpoint_000002"]
     assert reported_checkpoints(tmp_path / "absent") == []
+    assert staging_dir(local, 6).is_dir() and not any(staging_dir(local, 6).iterdir())
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,12 @@
 """Checkpoints of a training in Ray Train's local mode (``training.num_workers: 0``).
 
 With no worker, Ray Train runs the training function in the calling process (the
-launcher's driver) and keeps nothing of what it reports: a checkpoint is the
-directory the function handed over, which the training loop writes in a temporary folder.
-In local mode the loop therefore keeps the checkpoints itself, as Ray Train's checkpoint
-manager would: each one is copied to ``<run>/local/checkpoint_<step>`` with the metrics it
-was reported with (``metrics.json``), and only the ``training.checkpoints_to_keep`` best by
-``dev_select`` stay (the earlier step on a tie, the one the loop and the driver call the
-best). The driver reads them back with
+launcher's driver) and keeps nothing of what it reports. In local mode the loop therefore
+keeps the checkpoints itself, as Ray Train's checkpoint manager would: each one is written
+in ``<run>/local/`` (:func:`staging_dir`) and named ``checkpoint_<step>`` with the metrics
+it was reported with (``metrics.json``, :func:`keep_checkpoint`), and only the
+``training.checkpoints_to_keep`` best by ``dev_select`` stay (the earlier step on a tie, the
+one the loop and the driver call the best). The driver reads them back with
 :func:`reported_checkpoints` and picks the best exactly as it does from Ray Train's result.
 """
 
@@ -40,20 +39,24 @@ def checkpoints_to_prune(entries: list[tuple[Path, dict[str, Any]]], keep: int) 
     return [path for path, _ in ranked[keep:]]
 
 
-def keep_checkpoint(written: Path, local_dir: Path, metrics: dict[str, Any], keep: int) -> Path:
-    """Copy the checkpoint folder ``written`` (the caller's to delete) to ``local_dir`` with
-    its ``metrics``, then prune to the ``keep`` best. The copy is complete before it gets its
-    final name, so a folder of that name is always whole. Returns that folder (gone again if
-    it is not among the ``keep`` best)."""
-    local_dir.mkdir(parents=True, exist_ok=True)
-    final = local_dir / f"{_PREFIX}{int(metrics['step']):06d}"
-    staging = local_dir / f".{final.name}.partial"
+def staging_dir(local_dir: Path, step: int) -> Path:
+    """An empty folder in ``local_dir`` to write the checkpoint of ``step`` into (its name is
+    not a checkpoint's until :func:`keep_checkpoint` renames it: no copy of the weights)."""
+    staging = local_dir / f".{_PREFIX}{step:06d}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(written, staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def keep_checkpoint(staging: Path, metrics: dict[str, Any], keep: int) -> Path:
+    """Give the checkpoint written in ``staging`` (:func:`staging_dir`) its ``metrics`` and
+    its name, then prune its folder to the ``keep`` best. A folder with a checkpoint's name
+    is always whole. Returns it (gone again if it is not among the ``keep`` best)."""
+    final = staging.parent / f"{_PREFIX}{int(metrics['step']):06d}"
     (staging / METRICS_FILE).write_text(json.dumps(metrics, default=float), encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
-    for stale in checkpoints_to_prune(reported_checkpoints(local_dir), keep):
+    for stale in checkpoints_to_prune(reported_checkpoints(staging.parent), keep):
         shutil.rmtree(stale, ignore_errors=True)
     return final
 

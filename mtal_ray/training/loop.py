@@ -23,6 +23,7 @@ the same run directory), and trains with AdamW under DDP or a DeepSpeed ZeRO eng
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -55,7 +56,7 @@ from mtal_ray.tasks.base import Prediction
 from mtal_ray.tasks.registry import build_tasks
 from mtal_ray.training.checkpoint import PREDICTIONS_FILE, CheckpointInfo, save_checkpoint
 from mtal_ray.training.config import TrainingConfig
-from mtal_ray.training.local_mode import keep_checkpoint
+from mtal_ray.training.local_mode import keep_checkpoint, staging_dir
 from mtal_ray.training.runners import TRAIN_STATE_FILE as TRAIN_STATE_FILE  # re-exported
 from mtal_ray.training.runners import make_runner
 from mtal_ray.training.runners import param_groups as param_groups  # re-exported
@@ -303,7 +304,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             # metrics of checkpointed reports (steps, phases: TrainResult)
             ray.train.report(metrics)
         else:
-            with tempfile.TemporaryDirectory(prefix="mtal-ckpt-") as tmp:
+            with (
+                tempfile.TemporaryDirectory(prefix="mtal-ckpt-")
+                if local_dir is None  # Ray Train copies it to its storage on report
+                else contextlib.nullcontext(str(staging_dir(Path(local_dir), state.step)))
+            ) as tmp:
                 directory = Path(tmp)
                 runner.save_state(directory, rank)
                 if rank == 0:
@@ -322,7 +327,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     _write_predictions(directory / PREDICTIONS_FILE, dev, predictions, model)
                 has_files = any(directory.iterdir())
                 if local_dir is not None:  # local mode: Ray Train keeps nothing reported
-                    keep_checkpoint(directory, Path(local_dir), metrics, cfg.checkpoints_to_keep)
+                    keep_checkpoint(directory, metrics, cfg.checkpoints_to_keep)
                     ray.train.report(metrics)
                 else:
                     ray.train.report(
