@@ -5,7 +5,8 @@
 * ``sclstm`` over plain embeddings trains with per-step ``proportional`` task sampling on
   disjointly annotated rows (2 DDP workers) and scores;
 * a tiny ``mtal-ray sweep`` whose grid is ``model.sharing: [hierarchical, sclstm]`` runs
-  one 2-iteration AL experiment (train, score, select MT-AVG, annotate, train) per scheme.
+  one 2-iteration AL experiment (train, score, select MT-AVG, annotate, train) per scheme,
+  training in the trial's own actor (``training.num_workers: 0``).
 
 A tiny random BERT keeps the compute to seconds; the code paths are the real ones.
 """
@@ -107,6 +108,7 @@ TINY_SWEEP = [
     "al.iterations=2",
     "selection.method=mt-avg",
     "model.sclstm.hidden_size=8",
+    "training.num_workers=0",  # in the trial's actor: the DDP workers are checked above
     "sweep.grid=[{model.sharing: [hierarchical, sclstm], seed: [0]}]",
 ]
 

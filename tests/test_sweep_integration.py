@@ -1,5 +1,7 @@
 """A tiny real sweep end to end: 3 trials (MT-AVG at 2 β, MT-R), killed and resumed.
 
+The trials train in their own actors (``training.num_workers: 0``).
+
 Runs ``mtal-ray sweep`` in a subprocess on the synthetic SF+ID corpus (tiny slice,
 2 iterations, a few training steps), kills the whole process group with SIGKILL once a
 trial has finished and another is running (the first run starts a Ray of its own, so
@@ -42,6 +44,9 @@ TINY = [
     "training.batch_size=8",
     "scoring.k=2",
     "al.iterations=2",
+    # each trial trains in its own actor: what is checked is Tune's bookkeeping, not Ray
+    # Train's (a sweep trial with Train workers: test_node_loss.py)
+    "training.num_workers=0",
     "sweep.grid=[{selection.method: [mt-avg], selection.beta: [0.5, 1.0],"
     " selection.task: [id], seed: [0]},"
     " {selection.method: [mt-r], seed: [0]}]",
@@ -140,8 +145,8 @@ def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(
     )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming the sweep" in second.stdout
-    # Resources add up (issue 20): trials that run together all get their workers, so no
-    # Train worker group waits out its start-up timeout.
+    # Resources add up (issue 20): trials that run together all get their CPUs (with
+    # Train workers, none waits out its start-up timeout; unit: test_sweep_space.py)
     logs = (tmp_path / "first.log").read_text() + second.stdout + second.stderr
     assert "worker group startup timed out" not in logs
 
@@ -218,7 +223,9 @@ def test_a_failed_trial_is_recorded_as_failed_and_the_sweep_goes_on(
     the report), the other finishes, and the sweep exits 1 after both.
 
     Run through the main job (``python -m mtal_ray.launch`` with a ``sweep:`` section) with
-    a random dimension: β is drawn from ``uniform(0.2, 0.9)`` for each grid point."""
+    a random dimension: β is drawn from ``uniform(0.2, 0.9)`` for each grid point. The
+    trials train in their own actors (``training.num_workers: 0``, no Ray Train inside
+    Tune): the finished trial is that mode's end-to-end check in a sweep."""
     sweep_dir = tmp_path / "sweep"
     missing = tmp_path / "no-such-encoder"
     command = [

@@ -193,6 +193,9 @@ def test_concurrency_fits_nested_workers_next_to_the_trial_actors():
     assert trial_concurrency(sweep, [_trial(2, 0.99)], 2.0) == 1
     # A big cluster scales out: 64 CPUs / (4 + 0.01) per trial.
     assert trial_concurrency(sweep, [_trial(4, 1.0), _trial(2, 1.0)], 64.0) == 15
+    # Training in the trial's own actor (num_workers 0) uses the CPU a worker would get.
+    assert trial_concurrency(sweep, [_trial(0, 0.99, cpus_per_actor=0.5)], 2.0) == 2
+    assert trial_concurrency(sweep, [_trial(0, 1.0, cpus_per_actor=0.5)], 2.0) == 1
     # Scoring actors count too.
     assert trial_concurrency(sweep, [_trial(1, 1.0, actors=4)], 16.0) == 3
     assert trial_concurrency(SweepConfig(max_concurrent_trials=3), [_trial(1, 1.0)], 2.0) == 3

@@ -63,8 +63,6 @@ def test_every_grid_point_and_random_edge_is_validated_without_ray():
         ("sweep.grid.training.seed=[1]", "training.seed: 1 would be ignored"),
         ("sweep.grid.selection.method=[blp-udjs]", "method blp-udjs does not take selection.beta"),
         ("sweep.grid.selection.method=[blp-joint-avg]", "selection.budget: blp-joint-avg selects"),
-        # Ray Train's local mode inside a Tune trial would report to Tune
-        ("sweep.grid.training.num_workers=[1, 0]", "training.num_workers: 0 (training in the"),
     ],
 )
 def test_a_bad_trial_is_named_before_ray_starts(grid, needle):

@@ -78,13 +78,6 @@ def plan_trials(config: Any, raw: dict[str, Any]) -> list[tuple[str, Any]]:
             raise ConfigError(
                 f"sweep trial {name}: annotation.mode: a sweep needs the oracle (got {mode!r})"
             )
-        workers = getattr(getattr(trial, "training", None), "num_workers", 1)
-        if workers == 0:  # Ray Train's local mode inside a Tune trial reports to Tune
-            raise ConfigError(
-                f"sweep trial {name}: training.num_workers: 0 (training in the calling "
-                "process) cannot run inside a sweep's trial, where Ray Tune's session takes "
-                "Ray Train's calls; use 1 or more Train workers"
-            )
         return trial
 
     planned: list[tuple[str, Any]] = []
@@ -128,10 +121,14 @@ def planned_trials(config: Any, raw: dict[str, Any]) -> list[str]:
 
 
 def nested_cpus(config: Any) -> float:
-    """CPUs a trial's nested work reserves at once: its Train workers or its scoring actors."""
+    """CPUs a trial's nested work reserves at once: its Train workers or its scoring actors.
+
+    A trial that trains in its own actor (``training.num_workers: 0``) counts the CPUs one
+    worker would get: Ray reserves only ``sweep.trial_cpus`` for the actor, but the
+    training uses a CPU all the same, so as many trials run at once as with one worker."""
     training = getattr(config, "training", None)
     scoring = getattr(config, "scoring", None)
-    train = training.num_workers * training.cpus_per_worker if training is not None else 0.0
+    train = max(1, training.num_workers) * training.cpus_per_worker if training is not None else 0.0
     score = scoring.concurrency * scoring.cpus_per_actor if scoring is not None else 0.0
     return float(max(train, score))
 

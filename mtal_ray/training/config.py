@@ -5,8 +5,8 @@ Example YAML::
     training:
       strategy: ddp            # ddp | deepspeed
       zero_stage: 2            # DeepSpeed ZeRO stage (0-3), used with strategy: deepspeed
-      num_workers: 2           # Ray Train workers; 0: Ray Train's local mode, training in
-                               # the launcher's own process (not in a sweep)
+      num_workers: 2           # Ray Train workers; 0: no Ray Train, training in the
+                               # calling process (the launcher's driver, a sweep's trial)
       use_gpu: false
       precision: fp32          # fp32 | bf16 (autocast with ddp; DeepSpeed's bf16 mode)
       cpus_per_worker: 1
@@ -61,8 +61,9 @@ class TrainingConfig(Section):
         default=2,
         ge=0,
         description=(
-            "Ray Train workers. 0: Ray Train's local mode - the training runs in the calling "
-            "process (the launcher's driver), with no worker process to start; "
+            "Ray Train workers. 0: no Ray Train - the training runs in the calling "
+            "process (the launcher's driver, or a sweep's trial actor), with no worker "
+            "process to start; "
             "CPU only, DDP, and a lost process loses the round's training (it runs again on "
             "resume)."
         ),

@@ -1,8 +1,8 @@
-"""Checkpoints of a training in Ray Train's local mode (``training.num_workers: 0``).
+"""Checkpoints of a training in the calling process (``training.num_workers: 0``).
 
-With no worker, Ray Train runs the training function in the calling process (the
-launcher's driver) and keeps nothing of what it reports. In local mode the loop therefore
-keeps the checkpoints itself, as Ray Train's checkpoint manager would: each one is written
+With no worker, the training function runs in the calling process (the launcher's driver,
+a sweep's trial actor) without Ray Train, so nothing keeps what it reports. The loop
+therefore keeps the checkpoints itself, as Ray Train's checkpoint manager would: each one is written
 in ``<run>/local/`` (:func:`staging_dir`) and named ``checkpoint_<step>`` with the metrics
 it was reported with (``metrics.json``, :func:`keep_checkpoint`), and only the
 ``training.checkpoints_to_keep`` best by ``dev_select`` stay (the earlier step on a tie, the

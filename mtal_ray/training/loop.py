@@ -1,6 +1,7 @@
-"""The per-worker training function run by Ray Train (one process per worker).
+"""The per-worker training function run by Ray Train (one process per worker), or in the
+calling process (``training.num_workers: 0``: :func:`train_in_this_process`).
 
-:func:`train_loop_per_worker` builds the model, resumes from ``ray.train.get_checkpoint()``
+:func:`run_loop` builds the model, resumes from ``ray.train.get_checkpoint()``
 if the run is restarted (after a worker failure, or when ``fit()`` is called again with
 the same run directory), and trains with AdamW under DDP or a DeepSpeed ZeRO engine (a
 :class:`~mtal_ray.training.runners.Runner` chosen by ``training.strategy``).
@@ -171,38 +172,100 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step * 1_009 + rank) % (2**63 - 1)
 
 
+class TrainSession:
+    """What the loop needs of the run it is part of: its rank in the worker group, the
+    device, the checkpoint to resume from and where its reports go.
+
+    :class:`RayTrainSession` is a Ray Train worker's; :class:`LocalSession` is the calling
+    process's (``training.num_workers: 0``), which needs no Ray Train at all, so it also
+    runs inside a Ray Tune trial, whose session would take Ray Train's calls."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    def checkpoint(self) -> Any:
+        """The checkpoint (``ray.train.Checkpoint``) to resume from, or None."""
+        return None
+
+    def report(self, metrics: dict[str, Any], directory: str | None = None) -> None:
+        """Report one evaluation's ``metrics``, with the checkpoint written in ``directory``
+        when given."""
+        raise NotImplementedError
+
+
+class RayTrainSession(TrainSession):
+    """A Ray Train worker's session (``ray.train``'s context, checkpoint and report)."""
+
+    def __init__(self) -> None:
+        import ray.train
+        import ray.train.torch
+
+        context = ray.train.get_context()
+        self.rank, self.world = context.get_world_rank(), context.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def checkpoint(self) -> Any:
+        import ray.train
+
+        return ray.train.get_checkpoint()
+
+    def report(self, metrics: dict[str, Any], directory: str | None = None) -> None:
+        import ray.train
+        from ray.train import Checkpoint
+
+        checkpoint = Checkpoint.from_directory(directory) if directory is not None else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+class LocalSession(TrainSession):
+    """The calling process's session (``training.num_workers: 0``): rank 0 of 1 on the
+    CPU, a fresh start, the last report kept in :attr:`last_metrics`; the checkpoints are
+    the loop's own (:mod:`mtal_ray.training.local_mode`)."""
+
+    def __init__(self) -> None:
+        self.last_metrics: dict[str, Any] | None = None
+
+    def report(self, metrics: dict[str, Any], directory: str | None = None) -> None:
+        self.last_metrics = dict(metrics)
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train worker entry point (see the module docstring for the protocol).
 
     ``config`` keys: ``train``/``dev`` (Arrow tables), ``tasks``, ``vocabs`` (task ->
     ``LabelVocab.to_dict()``), ``model`` and ``training`` (config dumps), and optionally
-    ``fault_at_step`` (tests: the last worker kills itself at that step on a fresh start)
-    and ``local_checkpoints`` (Ray Train's local mode, ``training.num_workers: 0``: the
-    function runs in the caller's process and keeps its checkpoints in that folder itself,
-    :mod:`mtal_ray.training.local_mode`).
+    ``fault_at_step`` (tests: the last worker kills itself at that step on a fresh start).
     """
-    import ray.train
-    import ray.train.torch
-    from ray.train import Checkpoint
+    _quiet_worker_logs()  # a Train worker's process: its logs are ours to set
+    run_loop(config, RayTrainSession())
 
+
+def train_in_this_process(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The training of ``config`` (as :func:`train_loop_per_worker`'s, plus
+    ``local_checkpoints``: the folder the loop keeps its checkpoints in) run in the calling
+    process without Ray Train (``training.num_workers: 0``). Returns the last report."""
+    session = LocalSession()
+    run_loop(config, session)
+    return session.last_metrics
+
+
+def run_loop(config: dict[str, Any], session: TrainSession) -> None:
+    """The training loop of one worker of ``session`` (module docstring)."""
     local_dir = config.get("local_checkpoints")
-    if local_dir is None:  # a Train worker's process: its logs are ours to set
-        _quiet_worker_logs()
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
+    rank, world, device = session.rank, session.world, session.device
     cfg = TrainingConfig(**config["training"])
     model_cfg = ModelConfig(**config["model"])
     vocabs = {t: LabelVocab.from_dict(v) for t, v in config["vocabs"].items()}
     train: pa.Table = config["train"]
     dev: pa.Table = config["dev"]
-    device = ray.train.torch.get_device()
 
     torch.manual_seed(cfg.seed)
     tasks = build_tasks(config["tasks"], vocabs)
     model, collator = build_model(tasks, model_cfg)
     model.to(device)
     state = TrainingProgress()
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = session.checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             state = TrainingProgress(**json.loads((Path(directory) / LOOP_FILE).read_text()))
@@ -302,7 +365,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             # best replays the steps since (seeded) to this very state; same on every rank.
             # The last evaluation always checkpoints: Ray Train's result carries only the
             # metrics of checkpointed reports (steps, phases: TrainResult)
-            ray.train.report(metrics)
+            session.report(metrics)
         else:
             with (
                 tempfile.TemporaryDirectory(prefix="mtal-ckpt-")
@@ -326,13 +389,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     (directory / LOOP_FILE).write_text(json.dumps(asdict(state)))
                     _write_predictions(directory / PREDICTIONS_FILE, dev, predictions, model)
                 has_files = any(directory.iterdir())
-                if local_dir is not None:  # local mode: Ray Train keeps nothing reported
+                if local_dir is not None:  # in this process: the loop keeps its checkpoints
                     keep_checkpoint(directory, metrics, cfg.checkpoints_to_keep)
-                    ray.train.report(metrics)
-                else:
-                    ray.train.report(
-                        metrics, checkpoint=Checkpoint.from_directory(tmp) if has_files else None
-                    )
+                    session.report(metrics)
+                else:  # Ray Train copies the folder to its storage
+                    session.report(metrics, tmp if has_files else None)
         spent["s_checkpoint"] += time.perf_counter() - checkpoint_started
         step_started = time.perf_counter()
         if math.isnan(metrics["train_loss"]):

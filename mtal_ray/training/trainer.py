@@ -18,21 +18,19 @@ the best checkpoint is exported, ``output_dir/train`` (Ray Train's checkpoints, 
 size of the model plus its optimizer state) is deleted unless ``training.keep_checkpoints``:
 a finished round keeps ``best/`` only.
 
-``training.num_workers: 0`` uses Ray Train's local mode: no controller and no worker
-process, the training function runs in this process (it pays no process start and no
-imports: the fixed cost of a small round) and Ray is not started for it. The loop then
-keeps its checkpoints itself (:mod:`mtal_ray.training.local_mode`); a restarted call
-starts that training again.
+``training.num_workers: 0`` trains in this process, without Ray Train: no controller and
+no worker process (it pays no process start and no imports: the fixed cost of a small
+round), Ray is not started for it, and it runs as well inside a Ray Tune trial (whose
+session would take Ray Train's calls, local mode's included). The loop then keeps its
+checkpoints itself (:mod:`mtal_ray.training.local_mode`); a restarted call starts that
+training again.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +47,7 @@ from mtal_ray.tasks.registry import build_tasks
 from mtal_ray.training.checkpoint import export_inference_checkpoint, load_checkpoint
 from mtal_ray.training.config import TrainingConfig
 from mtal_ray.training.local_mode import LOCAL_DIR, reported_checkpoints
-from mtal_ray.training.loop import train_loop_per_worker
+from mtal_ray.training.loop import train_in_this_process, train_loop_per_worker
 from mtal_ray.training.runners import runner_class
 
 RUN_NAME = "train"
@@ -211,38 +209,28 @@ def _worker_env(training: TrainingConfig) -> dict[str, str]:
     return env
 
 
-def _fit_in_this_process(trainer: Any, training_cfg: TrainingConfig, output_dir: Path) -> Any:
-    """``trainer.fit()`` in Ray Train's local mode: the training runs here, with the
-    workers' environment, its own torch random state (the caller's is left as it was) and
-    without Ray Train's line per report; a failure is a :class:`TrainingFailedError`."""
+def _fit_in_this_process(
+    loop_config: dict[str, Any], training_cfg: TrainingConfig, output_dir: Path
+) -> dict[str, Any] | None:
+    """The training in this process without Ray Train (``training.num_workers: 0``), with
+    the workers' environment, its own torch random state (the caller's is left as it was)
+    and no weight-loading reports; a failure is a :class:`TrainingFailedError`. Returns the
+    last report's metrics."""
     import torch
 
     try:
         with (
-            _quiet_ray_train(),
             quiet_transformers(),  # as a worker logs: no weight-loading reports
             scoped_environ(_worker_env(training_cfg)),
             torch.random.fork_rng(devices=[]),
         ):
-            return trainer.fit()
+            return train_in_this_process(loop_config)
     except (MtalError, KeyboardInterrupt):
         raise
     except Exception as err:  # what a worker's failure would report
         raise TrainingFailedError(
             f"training in {output_dir} failed: {type(err).__name__}: {err}"
         ) from err
-
-
-@contextlib.contextmanager
-def _quiet_ray_train() -> Iterator[None]:
-    """Ray Train's INFO lines (local mode: one per report, in the launcher's own log) off."""
-    train_logger = logging.getLogger("ray.train")
-    level = train_logger.level
-    train_logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        train_logger.setLevel(level)
 
 
 def train_model(
@@ -300,47 +288,47 @@ def train_model(
     else:  # local mode needs no Ray
         ensure_ray(log_to_driver=False)
 
-    with _quiet_ray_train() if local_dir is not None else contextlib.nullcontext():
-        scaling = ScalingConfig(  # with 0 workers Ray Train says it runs in local mode
-            num_workers=training_cfg.num_workers,
-            use_gpu=training_cfg.use_gpu,
-            resources_per_worker={"CPU": training_cfg.cpus_per_worker},
-        )
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={
-            "train": train,
-            "dev": dev,
-            "tasks": tasks,
-            "vocabs": {t: v.to_dict() for t, v in vocabs.items()},
-            "model": model_cfg.model_dump(),
-            "training": training_cfg.model_dump(),
-            "fault_at_step": fault_at_step,
-            **({"local_checkpoints": str(local_dir)} if local_dir is not None else {}),
-        },
-        scaling_config=scaling,
-        torch_config=TorchConfig(backend="nccl" if training_cfg.use_gpu else "gloo"),
-        run_config=RunConfig(
-            name=RUN_NAME,
-            storage_path=str(output_dir),
-            failure_config=FailureConfig(max_failures=training_cfg.max_failures),
-            checkpoint_config=CheckpointConfig(
-                num_to_keep=training_cfg.checkpoints_to_keep,
-                checkpoint_score_attribute="dev_select",  # floored geo-mean (loop.py)
-                checkpoint_score_order="max",
-            ),
-            worker_runtime_env={"env_vars": _worker_env(training_cfg)},
-        ),
-    )
+    loop_config = {
+        "train": train,
+        "dev": dev,
+        "tasks": tasks,
+        "vocabs": {t: v.to_dict() for t, v in vocabs.items()},
+        "model": model_cfg.model_dump(),
+        "training": training_cfg.model_dump(),
+        "fault_at_step": fault_at_step,
+    }
     fit_called = time.perf_counter()
-    if local_dir is not None:
-        result = _fit_in_this_process(trainer, training_cfg, output_dir)
+    if local_dir is not None:  # no Ray Train: the loop keeps its checkpoints in local_dir
+        last = _fit_in_this_process(
+            {**loop_config, "local_checkpoints": str(local_dir)}, training_cfg, output_dir
+        )
         candidates = [
             (Checkpoint.from_directory(str(path)), metrics)
             for path, metrics in reported_checkpoints(local_dir)
             if "dev_select" in metrics
         ]
     else:
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config=loop_config,
+            scaling_config=ScalingConfig(
+                num_workers=training_cfg.num_workers,
+                use_gpu=training_cfg.use_gpu,
+                resources_per_worker={"CPU": training_cfg.cpus_per_worker},
+            ),
+            torch_config=TorchConfig(backend="nccl" if training_cfg.use_gpu else "gloo"),
+            run_config=RunConfig(
+                name=RUN_NAME,
+                storage_path=str(output_dir),
+                failure_config=FailureConfig(max_failures=training_cfg.max_failures),
+                checkpoint_config=CheckpointConfig(
+                    num_to_keep=training_cfg.checkpoints_to_keep,
+                    checkpoint_score_attribute="dev_select",  # floored geo-mean (loop.py)
+                    checkpoint_score_order="max",
+                ),
+                worker_runtime_env={"env_vars": _worker_env(training_cfg)},
+            ),
+        )
         # Train hands this process's RAY_TRAIN_* variables to the controller it starts
         interval = os.environ.get(HEALTH_CHECK_ENV, HEALTH_CHECK_INTERVAL_S)
         with scoped_environ({HEALTH_CHECK_ENV: interval}):
@@ -348,11 +336,12 @@ def train_model(
         if result.error is not None:
             raise TrainingFailedError(f"training in {output_dir} failed: {result.error}")
         candidates = [(c, m) for c, m in result.best_checkpoints if m and "dev_select" in m]
+        last = result.metrics
     fit_returned = time.perf_counter()
     if not candidates:
         raise TrainingFailedError(f"training in {output_dir} reported no checkpoint")
     best, best_metrics = max(candidates, key=lambda cm: (cm[1]["dev_select"], -cm[1]["step"]))
-    last_metrics = result.metrics or best_metrics
+    last_metrics = last or best_metrics
     with best.as_directory() as directory:
         best_dir = export_inference_checkpoint(directory, output_dir / BEST_DIR)
     if not training_cfg.keep_checkpoints:  # the exported model is all scoring/annotation need
