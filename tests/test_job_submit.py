@@ -7,75 +7,34 @@ never with ``ray stop`` (which would kill every Ray on the machine).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
+from ray_head import free_port, start_head, stop_head
 
 pytestmark = [pytest.mark.integration, pytest.mark.realdata]
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def processes_of(temp_dir: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(str(temp_dir) in part for part in proc.info["cmdline"] or []):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
-
-
 @pytest.fixture
-def ray_head(tmp_path_factory):
-    ray = shutil.which("ray")
-    if ray is None:
-        pytest.skip("the `ray` command is not on PATH")
+def ray_head():
+    """A head with the dashboard (and its job server) on a free port, as `ray start`
+    leaves one; yields the dashboard's address and the environment to submit with."""
     # A short path: Ray's unix socket paths must stay under 107 characters.
     temp_dir = Path(f"/tmp/mtal_head_{os.getpid()}")
     dashboard = free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    cmd = [
-        ray,
-        "start",
-        "--head",
-        "--num-cpus=2",
-        "--include-dashboard=true",
-        f"--port={free_port()}",
-        f"--dashboard-port={dashboard}",
-        "--dashboard-host=127.0.0.1",
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--ray-client-server-port={free_port()}",
-        f"--temp-dir={temp_dir}",
-        "--disable-usage-stats",
-    ]
-    started = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    start_head(temp_dir, dashboard_port=dashboard, env=env)
     try:
-        assert started.returncode == 0, started.stdout + started.stderr
         yield f"http://127.0.0.1:{dashboard}", env
     finally:
-        for proc in processes_of(temp_dir):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
-        time.sleep(1)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        stop_head(temp_dir)
 
 
 def test_ray_job_submit_runs_the_launcher(ray_head, shared_data, tmp_path):
