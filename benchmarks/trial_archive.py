@@ -28,6 +28,9 @@ from mtal_ray.data.atomic import atomic_write_text
 
 #: What an archived trial keeps (paths relative to the trial folder).
 FILES = ("trial.json", "summary.json", "config.json", "state.json", "rounds/round_0/selection.json")
+#: Kept too: every round's selection (which sentences each round added, for the costs of
+#: ``validity_cost.py``); added to trials archived before they were kept.
+SELECTIONS = "rounds/round_*/selection.json"
 #: Config keys that say where or on how many CPUs a trial ran, not what it computed.
 PLACEMENT = {
     ("tracking",),
@@ -103,11 +106,18 @@ def save(sweep_dir: Path, archive: Path) -> list[str]:
         return saved
     for trial_dir in sorted(p for p in trials.iterdir() if p.is_dir()):
         target = Path(archive) / trial_dir.name
-        if (target / "trial.json").exists() or not _finished(trial_dir):
+        if not _finished(trial_dir):
+            continue
+        selections = [str(p.relative_to(trial_dir)) for p in trial_dir.glob(SELECTIONS)]
+        if (target / "trial.json").exists():  # archived before: add what it lacks
+            for name in selections:
+                if not (target / name).exists():
+                    (target / name).parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(target / name, (trial_dir / name).read_text("utf-8"))
             continue
         tmp = target.with_name(target.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        for name in FILES:
+        for name in (*FILES, *selections):
             source = trial_dir / name
             if source.exists():
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)

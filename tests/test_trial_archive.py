@@ -63,6 +63,27 @@ def test_finished_trials_are_saved_once_with_their_small_files_only(tmp_path: Pa
     assert not list(archive.glob("*.partial"))
 
 
+def test_every_rounds_selection_is_kept_and_added_to_trials_archived_without(tmp_path):
+    sweep_dir, archive = tmp_path / "sweep", tmp_path / "archive"
+    trial_dir = make_trial(sweep_dir, 0, "finished")
+    trial_archive.save(sweep_dir, archive)  # archived with round 0's selection only
+    later = trial_dir / "rounds" / "round_1" / "selection.json"
+    later.parent.mkdir(parents=True)
+    later.write_text(json.dumps({"ids": ["5"]}))
+
+    assert trial_archive.save(sweep_dir, archive) == []  # not archived again ...
+    kept = archive / "mt-r_seed=0" / "rounds" / "round_1" / "selection.json"
+    assert json.loads(kept.read_text()) == {"ids": ["5"]}  # ... but completed
+
+    fresh_sweep, fresh_archive = tmp_path / "sweep2", tmp_path / "archive2"
+    make_trial(fresh_sweep, 0, "finished")
+    second = fresh_sweep / "trials" / "mt-r_seed=0" / "rounds" / "round_1" / "selection.json"
+    second.parent.mkdir(parents=True)
+    second.write_text(json.dumps({"ids": ["9"]}))
+    assert trial_archive.save(fresh_sweep, fresh_archive) == ["mt-r_seed=0"]
+    assert (fresh_archive / "mt-r_seed=0" / "rounds" / "round_1" / "selection.json").is_file()
+
+
 def test_a_restored_trial_is_finished_for_the_sweep_and_keeps_its_rows(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     make_trial(tmp_path / "old", 0, "finished")

@@ -1,0 +1,210 @@
+"""The validity study at equal annotation cost: do the selections beat random per unit of
+annotation work, not only per sentence?
+
+``validity.py`` compares methods at equal *sentence* counts (the paper's Table 10 shape).
+But selections differ in what a sentence costs: on ATIS the first MT-AL selection picks
+sentences of ~5 words with ~1 slot where the pool averages 11 words and 3.4 slots. This
+script prices every round's selection of every finished trial with the paper's cost model
+(§7: a sentence costs its m words once, plus ``tp`` = 1 per entity of a token-level task and
+``ts`` = 3 for a sentence-level task) on the **gold** labels the oracle gave — the work an
+annotator actually did, the same yardstick for random selection (which runs no model, so
+has no predicted entity counts) and for the MT methods — and compares each method with
+MT-R (same seed) at equal cumulative cost: MT-R's test geometric mean is interpolated
+linearly at the method's cost (never extrapolated). The initial labeled set is the same
+for every method of a seed and is left out of the cost.
+
+Reads the trial archive that ``validity.py`` keeps (``benchmarks/results/trials/validity/
+validity_<scenario>``; every round's ``selection.json`` is needed) or a sweep's ``trials``
+folder, and the pool the trials selected from (``validity.py``'s fixed subset of the
+corpus in ``../shared/data``, rebuilt when missing). Writes ``benchmarks/results/
+validity_cost.json`` and prints the tables.
+
+    python benchmarks/validity_cost.py --scenario atis
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import validity  # benchmarks/validity.py: scenarios, corpus reading, archive layout
+
+from mtal_ray.data.atomic import atomic_write_text
+from mtal_ray.driver.annotation import label_count
+from mtal_ray.scoring.table import SPAN_TASKS
+from mtal_ray.selection import annotation_cost, load_table
+from mtal_ray.selection.cost import CostModel
+from mtal_ray.sweep.reference import curve_area, paired_gain
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUT = REPO / "benchmarks" / "results" / "validity_cost.json"
+
+
+def gold_cost_table(rows: list[dict[str, Any]], tasks: list[str]) -> Any:
+    """A cost table (:func:`mtal_ray.selection.load_table`) of ``rows`` whose entity counts
+    are the gold ones: ``n_tokens`` and, per token-level task, ``<task>.n_entities``."""
+    columns: dict[str, Any] = {
+        "id": [r["id"] for r in rows],
+        "n_tokens": [len(r["tokens"]) for r in rows],
+    }
+    spans = [t for t in tasks if t in SPAN_TASKS]
+    for task in spans:
+        columns[f"{task}.n_entities"] = [label_count(task, r) for r in rows]
+    table = pa.table(columns).replace_schema_metadata(
+        {"mtal_ray.tasks": json.dumps(tasks), "mtal_ray.token_tasks": json.dumps(spans)}
+    )
+    return load_table(table, source="gold labels")
+
+
+def trial_curve(trial_dir: Path, costs: Any, tasks: list[str]) -> dict[str, Any] | None:
+    """A finished trial's cumulative gold cost before each iteration's training and its
+    test scores there; None when a round's selection is missing."""
+    summary = json.loads((trial_dir / "summary.json").read_text(encoding="utf-8"))
+    rows = summary["rows"]
+    spent, total = [], 0.0
+    for row in rows:
+        spent.append(total)
+        if row is rows[-1]:
+            break
+        path = trial_dir / "rounds" / f"round_{row['iteration']}" / "selection.json"
+        if not path.is_file():
+            return None
+        selection = json.loads(path.read_text(encoding="utf-8"))
+        per_id = selection.get("tasks") or {sid: tasks for sid in selection["ids"]}
+        total += annotation_cost(costs, {s: list(t) for s, t in per_id.items()}, CostModel())
+    scores = {t: [float(r[f"test.{t}"]) for r in rows] for t in tasks}
+    gmean = [
+        float(np.prod([scores[t][i] for t in tasks]) ** (1 / len(tasks))) for i in range(len(rows))
+    ]
+    return {"labeled": [r["labeled"] for r in rows], "cost": spent, "test": scores, "gmean": gmean}
+
+
+def paired(curve: dict[str, Any], random: dict[str, Any]) -> dict[str, Any]:
+    """``curve`` against MT-R's (same seed) at equal cost and at equal sentence counts."""
+    cost, gmean = np.array(curve["cost"]), np.array(curve["gmean"])
+    rcost, rgmean = np.array(random["cost"]), np.array(random["gmean"])
+    inside = (cost >= rcost[0]) & (cost <= rcost[-1])
+    at_cost = np.where(inside, gmean - np.interp(cost, rcost, rgmean), np.nan)
+    # the areas under both curves over the cost range both cover (normalised: mean score)
+    grid = np.linspace(0.0, min(cost[-1], rcost[-1]), 101)
+    area = curve_area(list(grid), list(np.interp(grid, cost, gmean)))
+    random_area = curve_area(list(grid), list(np.interp(grid, rcost, rgmean)))
+    return {
+        "delta_auc_same_cost": round(100 * (area - random_area), 2),
+        "delta_same_sentences": (100 * (gmean - rgmean)).round(2).tolist(),
+        "delta_same_cost": [None if np.isnan(d) else round(100 * d, 2) for d in at_cost],
+        "cost_ratio_final": round(float(cost[-1] / rcost[-1]), 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", choices=sorted(validity.SCENARIOS), default="atis")
+    parser.add_argument("--trials", help="trial folders (default: the validity archive)")
+    parser.add_argument(
+        "--pool-size", type=int, help="the study's (default: validity.json's protocol)"
+    )
+    parser.add_argument("--work-dir", default="runs/validity", help="where the pool is built")
+    parser.add_argument("--output", default=str(OUTPUT))
+    args = parser.parse_args(argv)
+    scenario = validity.SCENARIOS[args.scenario]
+    trials = Path(
+        args.trials or REPO / "benchmarks/results/trials/validity" / f"validity_{args.scenario}"
+    )
+    if not trials.is_dir():
+        print(f"error: no trials in {trials}", file=sys.stderr)
+        return 2
+    size = args.pool_size
+    if size is None and validity.RESULTS.is_file():  # the pool the trials selected from
+        size = json.loads(validity.RESULTS.read_text(encoding="utf-8"))["protocol"]["pool_size"]
+    corpus = validity.pool_corpus(scenario, size or scenario.pool_size, Path(args.work_dir))
+    pool = validity.pool_table(corpus, scenario)
+    costs = gold_cost_table(pool.to_pylist(), scenario.tasks)
+
+    curves: dict[str, dict[str, Any]] = {}
+    for trial_dir in sorted(p for p in trials.iterdir() if (p / "summary.json").is_file()):
+        record = json.loads((trial_dir / "trial.json").read_text(encoding="utf-8"))
+        if record.get("status") != "finished" or set(record["params"]) != {
+            "selection.method",
+            "seed",
+        }:
+            continue  # the selector comparison only (CE, budget and ST arms differ in more)
+        curve = trial_curve(trial_dir, costs, scenario.tasks)
+        if curve is None:
+            print(f"skipped {trial_dir.name}: a round's selection.json is missing")
+            continue
+        curves.setdefault(record["method"], {})[str(record["seed"])] = curve
+
+    random = curves.get("mt-r", {})
+    results: dict[str, Any] = {
+        "scenario": args.scenario,
+        "cost_model": "paper §7 (tp 1, ts 3) on gold labels",
+        "methods": {},
+    }
+    print(f"\n=== {args.scenario}: cumulative gold annotation cost before each training")
+    for method, seeds in sorted(curves.items()):
+        for seed, curve in sorted(seeds.items()):
+            line = " ".join(f"{c:6.0f}" for c in curve["cost"])
+            print(f"{method:8s} seed {seed}: {line}   geo-mean {100 * curve['gmean'][-1]:.2f}")
+    print(f"\n=== {args.scenario}: paired with MT-R (same seed), test geo-mean ×100")
+    print(
+        "method   seed  Δ same sentences per iteration      "
+        "Δ same cost per iteration         cost ratio"
+    )
+    for method, seeds in sorted(curves.items()):
+        out = results["methods"].setdefault(method, {})
+        for seed, curve in sorted(seeds.items()):
+            entry = {**curve}
+            if method != "mt-r" and seed in random:
+                entry["vs_random"] = paired(curve, random[seed])
+                d = entry["vs_random"]
+                same_cost = ["  –  " if x is None else f"{x:+5.2f}" for x in d["delta_same_cost"]]
+                print(
+                    f"{method:8s} {seed:>4}  "
+                    + " ".join(f"{x:+5.2f}" for x in d["delta_same_sentences"])
+                    + "   "
+                    + " ".join(same_cost)
+                    + f"   {d['cost_ratio_final']:.3f}"
+                )
+            out[seed] = entry
+    print(
+        f"\n=== {args.scenario}: over seeds (mean [95 % bootstrap CI] wins/losses), ×100; "
+        "at the method's final cost, MT-R interpolated"
+    )
+    for method, entries in sorted(results["methods"].items()):
+        paired_entries = [e["vs_random"] for e in entries.values() if "vs_random" in e]
+        if not paired_entries:
+            continue
+        final = [e["delta_same_cost"][-1] for e in paired_entries]
+        summary = {
+            "final_same_cost": paired_gain([x for x in final if x is not None]),
+            "auc_same_cost": paired_gain([e["delta_auc_same_cost"] for e in paired_entries]),
+            "final_same_sentences": paired_gain(
+                [e["delta_same_sentences"][-1] for e in paired_entries]
+            ),
+        }
+        ratio = float(np.mean([e["cost_ratio_final"] for e in paired_entries]))
+        results.setdefault("summary", {})[method] = {
+            **{k: dataclasses.asdict(g) for k, g in summary.items()},
+            "cost_ratio_final": round(ratio, 3),
+        }
+        text = "; ".join(
+            f"{k} {g.mean:+.2f} [{g.low:+.2f}, {g.high:+.2f}] {g.wins}/{g.losses}"
+            for k, g in summary.items()
+        )
+        print(f"{method:8s} {text}; cost {ratio:.3f}× MT-R's")
+    atomic_write_text(Path(args.output), json.dumps(results, indent=1) + "\n")
+    print(f"\nwritten: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
