@@ -32,36 +32,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import validity  # benchmarks/validity.py: scenarios, corpus reading, archive layout
 
 from mtal_ray.data.atomic import atomic_write_text
-from mtal_ray.driver.annotation import label_count
-from mtal_ray.scoring.table import SPAN_TASKS
-from mtal_ray.selection import annotation_cost, load_table
+from mtal_ray.driver.annotation import label_cost_table
+from mtal_ray.selection import annotation_cost
 from mtal_ray.selection.cost import CostModel
 from mtal_ray.sweep.reference import curve_area, paired_gain
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "benchmarks" / "results" / "validity_cost.json"
-
-
-def gold_cost_table(rows: list[dict[str, Any]], tasks: list[str]) -> Any:
-    """A cost table (:func:`mtal_ray.selection.load_table`) of ``rows`` whose entity counts
-    are the gold ones: ``n_tokens`` and, per token-level task, ``<task>.n_entities``."""
-    columns: dict[str, Any] = {
-        "id": [r["id"] for r in rows],
-        "n_tokens": [len(r["tokens"]) for r in rows],
-    }
-    spans = [t for t in tasks if t in SPAN_TASKS]
-    for task in spans:
-        columns[f"{task}.n_entities"] = [label_count(task, r) for r in rows]
-    table = pa.table(columns).replace_schema_metadata(
-        {"mtal_ray.tasks": json.dumps(tasks), "mtal_ray.token_tasks": json.dumps(spans)}
-    )
-    return load_table(table, source="gold labels")
 
 
 def trial_curve(trial_dir: Path, costs: Any, tasks: list[str]) -> dict[str, Any] | None:
@@ -127,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         size = json.loads(validity.RESULTS.read_text(encoding="utf-8"))["protocol"]["pool_size"]
     corpus = validity.pool_corpus(scenario, size or scenario.pool_size, Path(args.work_dir))
     pool = validity.pool_table(corpus, scenario)
-    costs = gold_cost_table(pool.to_pylist(), scenario.tasks)
+    costs = label_cost_table(pool.to_pylist(), scenario.tasks)  # the gold labels
 
     curves: dict[str, dict[str, Any]] = {}
     for trial_dir in sorted(p for p in trials.iterdir() if (p / "summary.json").is_file()):

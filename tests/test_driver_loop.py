@@ -304,6 +304,36 @@ def test_random_methods_skip_scoring_and_select_deterministically(tmp_path, meth
         assert selection["cost"] is None
 
 
+@pytest.mark.parametrize("method", ["mt-r", "mt-avg"])
+def test_each_round_records_the_cost_of_the_labels_given(tmp_path, method):
+    """Random selection claims no predicted cost (no model ran) but its annotation is
+    priced like any other on the labels the oracle gave: the paper's cost model (§7) on
+    the gold rows, hand-summed here: words + slots (SF) + ts = 3 (ID), words read once."""
+    from mtal_ray.data import make_synthetic_corpus
+
+    recorder = Recorder()
+    _loop(tmp_path, _config(f"selection.method={method}"), callbacks=[recorder]).run()
+    gold = {
+        r["id"]: r for r in make_synthetic_corpus(60, 10, 10, seed=0).splits["train"].to_pylist()
+    }
+    state = json.loads((tmp_path / "state.json").read_text())
+    expected = []
+    for i in range(2):
+        ids = json.loads((tmp_path / "rounds" / f"round_{i}" / "selection.json").read_text())["ids"]
+        expected.append(sum(
+            len(gold[sid]["tokens"])
+            + sum(tag.startswith("B-") for tag in gold[sid]["sf.tags"])
+            + 3.0
+            for sid in ids
+        ))  # fmt: skip
+    assert [r["annotated_cost"] for r in state["rounds"][:2]] == expected
+    assert state["annotated_cost_spent"] == sum(expected) > 0
+    rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
+    assert [r["cost_annotated"] for r in rows] == [*expected, None]
+    spent = [e[3]["cost.annotated.spent"] for e in recorder.events if e[:2] == ("step", "train")]
+    assert spent == [0.0, expected[0], sum(expected)]  # before each training
+
+
 def test_random_selection_under_a_budget_over_span_tasks_still_scores(tmp_path):
     """A budget over SF needs the entity counts a model predicts: scored (EC only)."""
     scorer = FakeScorer()

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import validity_cost
 
+from mtal_ray.driver.annotation import label_cost_table
 from mtal_ray.selection import annotation_cost
 from mtal_ray.selection.cost import CostModel
 
@@ -23,7 +24,7 @@ ROWS = [  # 4 words, 2 slots; 2 words, no slot
 
 
 def test_gold_costs_follow_the_papers_model_on_the_gold_labels():
-    costs = validity_cost.gold_cost_table(ROWS, ["sf", "id"])
+    costs = label_cost_table(ROWS, ["sf", "id"])
     # SF + ID: m + tp·slots (SF) + m + ts (ID) − m (the words are read once)
     assert annotation_cost(costs, {"a": ["sf", "id"]}, CostModel()) == 4 + 2 + 3
     assert annotation_cost(costs, {"b": ["sf", "id"]}, CostModel()) == 2 + 0 + 3
@@ -42,7 +43,7 @@ def test_a_trials_cumulative_cost_counts_each_rounds_selection_before_the_next_t
         folder = tmp_path / "rounds" / f"round_{i}"
         folder.mkdir(parents=True)
         (folder / "selection.json").write_text(json.dumps({"ids": ids}))
-    costs = validity_cost.gold_cost_table(ROWS, ["sf", "id"])
+    costs = label_cost_table(ROWS, ["sf", "id"])
     curve = validity_cost.trial_curve(tmp_path, costs, ["sf", "id"])
     assert curve["cost"] == [0.0, 9.0, 14.0]
     assert curve["gmean"] == pytest.approx([0.5, 0.8, 0.9])

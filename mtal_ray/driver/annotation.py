@@ -334,6 +334,38 @@ def label_count(task: str, row: Mapping[str, Any]) -> int:
     return len(values or [])
 
 
+def label_cost_table(rows: Iterable[Mapping[str, Any]], tasks: list[str]) -> Any:
+    """A cost table (:func:`mtal_ray.selection.load_table`) of labeled ``rows``: ``id``,
+    ``n_tokens`` and, per token-level task (one with entity spans), ``<task>.n_entities``
+    counted in the row's labels rather than predicted by a model."""
+    from mtal_ray.selection import load_table
+
+    rows = list(rows)
+    spans = [t for t in tasks if task_spec(t).spans]
+    columns: dict[str, Any] = {
+        "id": [str(r["id"]) for r in rows],
+        "n_tokens": [len(r.get("tokens") or []) for r in rows],
+    }
+    for task in spans:
+        columns[f"{task}.n_entities"] = [label_count(task, r) for r in rows]
+    table = pa.table(columns).replace_schema_metadata(
+        {"mtal_ray.tasks": json.dumps(tasks), "mtal_ray.token_tasks": json.dumps(spans)}
+    )
+    return load_table(table, source="the annotated labels")
+
+
+def annotated_cost(
+    rows: pa.Table, tasks_per_id: Mapping[str, list[str]], tasks: list[str], cost_model: Any
+) -> float:
+    """The cost model's price of annotating ``tasks_per_id`` counted on the labels ``rows``
+    hold (the annotator's, or the oracle's gold ones): the work done, whichever selector
+    chose the sentences (random selection runs no model, so it has no predicted counts)."""
+    from mtal_ray.selection import annotation_cost
+
+    wanted = take_ids(rows, list(tasks_per_id))
+    return annotation_cost(label_cost_table(wanted.to_pylist(), tasks), tasks_per_id, cost_model)
+
+
 def label_kinds(tasks: Iterable[str]) -> dict[str, LabelKind]:
     """How the cost model prices each task's labels: per entity for a tagging task (it has
     predicted entity counts in the confidence table), once per sentence otherwise."""

@@ -35,6 +35,7 @@ from mtal_ray.data.splits import sample_rows
 from mtal_ray.data.vocab import label_counts
 from mtal_ray.driver.annotation import (
     LABELS_FILE,
+    annotated_cost,
     annotation_seconds,
     imported_annotations,
     label_kinds,
@@ -402,6 +403,7 @@ class ActiveLearningLoop:
             "labeled.total": labeled.num_rows,
             "seconds.train": record.seconds["train"],
             "cost.spent": state.cost_spent,
+            "cost.annotated.spent": state.annotated_cost_spent,
         }
         for phase, value in result.phases.items():  # where the training's time went
             record.seconds[f"train.{phase}"] = float(value)
@@ -634,19 +636,34 @@ class ActiveLearningLoop:
             state.cost_spent += float(cost)
         state.apply_selection(payload["tasks"])
         state.pool_size = state.pool_count(data.train)
+        metrics: dict[str, float] = {}
+        lines: list[str] = []
+        try:  # the work done: the selection priced on the labels it was given
+            record.annotated_cost = annotated_cost(
+                self._labeled_table(run, data),
+                payload["tasks"],
+                list(data.tasks),
+                self.cfg.selection.paper_costs(),
+            )
+        except MtalError as err:
+            log.warning("annotated cost not computed: %s", err)
+        else:
+            state.annotated_cost_spent += record.annotated_cost
+            metrics["cost.annotated"] = record.annotated_cost
+            lines.append(f"annotated: cost {record.annotated_cost:g} on the labels given")
         timed = annotation_seconds(self.run_dir, state.iteration)  # measured in a tool
         if timed is None:
-            return StepReport(Step.UPDATE, state.iteration)
+            return StepReport(Step.UPDATE, state.iteration, metrics, lines=lines)
         record.annotation_seconds = timed
         per_task = ", ".join(f"{t} {s:.0f}s" for t, s in timed.items() if t != "total")
-        metrics = {f"annotation.seconds.{t}": s for t, s in timed.items()}
+        metrics.update({f"annotation.seconds.{t}": s for t, s in timed.items()})
         line = f"annotation time {timed['total']:.0f}s ({per_task})"
         fitted = self._fitted_seconds(payload, state.iteration)
         if fitted is not None:
             record.annotation_seconds["fitted"] = fitted
             metrics["annotation.seconds.fitted"] = fitted
             line += f"; the costs fitted before this round predicted {fitted:.0f}s"
-        return StepReport(Step.UPDATE, state.iteration, metrics, lines=[line])
+        return StepReport(Step.UPDATE, state.iteration, metrics, lines=[*lines, line])
 
     def _fitted_seconds(self, payload: dict[str, Any], iteration: int) -> float | None:
         """What the cost fit used by this round's selection predicts for the time its
@@ -674,6 +691,7 @@ class ActiveLearningLoop:
             row.update({f"test.{t}": v for t, v in r.test.items()})
             row["selected"] = r.selected
             row["cost"] = r.cost
+            row["cost_annotated"] = r.annotated_cost
             rows.append(row)
         return rows
 

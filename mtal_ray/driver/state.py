@@ -62,6 +62,9 @@ class RoundRecord:
     selection: str | None = None
     selected: int = 0
     cost: float = 0.0
+    #: The cost model's price of the round's selection counted on the labels the annotator
+    #: gave (None: not annotated yet, or a run from before it was recorded).
+    annotated_cost: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     scoring_rows_per_s: float | None = None
     #: Per task: what the stopping criteria measured (κ, uncertainty, cost) and decided.
@@ -103,6 +106,8 @@ class LoopState:
     dev: list[str] = field(default_factory=list)
     initial_size: int = 0
     cost_spent: float = 0.0
+    #: The sum of the rounds' :attr:`RoundRecord.annotated_cost`.
+    annotated_cost_spent: float = 0.0
     mlflow_run_id: str | None = None
     #: This run's identity in the tracking store (a tag of its MLflow run): a run created
     #: but killed before its id reached state.json is found again by it, not duplicated.
@@ -227,6 +232,10 @@ _SHAPES: dict[str, tuple[Any, str]] = {
     "dev": (_is_ids, "a list of ids"),
     "initial_size": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an int"),
     "cost_spent": (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+    "annotated_cost_spent": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "a number",
+    ),
     "mlflow_run_id": (lambda v: v is None or isinstance(v, str), "a string or null"),
     "run_key": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
     "rounds": (
