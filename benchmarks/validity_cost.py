@@ -40,7 +40,8 @@ from mtal_ray.data.atomic import atomic_write_text
 from mtal_ray.driver.annotation import label_cost_table
 from mtal_ray.selection import annotation_cost
 from mtal_ray.selection.cost import CostModel
-from mtal_ray.sweep.reference import curve_area, paired_gain
+from mtal_ray.sweep.cost_reference import paired_at_cost
+from mtal_ray.sweep.reference import paired_gain
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "benchmarks" / "results" / "validity_cost.json"
@@ -70,20 +71,20 @@ def trial_curve(trial_dir: Path, costs: Any, tasks: list[str]) -> dict[str, Any]
 
 
 def paired(curve: dict[str, Any], random: dict[str, Any]) -> dict[str, Any]:
-    """``curve`` against MT-R's (same seed) at equal cost and at equal sentence counts."""
+    """``curve`` against MT-R's (same seed) at equal cost and at equal sentence counts
+    (the report's own arithmetic: :func:`mtal_ray.sweep.cost_reference.paired_at_cost`)."""
     cost, gmean = np.array(curve["cost"]), np.array(curve["gmean"])
     rcost, rgmean = np.array(random["cost"]), np.array(random["gmean"])
     inside = (cost >= rcost[0]) & (cost <= rcost[-1])
     at_cost = np.where(inside, gmean - np.interp(cost, rcost, rgmean), np.nan)
-    # the areas under both curves over the cost range both cover (normalised: mean score)
-    grid = np.linspace(0.0, min(cost[-1], rcost[-1]), 101)
-    area = curve_area(list(grid), list(np.interp(grid, cost, gmean)))
-    random_area = curve_area(list(grid), list(np.interp(grid, rcost, rgmean)))
+    _, area, ratio = paired_at_cost(
+        (curve["cost"], curve["gmean"]), (random["cost"], random["gmean"])
+    )
     return {
-        "delta_auc_same_cost": round(100 * (area - random_area), 2),
+        "delta_auc_same_cost": round(100 * area, 2),
         "delta_same_sentences": (100 * (gmean - rgmean)).round(2).tolist(),
         "delta_same_cost": [None if np.isnan(d) else round(100 * d, 2) for d in at_cost],
-        "cost_ratio_final": round(float(cost[-1] / rcost[-1]), 3),
+        "cost_ratio_final": round(ratio, 3),
     }
 
 

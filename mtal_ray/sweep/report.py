@@ -488,6 +488,11 @@ def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
     text = _markdown(name, table, trials, split, [p.name for p in written])
     image = "gain_over_random.png" if gains else None
     text += "\n" + comparison_markdown(comparison, split, score_scale(table), image)
+    from mtal_ray.sweep.cost_reference import compare_at_equal_cost, cost_markdown
+
+    at_cost = cost_markdown(compare_at_equal_cost(trials, split), split, score_scale(table))
+    if at_cost:
+        text += "\n" + at_cost
     stopping = stopping_markdown(stopping_rows(trials, split, datasets), split, score_scale(table))
     if stopping:
         text += "\n" + stopping
