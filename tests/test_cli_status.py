@@ -41,6 +41,8 @@ def test_a_finished_run(finished: Path) -> None:
     text = "\n".join(render(status))
     assert f"run {finished}: finished" in text and "3 iterations done" in text
     assert "labeled: id 14, sf 14; pool 46" in text  # data.tasks unset: sorted
+    spent = json.loads((finished / "state.json").read_text())["annotated_cost_spent"]
+    assert status.annotated_cost == spent > 0 and f"; annotated cost {spent:g}" in text
     assert "scores (iteration 2): dev id 0.1400, sf 0.1400; test id 0.1167" in text
     assert "time per step (mean): train" in text and "disk: " in text
 

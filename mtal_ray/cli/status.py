@@ -44,6 +44,7 @@ class RunStatus:
     labeled: dict[str, int] = field(default_factory=dict)
     pool: int = 0
     cost_spent: float = 0.0
+    annotated_cost: float = 0.0  # the cost model on the labels given (random included)
     last_iteration: int | None = None
     dev: dict[str, float] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
@@ -143,6 +144,7 @@ def read_status(run_dir: Path, now: float | None = None) -> RunStatus:
         labeled=labeled,
         pool=int(state.get("pool_size", len(state.get("pool") or []))),
         cost_spent=float(state.get("cost_spent") or 0.0),
+        annotated_cost=float(state.get("annotated_cost_spent") or 0.0),
         disk_bytes=_disk_bytes(run_dir),
         holder=holder,
     )
@@ -218,6 +220,7 @@ def render(status: RunStatus) -> list[str]:
         lines.append(
             f"labeled: {total}; pool {status.pool}"
             + (f"; cost spent {status.cost_spent:g}" if status.cost_spent else "")
+            + (f"; annotated cost {status.annotated_cost:g}" if status.annotated_cost else "")
         )
     if status.last_iteration is not None:
         line = f"scores (iteration {status.last_iteration}): dev {_scores(status.dev)}"
