@@ -135,3 +135,29 @@ def test_train_command_prints_json_scores(ray_session, encoder: str, tmp_path: P
     assert set(summary["dev"]) == {"sf", "id"} and set(summary["test"]) == {"sf", "id"}
     assert summary["steps"] == 2
     assert (tmp_path / "best" / "model.pt").is_file()
+
+
+def test_in_a_ray_worker_the_training_gets_the_threads_of_a_train_worker(
+    ray_session,
+):  # the module's shared head
+    """Ray gives an actor or task of under 2 CPUs one torch thread; a training in such a
+    process (the launcher's driver actor, a sweep trial) runs with the threads a Train worker
+    of ``training.cpus_per_worker`` CPUs would get, and leaves the process's as they were."""
+    import ray
+    import torch
+
+    from mtal_ray.training.trainer import worker_threads
+
+    @ray.remote(num_cpus=0.01)
+    def probe(cpus: float) -> tuple[int, int, int, int]:
+        before = torch.get_num_threads()
+        with worker_threads(TrainingConfig(num_workers=0, cpus_per_worker=cpus)) as threads:
+            inside = torch.get_num_threads()
+        return before, threads, inside if inside == threads else -1, torch.get_num_threads()
+
+    assert ray.get(probe.remote(2.0)) == (1, 2, 2, 1)
+    assert ray.get(probe.remote(0.5)) == (1, 1, 1, 1)
+    # outside Ray workers (this test's own process) torch keeps its own choice
+    mine = torch.get_num_threads()
+    with worker_threads(TrainingConfig(num_workers=0, cpus_per_worker=2.0)) as threads:
+        assert threads == mine == torch.get_num_threads()

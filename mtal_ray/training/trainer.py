@@ -28,9 +28,12 @@ training again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +226,7 @@ def _fit_in_this_process(
             quiet_transformers(),  # as a worker logs: no weight-loading reports
             scoped_environ(_worker_env(training_cfg)),
             torch.random.fork_rng(devices=[]),
+            worker_threads(training_cfg),
         ):
             return train_in_this_process(loop_config)
     except (MtalError, KeyboardInterrupt):
@@ -231,6 +235,29 @@ def _fit_in_this_process(
         raise TrainingFailedError(
             f"training in {output_dir} failed: {type(err).__name__}: {err}"
         ) from err
+
+
+@contextlib.contextmanager
+def worker_threads(training_cfg: TrainingConfig) -> Iterator[int]:
+    """Torch's threads for a training in this process: inside a Ray worker process (the
+    launcher's driver actor, a sweep's trial), where Ray has set one thread for an actor
+    of under 2 CPUs, the threads a Train worker of ``training.cpus_per_worker`` CPUs gets
+    (at least 1); elsewhere (``mtal-ray train`` without Ray) torch's own choice. Yields
+    the number in force; the caller's is restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    threads = before
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE:
+            threads = max(1, int(training_cfg.cpus_per_worker))
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
 
 
 def train_model(
