@@ -34,6 +34,7 @@ def test_short_headers_and_uncut_numbers() -> None:
     assert short_header("dev.sf") == "dev\nsf" and short_header("iteration") == "it"
     assert format_value("cost", 901.0042) == "901.0" and format_value("dev.sf", 0.5) == "0.5000"
     assert format_value("cost", None) == "-" and format_value("labeled", 80) == "80"
+    assert format_value("cost_annotated", 42.0) == "42"
 
 
 def test_two_tasks_fit_80_columns_without_ellipses() -> None:

@@ -16,7 +16,13 @@ from typing import Any
 __all__ = ["format_value", "render_rounds", "short_header"]
 
 #: Short names of the summary's plain columns (the per-task ones read ``split`` / ``task``).
-SHORT = {"iteration": "it", "labeled": "labeled", "selected": "sel", "cost": "cost"}
+SHORT = {
+    "iteration": "it",
+    "labeled": "labeled",
+    "selected": "sel",
+    "cost": "cost",
+    "cost_annotated": "cost\ngiven",  # on the labels given (summary.json rows)
+}
 
 
 def short_header(name: str) -> str:
@@ -34,7 +40,7 @@ def format_value(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
-        if name == "cost" or abs(value) >= 100:
+        if name in ("cost", "cost_annotated") or abs(value) >= 100:
             return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
         return f"{value:.4f}"
     return str(value)
