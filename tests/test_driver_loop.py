@@ -416,10 +416,19 @@ def test_measured_cost_model_is_fitted_to_earlier_rounds_and_used(tmp_path):
     assert any("the costs fitted before this round predicted" in line for line in lines)
 
 
-def _gold_files(folder: Path, run_dir: Path, iteration: int, train: pa.Table) -> list[Path]:
+def _gold_files(
+    folder: Path, run_dir: Path, iteration: int, train: pa.Table, *, no_slots: bool = False
+) -> list[Path]:
+    """The batch's gold labels as files (``no_slots``: every slot tag ``O``)."""
     manifest = json.loads((round_dir(run_dir, iteration) / "manifest.json").read_text())
     target = folder / f"round_{iteration}"
-    write_split(take_ids(train, manifest["ids"]), target, "slu")
+    rows = take_ids(train, manifest["ids"])
+    if no_slots:
+        tags = [["O"] * len(t) for t in rows.column("tokens").to_pylist()]
+        rows = rows.set_column(
+            rows.schema.get_field_index("sf.tags"), "sf.tags", pa.array(tags, pa.list_(pa.string()))
+        )
+    write_split(rows, target, "slu")
     return [target]
 
 
@@ -451,12 +460,27 @@ def test_human_mode_stops_imports_and_continues(tmp_path, reference):
     assert load_state(run_dir).iteration == 1
     human_rows = take_ids(trainer.calls[0], reference_ids := reference["outcome"]["selected"][0])
     assert human_rows.column("id.label").null_count == 0  # the imported labels train the model
-    import_annotations(run_dir, 1, _gold_files(tmp_path / "returned", run_dir, 1, train))
+    # round 1's annotator marks no slot at all
+    returned = _gold_files(tmp_path / "returned", run_dir, 1, train, no_slots=True)
+    import_annotations(run_dir, 1, returned)
     summary = human_loop().run()
     assert summary.status == "finished"
-    # gold returned unchanged = the oracle's run
+    # the labels returned do not change what is selected (the scores are by id)
     assert _outcome(run_dir)["selected"] == reference["outcome"]["selected"]
     assert reference_ids == _outcome(run_dir)["selected"][0]
+    # the annotated cost counts the labels people gave: words + slots + 3 for the intent
+    gold = {r["id"]: r for r in train.to_pylist()}
+    words = [sum(len(gold[i]["tokens"]) for i in ids) for ids in _outcome(run_dir)["selected"]]
+    slots = sum(
+        sum(t.startswith("B-") for t in gold[i]["sf.tags"])
+        for i in _outcome(run_dir)["selected"][0]
+    )
+    rounds = load_state(run_dir).rounds
+    ids_of_round_1 = _outcome(run_dir)["selected"][1]
+    assert rounds[0].annotated_cost == words[0] + slots + 3 * 4
+    assert rounds[1].annotated_cost == words[1] + 0 + 3 * 4  # no slot given ...
+    gold_slots = [sum(t.startswith("B-") for t in gold[i]["sf.tags"]) for i in ids_of_round_1]
+    assert sum(gold_slots) > 0  # ... where the gold labels have some
 
 
 def test_a_selection_error_fails_the_run_and_keeps_the_scored_round(tmp_path):

@@ -640,7 +640,11 @@ class ActiveLearningLoop:
         lines: list[str] = []
         try:  # the work done: the selection priced on the labels it was given
             record.annotated_cost = annotated_cost(
-                self._labeled_table(run, data),
+                # the oracle's labels are the corpus's; people's were imported (the
+                # training table joins them): only the asked tasks' labels are counted
+                data.train
+                if imported_annotations(self.run_dir) is None
+                else self._labeled_table(run, data),
                 payload["tasks"],
                 list(data.tasks),
                 self.cfg.selection.paper_costs(),
