@@ -57,6 +57,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import trial_archive  # benchmarks/trial_archive.py
 
+from mtal_ray.data.atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results" / "validity.json"
@@ -712,13 +714,14 @@ def scenario_sweeps(
         sweep_name = f"{prefix}_{name}"
         sweep_dir = work / "sweeps" / sweep_name
         archive = archive_root(args) / sweep_name
+        config = config_for(sweep_name, scenario, corpus)
+        # restored with --skip-sweeps too: a fresh clone collects what the archive holds
+        restored, skipped = trial_archive.restore(archive, sweep_dir, config)
+        if restored:
+            print(f"[{name}] {len(restored)} finished trial(s) restored from {archive}")
+        for line in skipped:
+            print(f"[{name}] archived trial not restored (other settings): {line}")
         if not args.skip_sweeps:
-            config = config_for(sweep_name, scenario, corpus)
-            restored, skipped = trial_archive.restore(archive, sweep_dir, config)
-            if restored:
-                print(f"[{name}] {len(restored)} finished trial(s) restored from {archive}")
-            for line in skipped:
-                print(f"[{name}] archived trial not restored (other settings): {line}")
             code = run_sweep(sweep_name, config, work, args.verbose)
             if code != 0:
                 failures.append(name)
@@ -740,8 +743,7 @@ def write_results(output: dict[str, Any], path: str, started: float) -> None:
     """``output`` (with the total wall time) as JSON at ``path``."""
     output["wall_s"]["total"] = round(time.perf_counter() - started, 1)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(output, indent=1, default=str) + "\n", encoding="utf-8")
+    atomic_write_text(out, json.dumps(output, indent=1, default=str) + "\n")
     print(f"\nwrote {out} in {output['wall_s']['total']:.0f}s")
 
 
@@ -772,8 +774,24 @@ def main(argv: list[str] | None = None) -> int:
         output["wall_s"][run.name] = round(time.perf_counter() - run.started, 1)
         pool = output["scenarios"][run.name]["pool_composition"]
         print_tables(run.name, run.scenario, results, run.sweep_dir, pool)
+    keep_previous_scenarios(output, Path(args.output))
     write_results(output, args.output, started)
     return 1 if failures else 0
+
+
+def keep_previous_scenarios(output: dict[str, Any], path: Path) -> None:
+    """Scenarios of an earlier run of ``path`` that this run collected nothing for stay in
+    the file (a run of one scenario must not erase another's results)."""
+    if not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return
+    for name, entry in previous.get("scenarios", {}).items():
+        if name not in output["scenarios"]:
+            output["scenarios"][name] = entry
+            print(f"[{name}] kept from the earlier {path.name} (nothing collected this run)")
 
 
 if __name__ == "__main__":

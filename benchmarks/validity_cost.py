@@ -49,7 +49,9 @@ OUTPUT = REPO / "benchmarks" / "results" / "validity_cost.json"
 
 def trial_curve(trial_dir: Path, costs: Any, tasks: list[str]) -> dict[str, Any] | None:
     """A finished trial's cumulative gold cost before each iteration's training and its
-    test scores there; None when a round's selection is missing."""
+    test scores there; None when a round's selection is missing. A round whose summary row
+    holds ``cost_annotated`` (runs record it since 2026-12-04: the same function on the
+    same gold labels) needs no ``selection.json``."""
     summary = json.loads((trial_dir / "summary.json").read_text(encoding="utf-8"))
     rows = summary["rows"]
     spent, total = [], 0.0
@@ -57,6 +59,9 @@ def trial_curve(trial_dir: Path, costs: Any, tasks: list[str]) -> dict[str, Any]
         spent.append(total)
         if row is rows[-1]:
             break
+        if row.get("cost_annotated") is not None:  # priced by the run itself, on gold labels
+            total += float(row["cost_annotated"])
+            continue
         path = trial_dir / "rounds" / f"round_{row['iteration']}" / "selection.json"
         if not path.is_file():
             return None
@@ -88,6 +93,75 @@ def paired(curve: dict[str, Any], random: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def curve_key(record: dict[str, Any]) -> str | None:
+    """The name a finished trial's curve goes under: its method for the selector comparison,
+    ``<method>@<budget>`` for the budget arm (GRD_AL/BLP_AL at a per-round budget); None
+    for trials that differ in more (the CE and ST arms) or did not finish."""
+    if record.get("status") != "finished":
+        return None
+    params = set(record["params"])
+    if params == {"selection.method", "seed"}:
+        return str(record["method"])
+    if params == {"selection.method", "selection.budget", "seed"}:
+        return f"{record['method']}@{float(record['params']['selection.budget']):g}"
+    return None
+
+
+def compare_budget_pairs(curves: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """BLP_AL against GRD_AL (same seed, same per-round budget): sentences bought, gold
+    cost spent, and the test geometric mean at the final iteration and at BLP's final gold
+    cost (GRD interpolated, never extrapolated), ×100, with the bootstrap over seeds."""
+    out: dict[str, Any] = {}
+    for grd_key in sorted(k for k in curves if "@" in k):
+        grd, budget = grd_key.split("@")
+        blp = dict(validity.GRD_BLP).get(grd)
+        blp_key = f"{blp}@{budget}"
+        if blp is None or blp_key not in curves:
+            continue
+        seeds = sorted(set(curves[grd_key]) & set(curves[blp_key]))
+        rows = []
+        for seed in seeds:
+            g, b = curves[grd_key][seed], curves[blp_key][seed]
+            at_cost, area, ratio = paired_at_cost((b["cost"], b["gmean"]), (g["cost"], g["gmean"]))
+            rows.append(
+                {
+                    "seed": seed,
+                    "labeled": [g["labeled"][-1], b["labeled"][-1]],
+                    "gold_cost": [g["cost"][-1], b["cost"][-1]],
+                    "final": [round(100 * g["gmean"][-1], 2), round(100 * b["gmean"][-1], 2)],
+                    "delta_final": round(100 * (b["gmean"][-1] - g["gmean"][-1]), 2),
+                    "delta_same_cost": None if at_cost is None else round(100 * at_cost, 2),
+                    "delta_auc_same_cost": round(100 * area, 2),
+                    "cost_ratio": round(ratio, 3),
+                }
+            )
+        if not rows:
+            continue
+        gains = {
+            k: dataclasses.asdict(paired_gain(values))
+            for k in ("delta_final", "delta_same_cost", "delta_auc_same_cost")
+            if (values := [r[k] for r in rows if r[k] is not None])
+        }
+        out[f"{blp_key} vs {grd_key}"] = {"seeds": rows, "summary": gains}
+        print(f"\n=== {blp_key} (BLP_AL) − {grd_key} (GRD_AL), paired by seed, geo-mean ×100")
+        for r in rows:
+            print(
+                f"seed {r['seed']}: labeled {r['labeled'][0]} / {r['labeled'][1]}, gold cost "
+                f"{r['gold_cost'][0]:.0f} / {r['gold_cost'][1]:.0f}, final {r['final'][0]:.2f} / "
+                f"{r['final'][1]:.2f} (Δ {r['delta_final']:+.2f}; at equal cost "
+                f"{'–' if r['delta_same_cost'] is None else format(r['delta_same_cost'], '+.2f')}"
+                f"; Δ AUC over cost {r['delta_auc_same_cost']:+.2f})"
+            )
+        print(
+            "; ".join(
+                f"{k} {g['mean']:+.2f} [{g['low']:+.2f}, {g['high']:+.2f}] "
+                f"{g['wins']}/{g['losses']}"
+                for k, g in gains.items()
+            )
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", choices=sorted(validity.SCENARIOS), default="atis")
@@ -115,16 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     curves: dict[str, dict[str, Any]] = {}
     for trial_dir in sorted(p for p in trials.iterdir() if (p / "summary.json").is_file()):
         record = json.loads((trial_dir / "trial.json").read_text(encoding="utf-8"))
-        if record.get("status") != "finished" or set(record["params"]) != {
-            "selection.method",
-            "seed",
-        }:
-            continue  # the selector comparison only (CE, budget and ST arms differ in more)
+        key = curve_key(record)
+        if key is None:
+            continue  # the selector comparison and the budget arm (CE and ST arms differ)
         curve = trial_curve(trial_dir, costs, scenario.tasks)
         if curve is None:
             print(f"skipped {trial_dir.name}: a round's selection.json is missing")
             continue
-        curves.setdefault(record["method"], {})[str(record["seed"])] = curve
+        curves.setdefault(key, {})[str(record["seed"])] = curve
 
     random = curves.get("mt-r", {})
     results: dict[str, Any] = {
@@ -184,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
             for k, g in summary.items()
         )
         print(f"{method:8s} {text}; cost {ratio:.3f}× MT-R's")
+    budget = compare_budget_pairs(curves)
+    if budget:
+        results["budget"] = budget
     atomic_write_text(Path(args.output), json.dumps(results, indent=1) + "\n")
     print(f"\nwritten: {args.output}")
     return 0

@@ -64,3 +64,57 @@ def test_equal_cost_reads_random_by_interpolation_and_never_extrapolates():
     method_area = (5 * 0.55 + 15 * (0.6 + 0.78) / 2) / 20
     random_area = (10 * 0.55 + 10 * 0.7) / 20
     assert out["delta_auc_same_cost"] == pytest.approx(100 * (method_area - random_area), abs=0.01)
+
+
+def test_a_round_priced_by_the_run_itself_needs_no_selection_file(tmp_path: Path):
+    rows = [
+        {"iteration": 0, "labeled": 10, "test.sf": 0.25, "test.id": 1.0, "cost_annotated": 7.0},
+        {"iteration": 1, "labeled": 12, "test.sf": 0.64, "test.id": 1.0, "cost_annotated": None},
+        {"iteration": 2, "labeled": 13, "test.sf": 0.81, "test.id": 1.0, "cost_annotated": None},
+    ]
+    (tmp_path / "summary.json").write_text(json.dumps({"rows": rows}))
+    folder = tmp_path / "rounds" / "round_1"  # round 1 recorded no cost: priced from its file
+    folder.mkdir(parents=True)
+    (folder / "selection.json").write_text(json.dumps({"ids": ["b"]}))
+    curve = validity_cost.trial_curve(tmp_path, label_cost_table(ROWS, ["sf", "id"]), ["sf", "id"])
+    assert curve["cost"] == [0.0, 7.0, 12.0]
+
+
+def test_trials_go_under_their_method_or_method_at_budget_and_other_arms_are_left_out():
+    def record(params, status="finished"):
+        return {"status": status, "method": params["selection.method"], "params": params}
+
+    assert validity_cost.curve_key(record({"selection.method": "mt-r", "seed": 1})) == "mt-r"
+    budget = {"selection.method": "blp-joint-min", "selection.budget": 500.0, "seed": 0}
+    assert validity_cost.curve_key(record(budget)) == "blp-joint-min@500"
+    ce = {"selection.method": "mt-avg", "training.label_smoothing.sf": 0.0, "seed": 0}
+    assert validity_cost.curve_key(record(ce)) is None
+    assert validity_cost.curve_key(record({"selection.method": "mt-r", "seed": 1}, "error")) is None
+
+
+def test_blp_is_paired_with_greedy_at_the_same_budget_and_seed():
+    def curve(labeled, cost, gmean):
+        return {"labeled": labeled, "cost": cost, "gmean": gmean}
+
+    curves = {
+        "mt-min@500": {
+            "0": curve([10, 20, 30], [0.0, 500.0, 1000.0], [0.5, 0.6, 0.8]),
+            "1": curve([10, 21, 31], [0.0, 490.0, 980.0], [0.5, 0.7, 0.8]),
+        },
+        "blp-joint-min@500": {
+            "0": curve([10, 25, 40], [0.0, 500.0, 900.0], [0.5, 0.55, 0.7]),
+            "1": curve([10, 25, 40], [0.0, 500.0, 1000.0], [0.5, 0.7, 0.9]),
+        },
+        "mt-r": {"0": curve([10, 20, 30], [0.0, 600.0, 1200.0], [0.5, 0.6, 0.7])},
+    }
+    out = validity_cost.compare_budget_pairs(curves)
+    pair = out["blp-joint-min@500 vs mt-min@500"]
+    seed0, seed1 = pair["seeds"]
+    assert seed0["labeled"] == [30, 40] and seed0["gold_cost"] == [1000.0, 900.0]
+    assert seed0["delta_final"] == pytest.approx(-10.0)
+    # greedy at BLP's final cost 900 stands at 0.6 + 0.2·400/500 = 0.76
+    assert seed0["delta_same_cost"] == pytest.approx(-6.0)
+    assert seed1["delta_same_cost"] is None  # BLP spent 1000, beyond greedy's 980
+    assert pair["summary"]["delta_final"]["wins"] == 1
+    assert pair["summary"]["delta_final"]["losses"] == 1
+    assert pair["summary"]["delta_same_cost"]["seeds"] == 1
