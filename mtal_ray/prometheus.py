@@ -25,6 +25,8 @@ metric (exported series)             type       labels                meaning
 ``mtal_selection_latency_seconds``   histogram  experiment, selector  time of one selection
 ``mtal_selection_last_seconds``      gauge      experiment, selector  latest selection's time
 ``mtal_annotation_cost_spent``       gauge      experiment            cumulative annotation cost
+``mtal_annotation_cost_given``       gauge      experiment            the same, priced on the
+                                                                  labels given
 ``mtal_annotation_budget``           gauge      experiment            total annotation budget
 ``mtal_dev_score``                   gauge      experiment, task,     dev-set score per task
                                                 metric
@@ -183,6 +185,12 @@ ANNOTATION_COST_SPENT = MetricSpec(
     "gauge",
     "Cumulative annotation cost spent, in the configured cost unit (sentences or tokens).",
 )
+ANNOTATION_COST_GIVEN = MetricSpec(
+    "mtal_annotation_cost_given",
+    "gauge",
+    "Cumulative annotation cost priced on the labels annotators (or the oracle) gave, in the "
+    "cost model's unit (the spent cost is priced on the model's predictions).",
+)
 ANNOTATION_BUDGET = MetricSpec(
     "mtal_annotation_budget",
     "gauge",
@@ -206,6 +214,7 @@ METRICS: tuple[MetricSpec, ...] = (
     SELECTION_LATENCY,
     SELECTION_LAST_SECONDS,
     ANNOTATION_COST_SPENT,
+    ANNOTATION_COST_GIVEN,
     ANNOTATION_BUDGET,
     DEV_SCORE,
 )
@@ -479,8 +488,11 @@ class ALMetrics:
         yield
         self.record_selection(selector, time.perf_counter() - start)
 
-    def record_annotation_cost(self, spent: float, budget: float | None = None) -> None:
-        """Record the cumulative annotation cost spent (and the total budget, if any).
+    def record_annotation_cost(
+        self, spent: float, budget: float | None = None, given: float | None = None
+    ) -> None:
+        """Record the cumulative annotation cost spent (and the total budget, and the cost
+        of the labels given, if any).
 
         Parameters
         ----------
@@ -489,15 +501,21 @@ class ALMetrics:
             the right value.
         budget:
             Total budget of the run, when the run is budget-constrained.
+        given:
+            Cumulative cost of the labels annotators (or the oracle) returned, priced with
+            the same cost model on those labels rather than on the model's predictions.
         """
         spent_value = _check_finite("spent", spent)
         budget_value = None if budget is None else _check_finite("budget", budget)
+        given_value = None if given is None else _check_finite("given", given)
         handles = self._handles()
         if handles is None:
             return
         self._set_gauge(handles, ANNOTATION_COST_SPENT, spent_value)
         if budget_value is not None:
             self._set_gauge(handles, ANNOTATION_BUDGET, budget_value)
+        if given_value is not None:
+            self._set_gauge(handles, ANNOTATION_COST_GIVEN, given_value)
 
     def record_dev_scores(self, scores: Mapping[str, Mapping[str, float]]) -> None:
         """Record the dev-set scores after a training step.

@@ -47,6 +47,7 @@ def test_the_issue_s_quantities_each_have_a_metric() -> None:
         "mtal_scoring_rows_per_second",
         "mtal_selection_latency_seconds",
         "mtal_annotation_cost_spent",
+        "mtal_annotation_cost_given",
         "mtal_dev_score",
     } <= names
     assert "task" in m.LABELED_SENTENCES.tag_keys and "task" in m.DEV_SCORE.tag_keys
@@ -102,7 +103,7 @@ def test_records_are_noops_without_ray(no_ray: None, caplog: pytest.LogCaptureFi
         metrics.record_selection("mt_avg", 0.01)
         with metrics.time_selection("mt_max"):
             pass
-        metrics.record_annotation_cost(spent=20.0, budget=100.0)
+        metrics.record_annotation_cost(spent=20.0, budget=100.0, given=22.0)
         metrics.record_dev_scores({"sf": {"f1": 0.5}})
         metrics.refresh()
         assert metrics.enabled is False
@@ -125,6 +126,7 @@ def test_records_are_noops_without_ray(no_ray: None, caplog: pytest.LogCaptureFi
         (lambda a: a.record_selection("mt_avg", -0.1), "seconds"),
         (lambda a: a.record_annotation_cost(spent=float("inf")), "spent"),
         (lambda a: a.record_annotation_cost(spent=1.0, budget=-2.0), "budget"),
+        (lambda a: a.record_annotation_cost(spent=1.0, given=float("nan")), "given"),
         (lambda a: a.record_dev_scores({"sf": {"f1": float("nan")}}), "score sf/f1"),
     ],
 )
@@ -179,3 +181,24 @@ def test_metrics_are_documented() -> None:
         for series in m.exported_series(spec):
             if not series.endswith(("_sum", "_count")):
                 assert series in readme, f"dashboards/README.md does not document {series}"
+
+
+def test_the_runs_observer_publishes_the_cost_spent_and_the_cost_given(tmp_path) -> None:
+    from mtal_ray.driver.callbacks import RunInfo, StepReport
+    from mtal_ray.driver.observers import PrometheusCallback
+    from mtal_ray.driver.state import LoopState, Step
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple] = []
+
+        def record_annotation_cost(self, spent, budget=None, given=None) -> None:
+            self.calls.append((spent, budget, given))
+
+    callback = PrometheusCallback("exp", "mt-avg", budget=900.0)
+    callback.metrics = Recorder()  # type: ignore[assignment]
+    state = LoopState(config_digest="d", iterations=3)
+    state.cost_spent, state.annotated_cost_spent = 310.0, 296.0
+    run = RunInfo(run_dir=tmp_path, config=None, tasks=["sf", "id"], state=state, resumed=False)
+    callback.on_step_end(run, StepReport(step=Step.UPDATE, iteration=0))
+    assert callback.metrics.calls == [(310.0, 900.0, 296.0)]

@@ -214,7 +214,7 @@ def recorded(ray_session: Path) -> tuple[ALMetrics, float]:
     """Record one known state of an AL run, from the driver and from an actor."""
     metrics = ALMetrics(EXPERIMENT)
     metrics.record_iteration(3, {"sf": 40, "id": 38}, pool_size=922)
-    metrics.record_annotation_cost(spent=120.0, budget=500.0)
+    metrics.record_annotation_cost(spent=120.0, budget=500.0, given=131.0)
     metrics.record_dev_scores({"sf": {"f1": 0.5}, "id": {"accuracy": 0.75}})
     metrics.record_selection("mt_avg", 0.02)
     metrics.record_selection("mt_avg", 2.0)
@@ -237,6 +237,7 @@ def test_mtal_metrics_read_back_through_prometheus(
             (("experiment", EXPERIMENT), ("task", "sf")): 40.0,
         },
         "ray_mtal_annotation_cost_spent": {exp: 120.0},
+        "ray_mtal_annotation_cost_given": {exp: 131.0},
         "ray_mtal_annotation_budget": {exp: 500.0},
         "ray_mtal_dev_score": {
             (("experiment", EXPERIMENT), ("metric", "f1"), ("task", "sf")): 0.5,

@@ -253,7 +253,9 @@ class PrometheusCallback(LoopCallback):
             if "seconds.select" in report.metrics:  # not when every task has stopped
                 self.metrics.record_selection(self.method, report.metrics["seconds.select"])
         elif report.step == Step.UPDATE:
-            self.metrics.record_annotation_cost(state.cost_spent, self.budget)
+            self.metrics.record_annotation_cost(
+                state.cost_spent, self.budget, given=state.annotated_cost_spent
+            )
 
 
 def default_callbacks(config: Any, run_dir: Path, echo: Echo | None = None) -> list[LoopCallback]:
