@@ -132,6 +132,21 @@ def _start_local(ray: Any, kwargs: dict[str, Any]) -> None:
         "dashboard_host": LOOPBACK,
         "dashboard_port": _free_port(),
     }
+    recorded = _recorded_ray_start_address()
+    if recorded:
+        print(
+            f"note: RAY_ADDRESS is unset, so this run starts a local Ray of its own; a Ray "
+            f"started with `ray start` is recorded on this machine at {recorded} "
+            f"(set RAY_ADDRESS={recorded} to run on that one)",
+            file=sys.stderr,
+            flush=True,
+        )
+    # address "local": a new Ray, always. With None, ray.init joins the cluster that the
+    # last `ray start` (or a test harness's Cluster) recorded in <Ray temp dir>/
+    # ray_current_cluster and then refuses this start's settings ("When connecting to an
+    # existing cluster, _system_config must not be provided"), or waits on a dead address
+    # the file still names.
+    kwargs = {**kwargs, "address": "local"}
     before = _child_pids()
     local_only = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
@@ -151,6 +166,18 @@ def _start_local(ray: Any, kwargs: dict[str, Any]) -> None:
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = local_only
     _start_watchdog(ray)
+
+
+def _recorded_ray_start_address() -> str | None:
+    """The address the last ``ray start`` on this machine recorded for plain ``ray.init()``
+    calls to join (None when there is none)."""
+    try:
+        from ray._common.utils import get_ray_address_file
+
+        text = Path(get_ray_address_file(None)).read_text(encoding="utf-8").strip()
+    except Exception:  # no file, or a Ray without the helper: nothing recorded
+        return None
+    return text or None
 
 
 @contextlib.contextmanager

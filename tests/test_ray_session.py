@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ray_head import free_port
 
 from mtal_ray.errors import MtalError
 from mtal_ray.ray_session import JOB_CONFIG_ENV, ensure_ray, ephemeral_output_warning
@@ -192,7 +194,10 @@ def test_a_local_ray_listens_on_loopback_and_dies_with_a_killed_launcher(tmp_pat
     that Ray listened on 127.0.0.1 only, its workers had ``RAY_ADDRESS`` set to it and the
     State API they reach (Train's placement-group cleaner uses it) saw its own actors.
     Ray's default dashboard-agent port (52365) is taken meanwhile, as another local Ray on
-    the machine takes it: the start must not need it."""
+    the machine takes it: the start must not need it. And a ``ray start`` is recorded in
+    Ray's temp dir (``ray_current_cluster``, where a plain ``ray.init()`` looks for a Ray to
+    join; here an address nothing listens on, as after a crashed cluster): without
+    ``RAY_ADDRESS`` the launcher still starts its own Ray, and says which one it left."""
     psutil = pytest.importorskip("psutil")
     pytest.importorskip("ray")
     squatter = _hold_port(DEFAULT_AGENT_PORT)
@@ -202,19 +207,33 @@ def test_a_local_ray_listens_on_loopback_and_dies_with_a_killed_launcher(tmp_pat
     env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
     )
+    ray_tmp = Path(f"/tmp/mtal_rt_{os.getpid()}")  # short: Unix socket paths
+    (ray_tmp / "ray").mkdir(parents=True, exist_ok=True)
+    recorded = f"127.0.0.1:{free_port()}"
+    (ray_tmp / "ray" / "ray_current_cluster").write_text(recorded)
+    env["RAY_TMPDIR"] = str(ray_tmp)
     launcher = subprocess.Popen(
         [sys.executable, str(script)], env=env, cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     tracked: list = []
     try:
-        ready = ""
+        ready, before_ready = "", []
         for line in launcher.stdout:
             if line.startswith("READY"):
                 ready = line
                 break
-        assert ready, f"the local Ray did not come up (exit {launcher.wait(timeout=30)})"
+            before_ready.append(line)
+        assert ready, (
+            f"the local Ray did not come up (exit {launcher.wait(timeout=30)}):\n"
+            + "".join(before_ready)[-3000:]
+        )
         _, gcs_address, seen, state, agent_port = ready.split()
+        assert gcs_address != recorded
+        assert any(
+            line.startswith("note: RAY_ADDRESS is unset") and f"RAY_ADDRESS={recorded}" in line
+            for line in before_ready
+        ), before_ready
         # the agent serves HTTP (job submission goes through it) on a port of its own
         assert int(agent_port) not in (-1, DEFAULT_AGENT_PORT), agent_port
         assert gcs_address.startswith("127.0.0.1:"), gcs_address
@@ -255,6 +274,7 @@ def test_a_local_ray_listens_on_loopback_and_dies_with_a_killed_launcher(tmp_pat
             left = [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert not left, [(p.pid, _name(p)[:80]) for p in left]
     finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
         if squatter is not None:
             squatter.close()
         if launcher.poll() is None:
