@@ -17,7 +17,7 @@ Reads the trial archive that ``validity.py`` keeps (``benchmarks/results/trials/
 validity_<scenario>``; every round's ``selection.json`` is needed) or a sweep's ``trials``
 folder, and the pool the trials selected from (``validity.py``'s fixed subset of the
 corpus in ``../shared/data``, rebuilt when missing). Writes ``benchmarks/results/
-validity_cost.json`` and prints the tables.
+validity_cost_<scenario>.json`` and prints the tables.
 
     python benchmarks/validity_cost.py --scenario atis
 """
@@ -44,7 +44,7 @@ from mtal_ray.sweep.cost_reference import paired_at_cost
 from mtal_ray.sweep.reference import paired_gain
 
 REPO = Path(__file__).resolve().parents[1]
-OUTPUT = REPO / "benchmarks" / "results" / "validity_cost.json"
+RESULTS_DIR = REPO / "benchmarks" / "results"
 
 
 def trial_curve(trial_dir: Path, costs: Any, tasks: list[str]) -> dict[str, Any] | None:
@@ -162,6 +162,15 @@ def compare_budget_pairs(curves: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def recorded_pool_size(results: dict[str, Any], scenario: str) -> int | None:
+    """The pool size ``validity.json`` records for ``scenario`` (its own entry; the
+    file-wide protocol is that of the last scenario collected)."""
+    entry = results.get("scenarios", {}).get(scenario, {})
+    if "pool_size" in entry:
+        return entry["pool_size"]
+    return results.get("protocol", {}).get("pool_size")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", choices=sorted(validity.SCENARIOS), default="atis")
@@ -170,8 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         "--pool-size", type=int, help="the study's (default: validity.json's protocol)"
     )
     parser.add_argument("--work-dir", default="runs/validity", help="where the pool is built")
-    parser.add_argument("--output", default=str(OUTPUT))
+    parser.add_argument(
+        "--output", help="default: benchmarks/results/validity_cost_<scenario>.json"
+    )
     args = parser.parse_args(argv)
+    output = Path(args.output or RESULTS_DIR / f"validity_cost_{args.scenario}.json")
     scenario = validity.SCENARIOS[args.scenario]
     trials = Path(
         args.trials or REPO / "benchmarks/results/trials/validity" / f"validity_{args.scenario}"
@@ -181,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     size = args.pool_size
     if size is None and validity.RESULTS.is_file():  # the pool the trials selected from
-        size = json.loads(validity.RESULTS.read_text(encoding="utf-8"))["protocol"]["pool_size"]
+        size = recorded_pool_size(
+            json.loads(validity.RESULTS.read_text(encoding="utf-8")), args.scenario
+        )
     corpus = validity.pool_corpus(scenario, size or scenario.pool_size, Path(args.work_dir))
     pool = validity.pool_table(corpus, scenario)
     costs = label_cost_table(pool.to_pylist(), scenario.tasks)  # the gold labels
@@ -259,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = compare_budget_pairs(curves)
     if budget:
         results["budget"] = budget
-    atomic_write_text(Path(args.output), json.dumps(results, indent=1) + "\n")
-    print(f"\nwritten: {args.output}")
+    atomic_write_text(output, json.dumps(results, indent=1) + "\n")
+    print(f"\nwritten: {output}")
     return 0
 
 

@@ -118,3 +118,14 @@ def test_blp_is_paired_with_greedy_at_the_same_budget_and_seed():
     assert pair["summary"]["delta_final"]["wins"] == 1
     assert pair["summary"]["delta_final"]["losses"] == 1
     assert pair["summary"]["delta_same_cost"]["seeds"] == 1
+
+
+def test_the_pool_size_is_the_scenarios_own_not_the_last_collected():
+    recorded_pool_size = validity_cost.recorded_pool_size
+    results = {
+        "protocol": {"pool_size": None},  # written by the last scenario collected (conll04)
+        "scenarios": {"atis": {"pool_size": 2000}, "conll04": {"pool_size": None}},
+    }
+    assert recorded_pool_size(results, "atis") == 2000
+    assert recorded_pool_size(results, "conll04") is None
+    assert recorded_pool_size({"protocol": {"pool_size": 1500}}, "ewt") == 1500
