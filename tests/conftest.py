@@ -84,8 +84,8 @@ def encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
 # The README's command runs the suite in two processes, one module at a time each
 # (``-n 2 --dist loadfile --no-loadscope-reorder``): a module started last alone sets the
 # wall time. So the longest modules (their seconds in a 2-process run on the 2-core
-# machine, 2026-12-04) go first and the hundreds of short unit tests fill in behind them; the other
-# modules keep pytest's order. Only the order changes: each module's tests still run
+# machine, 2026-12-04) go first and the hundreds of short unit tests fill in behind them;
+# the other modules keep pytest's order. Only the order changes: each module's tests still run
 # together, after one another, sharing the module's fixtures.
 LONGEST_FIRST = (
     "test_node_loss.py",  # ~450 s
