@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", choices=sorted(validity.SCENARIOS), default="atis")
     parser.add_argument("--trials", help="trial folders (default: the validity archive)")
     parser.add_argument(
-        "--pool-size", type=int, help="the study's (default: validity.json's protocol)"
+        "--pool-size", type=int, help="the study's (default: the scenario's in validity.json)"
     )
     parser.add_argument("--work-dir", default="runs/validity", help="where the pool is built")
     parser.add_argument(

@@ -172,12 +172,11 @@ def _recorded_ray_start_address() -> str | None:
     """The address the last ``ray start`` on this machine recorded for plain ``ray.init()``
     calls to join (None when there is none)."""
     try:
-        from ray._common.utils import get_ray_address_file
+        from ray._private.utils import read_ray_address  # what a plain ray.init() reads
 
-        text = Path(get_ray_address_file(None)).read_text(encoding="utf-8").strip()
-    except Exception:  # no file, or a Ray without the helper: nothing recorded
+        return read_ray_address(None) or None
+    except Exception:  # unreadable, or a Ray without the helper: nothing recorded
         return None
-    return text or None
 
 
 @contextlib.contextmanager

@@ -80,34 +80,6 @@ def encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
     return make_tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder")
 
 
-# --- the order of the modules ------------------------------------------------------------
-# The README's command runs the suite in two processes, one module at a time each
-# (``-n 2 --dist loadfile --no-loadscope-reorder``): a module started last alone sets the
-# wall time. So the longest modules (their seconds in a 2-process run on the 2-core
-# machine, 2026-12-04) go first and the hundreds of short unit tests fill in behind them;
-# the other modules keep pytest's order. Only the order changes: each module's tests still run
-# together, after one another, sharing the module's fixtures.
-LONGEST_FIRST = (
-    "test_node_loss.py",  # ~450 s
-    "test_driver_integration.py",  # ~360 s
-    "test_training_ray.py",  # ~180 s
-    "test_sweep_integration.py",  # ~180 s
-    "test_scoring_pool.py",  # ~150 s
-    "test_architectures_ray.py",  # ~140 s
-    "test_data_corpora_integration.py",  # ~120 s
-    "test_job_submit.py",  # ~75 s
-    "test_metrics_prometheus.py",  # ~60 s
-    "test_mlflow_lineage.py",  # ~55 s
-)
-
-
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
-
-
 # --- the end of the test process ----------------------------------------------------------
 # CI once saw the suite pass (700 passed, summary printed) and the pytest process then die
 # of SIGSEGV (exit 139) while the interpreter tore itself down: by then the process has
