@@ -25,10 +25,10 @@ import torch
 from mtal_ray.data.vocab import LabelVocab
 from mtal_ray.errors import ScoringError
 from mtal_ray.models import ModelConfig, build_model
-from mtal_ray.scoring.buckets import bucket_table
+from mtal_ray.scoring.buckets import bucket_blocks, bucket_table
 from mtal_ray.scoring.config import ScoringConfig
 from mtal_ray.scoring.mc_dropout import MCDropoutScorer
-from mtal_ray.scoring.pool import score_pool, score_pool_to_file
+from mtal_ray.scoring.pool import map_batches_options, score_pool, score_pool_to_file
 from mtal_ray.scoring.table import read_confidence_table
 from mtal_ray.tasks.registry import build_tasks
 from mtal_ray.training.checkpoint import CheckpointInfo, save_checkpoint
@@ -249,3 +249,18 @@ def test_bad_checkpoint_fails_in_the_driver(tmp_path, pool: pa.Table) -> None:  
         score_pool(pool, tmp_path / "missing", ScoringConfig())
     with pytest.raises(Exception, match="not a checkpoint"):
         score_pool(pool, tmp_path, ScoringConfig())
+
+
+def test_gpu_scorers_get_a_batch_size_that_ray_data_accepts(ray_cluster, pool: pa.Table) -> None:  # type: ignore[no-untyped-def]
+    # Ray Data refuses map_batches(batch_size=None) with num_gpus > 0 (found on an H200):
+    # on GPUs a batch is at most the largest block; on CPUs a batch is a whole block.
+    blocks = bucket_blocks(pool, 5, None, 3)
+    assert len(blocks) > 1
+    cpu = map_batches_options(ScoringConfig(**CONFIG), blocks)
+    gpu = map_batches_options(ScoringConfig(**{**CONFIG, "gpus_per_actor": 1}), blocks)
+    assert cpu["batch_size"] is None and cpu["num_gpus"] is None
+    assert gpu["batch_size"] == max(b.num_rows for b in blocks) and gpu["num_gpus"] == 1
+    source = ray.data.from_arrow(blocks)
+    with pytest.raises(ValueError, match="batch_size"):
+        source.map_batches(lambda b: b, **{**gpu, "batch_size": None})
+    source.map_batches(lambda b: b, **gpu)  # planned lazily; no GPU needed to accept it

@@ -139,6 +139,24 @@ def block_count(rows: int, config: ScoringConfig) -> int:
     return max(8 * config.concurrency, -(-rows // config.block_rows))
 
 
+def map_batches_options(config: ScoringConfig, blocks: list[pa.Table]) -> dict[str, Any]:
+    """The ``map_batches`` options shared by the task and the actor scorers.
+
+    A batch is a whole block (``batch_size=None``): the scorer splits it into its length
+    buckets. Ray Data refuses ``None`` when GPUs are requested, so on GPUs the batch size
+    is the largest block's row count; a batch then holds at most about one block, and a
+    length bucket cut at a batch's edge is scored as two smaller batches.
+    """
+    gpus = config.gpus_per_actor or None
+    return {
+        "batch_size": max((b.num_rows for b in blocks), default=1) if gpus else None,
+        "batch_format": "pyarrow",
+        "num_cpus": config.cpus_per_actor,
+        "num_gpus": gpus,
+        "zero_copy_batch": True,
+    }
+
+
 def scoring_progress_text(done: int, total: int, seconds: float) -> str:
     """``scoring: 320/1000 sentences (25.1/s)`` for a progress callback."""
     return f"scoring: {done}/{total} sentences ({done / max(seconds, 1e-9):.1f}/s)"
@@ -225,13 +243,7 @@ def score_pool(
         "loader": loader,
         "experiment": experiment,
     }
-    common: dict[str, Any] = {
-        "batch_size": None,  # a whole block: the scorer splits it into its length buckets
-        "batch_format": "pyarrow",
-        "num_cpus": cfg.cpus_per_actor,
-        "num_gpus": cfg.gpus_per_actor or None,
-        "zero_copy_batch": True,
-    }
+    common = map_batches_options(cfg, blocks)
     source = ray.data.from_arrow(blocks)
     if cfg.compute_strategy() == "tasks":
         dataset = source.map_batches(
