@@ -4,7 +4,8 @@ The pool is sorted by length and cut into buckets in the driver (pure Arrow, no 
 stage: on a 2-core machine an upstream task stage next to the scorers can starve),
 consecutive buckets are joined into Ray Data blocks of up to ~4096 rows (about 8 per scorer
 at least), and ``map_batches`` hands each whole block to a
-:class:`~mtal_ray.scoring.mc_dropout.MCDropoutScorer`, which scores it bucket by bucket.
+:class:`~mtal_ray.scoring.mc_dropout.MCDropoutScorer`, which scores it bucket by bucket (on
+GPUs, where Ray Data needs a batch size, a batch holds at most the largest block's rows).
 
 ``scoring.compute`` chooses how the scorers run. With ``tasks`` (the default on CPU) each
 block is a Ray task; a worker process keeps the scorer of each running call in
