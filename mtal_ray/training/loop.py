@@ -289,7 +289,9 @@ def run_loop(config: dict[str, Any], session: TrainSession) -> None:
         "t_worker_ready": time.time(),  # wall clock: the driver compares with its own
     }
     spent = {"s_steps": 0.0, "s_eval": 0.0, "s_checkpoint": 0.0}
-    losses_since_eval: list[float] = []
+    # kept on the device until the next evaluation: a float() per step would wait for the
+    # GPU at every step (no overlap of the next batch's collation with this step's kernels)
+    losses_since_eval: list[torch.Tensor] = []
     stop = state.step >= cfg.max_steps
     model.train()
     sampler = None  # training.task_sampling: one task per step (mtal_ray.training.sampling)
@@ -329,7 +331,7 @@ def run_loop(config: dict[str, Any], session: TrainSession) -> None:
             loss = combine_losses({t: losses[t] for t in tasks}, cfg.weight, drawn)
         runner.backward(loss)
         runner.step()
-        losses_since_eval.append(float(loss.detach()))
+        losses_since_eval.append(loss.detach())
         state.step += 1
         state.epoch, state.epoch_batch = epoch, index + 1
         if state.step % cfg.eval_every and state.step < cfg.max_steps:
@@ -345,7 +347,7 @@ def run_loop(config: dict[str, Any], session: TrainSession) -> None:
         metrics = {
             "step": state.step,
             "epoch": state.epoch,
-            "train_loss": float(np.mean(losses_since_eval)),
+            "train_loss": float(torch.stack(losses_since_eval).double().mean()),
             "dev_gmean": gmean,
             "dev_select": select,  # the checkpoint-selection criterion (floored geo-mean)
             "best_dev_gmean": state.best_gmean,
