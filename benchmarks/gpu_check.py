@@ -12,6 +12,11 @@ Runs on one machine with one CUDA GPU, in well under 8 minutes:
    (k = ``--k``) under bf16 autocast (``scoring.precision: bf16``) over a ``--pool``-sentence
    pool, against the same actor in fp32.
 
+3. **The user's path** (first, in its own process and Ray): ``python -m mtal_ray.launch`` on
+   the quickstart config with GPU training (DeepSpeed ZeRO-2, bf16) and GPU scoring (bf16)
+   for 2 iterations; it prints the exit code, the run's status and its wall time
+   (``--no-al-run`` skips it).
+
 Each throughput comes twice: for the whole call (start-up included, what one small round
 sees) and in the steady state (training: the optimizer steps alone, timed in the worker;
 scoring: by difference against scoring a tenth of the pool, which pays the same fixed
@@ -161,6 +166,55 @@ def score(args: argparse.Namespace, pool: Any, checkpoint: str, precision: str) 
     }
 
 
+def al_run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The user's path on a GPU: ``python -m mtal_ray.launch`` on the quickstart config with
+    GPU training (DeepSpeed ZeRO-2, bf16) and GPU scoring (bf16), 2 iterations, as its own
+    process (its own local Ray, as a job would have)."""
+    gpu = "true" if args.gpu else "false"
+    overrides = [
+        f"training.use_gpu={gpu}",
+        "training.num_workers=1",
+        "training.strategy=deepspeed",
+        "training.zero_stage=2",
+        "training.precision=bf16",
+        f"training.max_steps={args.steps}",
+        f"scoring.gpus_per_actor={1 if args.gpu else 0}",
+        "scoring.precision=bf16",
+        f"scoring.k={args.k}",
+        "al.iterations=2",
+        "tracking.enabled=false",
+    ]
+    run_dir = work / "al_run"
+    command = [
+        sys.executable,
+        "-m",
+        "mtal_ray.launch",
+        "--config",
+        str(REPO / "configs" / "quickstart.yaml"),
+        "--run-dir",
+        str(run_dir),
+        *overrides,
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    with GpuMemory() as memory:
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        seconds = time.perf_counter() - started
+    summary_file = run_dir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    if done.returncode != 0:
+        print(done.stdout[-3000:] + done.stderr[-3000:], file=sys.stderr)
+    launch = "python -m mtal_ray.launch --config configs/quickstart.yaml"
+    return {
+        "command": " ".join([launch, *overrides]),
+        "rc": done.returncode,
+        "status": summary.get("status"),
+        "wall_s": round(seconds, 1),
+        "rows": summary.get("rows"),
+        "peak_gpu_mib": memory.peak_mib,
+    }
+
+
 def _text(value: float | None) -> str:
     return "n/a" if value is None else f"{value}"
 
@@ -181,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=10, help="MC-dropout passes")
     parser.add_argument("--score-batch", type=int, default=256)
     parser.add_argument("--no-baseline", action="store_true", help="skip the fp32 runs")
+    parser.add_argument(
+        "--no-al-run", action="store_true", help="skip the 2-iteration launcher run on the GPU"
+    )
     parser.add_argument("--output", default=None, help="write the numbers as JSON here")
     parser.add_argument(
         "--smoke", action="store_true",
@@ -207,11 +264,13 @@ def main(argv: list[str] | None = None) -> int:
 
     corpus = make_synthetic_corpus(n_train=max(args.pool, 2000), n_dev=500, n_test=100, seed=0)
     pool = corpus.splits["train"].slice(0, args.pool).select(["id", "tokens"])
-    ensure_ray()
     gpu = torch.cuda.get_device_name(0) if args.gpu else "none (--smoke: CPU)"
     out: dict[str, Any] = {"gpu": gpu, "torch": torch.__version__}
     with tempfile.TemporaryDirectory(prefix="mtal-gpu-check-") as tmp:
         work = Path(tmp)
+        if not args.no_al_run:  # first: its own Ray, before this process starts one
+            out["al_run"] = al_run(args, work)
+        ensure_ray()
         precisions = ["bf16"] if args.no_baseline else ["fp32", "bf16"]
         out["training"] = {p: train(args, corpus, p, work) for p in precisions}
         checkpoint = out["training"]["bf16"]["checkpoint"]
@@ -230,6 +289,13 @@ def main(argv: list[str] | None = None) -> int:
             f"| scoring (k={r['k']}, {r['rows']} sentences) | {p} | {r['sentences_per_s']} "
             f"sentences/s | {_text(r['steady_sentences_per_s'])} sentences/s | {r['wall_s']} "
             f"| {r['peak_gpu_mib']:.0f} |"
+        )
+    if "al_run" in out:
+        run = out["al_run"]
+        print(
+            f"launcher, 2 iterations on the GPU (train bf16 DeepSpeed, score bf16): "
+            f"rc {run['rc']}, status {run['status']}, {run['wall_s']} s, "
+            f"peak GPU {run['peak_gpu_mib']:.0f} MiB"
         )
     if not args.no_baseline:
         train_ratio = _ratio(out["training"], "steady_steps_per_s")
