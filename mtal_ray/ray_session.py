@@ -8,11 +8,15 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from mtal_ray.errors import MtalError
+from mtal_ray.errors import ConfigError, MtalError
+
+#: True while this process's Ray is one it started itself (one machine, no autoscaler that
+#: could add nodes); False when it joined a cluster.
+_started_local = False
 
 
 def ensure_ray(*, log_to_driver: bool = True) -> bool:
@@ -26,9 +30,11 @@ def ensure_ray(*, log_to_driver: bool = True) -> bool:
     """
     import ray
 
+    global _started_local
     if ray.is_initialized():
         return False
     address = os.environ.get("RAY_ADDRESS")
+    _started_local = False
     kwargs = {
         "address": address,
         "include_dashboard": False,
@@ -52,6 +58,7 @@ def ensure_ray(*, log_to_driver: bool = True) -> bool:
             except Exception as again:
                 ray.shutdown()
                 raise _failure(again, None) from None
+        _started_local = True
     if log_to_driver:  # Ray's known-harmless lines stay out of the job log (mtal_ray.logs)
         from mtal_ray.logs import filter_forwarded_lines
 
@@ -77,6 +84,54 @@ _GCS_PORT_ENV = "RAY_GCS_SERVER_PORT"
 EXTRA_IDLE_WORKERS = 4
 #: Ray's setting (``RAY_<name>`` in a raylet's environment, ``_system_config`` in ray.init).
 SOFT_LIMIT_SETTING = "num_workers_soft_limit"
+
+
+def gpu_needs(configs: Iterable[Any]) -> dict[str, float]:
+    """The settings of run configs that reserve GPUs → the most GPUs one worker or actor
+    of any of them reserves."""
+    needs: dict[str, float] = {}
+    for config in configs:
+        if config.training.use_gpu:
+            needs["training.use_gpu"] = 1.0
+        if config.scoring.gpus_per_actor:
+            gpus = float(config.scoring.gpus_per_actor)
+            needs["scoring.gpus_per_actor"] = max(gpus, needs.get("scoring.gpus_per_actor", 0.0))
+    return needs
+
+
+#: who reserves the GPUs of a setting, for messages
+_GPU_USERS = {
+    "training.use_gpu": "each Train worker",
+    "scoring.gpus_per_actor": "each scoring actor",
+}
+
+
+def check_gpus(needs: Mapping[str, float], echo: Any = None) -> None:
+    """Stop with one line when a setting asks for GPUs that this Ray can never give.
+
+    ``needs``: setting → GPUs that one of its workers or actors reserves. On a Ray this
+    process started (one machine, no autoscaler) a request for more GPUs than the machine
+    has would wait forever: :class:`~mtal_ray.errors.ConfigError`. On a cluster the
+    autoscaler may still add GPU nodes: a note, and the job waits for them.
+    """
+    import ray
+
+    have = float(ray.cluster_resources().get("GPU", 0.0))
+    for setting, gpus in needs.items():
+        if gpus <= have:
+            continue
+        who = _GPU_USERS.get(setting, "each of its workers")
+        if _started_local:
+            raise ConfigError(
+                f"{setting}: {who} needs {gpus:g} GPU, and the local Ray on this "
+                f"machine has {have:g} (no CUDA device found, or CUDA_VISIBLE_DEVICES hides "
+                "it): turn the setting off, or run the job on a cluster with GPU nodes "
+                "(RAY_ADDRESS or `ray job submit`)"
+            )
+        (echo or (lambda line: print(line, file=sys.stderr, flush=True)))(
+            f"note: {setting}: {who} needs {gpus:g} GPU and the cluster has {have:g} now; "
+            "the job waits until the autoscaler adds GPU nodes"
+        )
 
 
 def worker_soft_limit(cpus: int | None = None) -> int:

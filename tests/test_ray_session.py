@@ -19,6 +19,7 @@ from ray_head import free_port
 from mtal_ray.errors import MtalError
 from mtal_ray.ray_session import JOB_CONFIG_ENV, ensure_ray, ephemeral_output_warning
 
+QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 TIMEOUT = (
     "The current node timed out during startup. This could happen because some of "
     "the raylet failed to startup or the GCS has become overloaded."
@@ -283,3 +284,30 @@ def test_a_local_ray_listens_on_loopback_and_dies_with_a_killed_launcher(tmp_pat
         for proc in tracked:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
+
+
+def test_gpus_the_local_ray_cannot_give_stop_the_run_and_a_cluster_waits(
+    ray_session, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import ray
+
+    from mtal_ray import ray_session as session
+    from mtal_ray.config import load_config
+    from mtal_ray.errors import ConfigError
+
+    have = float(ray.cluster_resources().get("GPU", 0.0))  # the real cluster's (0 in CI)
+    config = load_config(
+        QUICKSTART, ["training.use_gpu=true", f"scoring.gpus_per_actor={int(have) + 1}"]
+    )
+    needs = session.gpu_needs([config, load_config(QUICKSTART, [])])  # a sweep's trials
+    assert needs == {"training.use_gpu": 1.0, "scoring.gpus_per_actor": have + 1}
+    assert session.gpu_needs([load_config(QUICKSTART, [])]) == {}
+    lines: list[str] = []
+    session.check_gpus({"scoring.gpus_per_actor": have}, echo=lines.append)  # enough
+    assert lines == []
+    monkeypatch.setattr(session, "_started_local", True)  # a Ray this process started
+    with pytest.raises(ConfigError, match=r"scoring.gpus_per_actor: each scoring actor needs"):
+        session.check_gpus({"scoring.gpus_per_actor": have + 1}, echo=lines.append)
+    monkeypatch.setattr(session, "_started_local", False)  # a cluster: the autoscaler may add
+    session.check_gpus({"scoring.gpus_per_actor": have + 1}, echo=lines.append)
+    assert len(lines) == 1 and "waits until the autoscaler adds GPU nodes" in lines[0]

@@ -264,11 +264,12 @@ def _run_sweep(
         random_keys=frozenset(sweep.random),
     )
     started = time.perf_counter()
-    from mtal_ray.ray_session import ensure_ray
+    from mtal_ray.ray_session import check_gpus, ensure_ray, gpu_needs
 
     os.environ.setdefault(ENTRY_POINT_ENV, entry_point())  # trials' source tag (local Ray)
     started_ray = ensure_ray()
     try:
+        check_gpus(gpu_needs(c for _, c in planned))  # trials a machine without GPUs never runs
         cpus = float(ray_cluster_cpus())
         concurrency = trial_concurrency(sweep, [c for _, c in planned], cpus)
         failed = _fit(sweep, sweep_dir / f"tune-{digest}", context, concurrency)
