@@ -311,3 +311,25 @@ def test_gpus_the_local_ray_cannot_give_stop_the_run_and_a_cluster_waits(
     monkeypatch.setattr(session, "_started_local", False)  # a cluster: the autoscaler may add
     session.check_gpus({"scoring.gpus_per_actor": have + 1}, echo=lines.append)
     assert len(lines) == 1 and "waits until the autoscaler adds GPU nodes" in lines[0]
+
+
+def test_mtal_ray_train_asking_for_a_gpu_on_a_machine_without_one_stops_at_once(
+    tmp_path: Path,
+) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray
+    output = tmp_path / "train"
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "mtal_ray.cli", "train", "--config", str(QUICKSTART),
+         "--output", str(output), "training.use_gpu=true"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "training.use_gpu: each Train worker needs 1 GPU" in errors[0]
+    assert "Traceback" not in done.stderr
+    assert not output.exists()  # nothing written: a later CPU training may take the folder
+    assert time.perf_counter() - started < 120  # it used to wait for a GPU forever

@@ -91,6 +91,11 @@ def run_train(args: argparse.Namespace) -> int:
     identity = _claim_output(output, cfg, explicit=args.output is not None)
     # relative data paths start at the working directory, as for `mtal-ray run`
     tasks, train, dev, test = _load_data(cfg, Path.cwd())
+    if cfg.training.use_gpu:  # GPUs this machine cannot give: stop before writing anything
+        from mtal_ray.ray_session import check_gpus, ensure_ray
+
+        ensure_ray(log_to_driver=False)
+        check_gpus({"training.use_gpu": 1.0})
     write_identity(output, identity)
     training = cfg.training.updated(seed=cfg.seed)
     result = train_model(train, dev, tasks, cfg.model, training, output, test=test)
