@@ -202,6 +202,26 @@ def run_sweep(config: Any, config_path: Path, args: argparse.Namespace) -> int:
         return _run_sweep(config, config_path, args, raw, sweep_dir)
 
 
+def _check_gpus_early(planned: list[tuple[str, Any]]) -> bool:
+    """When trials reserve GPUs, join or start Ray and stop at once if it can never give
+    them (:func:`mtal_ray.ray_session.check_gpus`); True when this call started Ray."""
+    from mtal_ray.ray_session import check_gpus, ensure_ray, gpu_needs
+
+    needs = gpu_needs(c for _, c in planned)
+    if not needs:
+        return False
+    started = ensure_ray()
+    try:
+        check_gpus(needs)
+    except BaseException:
+        if started:
+            import ray
+
+            ray.shutdown()
+        raise
+    return started
+
+
 def _run_sweep(
     config: Any, config_path: Path, args: argparse.Namespace, raw: dict[str, Any], sweep_dir: Path
 ) -> int:
@@ -214,6 +234,7 @@ def _run_sweep(
     planned = plan_trials(config, base_raw)
     check_datasets([c for _, c in planned], Path.cwd())  # the reader's one line, before Ray
     trials = [name for name, _ in planned]
+    early_ray = _check_gpus_early(planned)  # before the sweep directory is written
     if getattr(args, "restart", False):
         _clear(sweep_dir)
     info = load_sweep_info(sweep_dir)
@@ -264,12 +285,11 @@ def _run_sweep(
         random_keys=frozenset(sweep.random),
     )
     started = time.perf_counter()
-    from mtal_ray.ray_session import check_gpus, ensure_ray, gpu_needs
+    from mtal_ray.ray_session import ensure_ray
 
     os.environ.setdefault(ENTRY_POINT_ENV, entry_point())  # trials' source tag (local Ray)
-    started_ray = ensure_ray()
+    started_ray = ensure_ray() or early_ray
     try:
-        check_gpus(gpu_needs(c for _, c in planned))  # trials a machine without GPUs never runs
         cpus = float(ray_cluster_cpus())
         concurrency = trial_concurrency(sweep, [c for _, c in planned], cpus)
         failed = _fit(sweep, sweep_dir / f"tune-{digest}", context, concurrency)
