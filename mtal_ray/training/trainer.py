@@ -313,7 +313,7 @@ def train_model(
     if local_dir is not None:  # local mode, no Ray; a killed attempt's checkpoints are
         shutil.rmtree(local_dir, ignore_errors=True)  # not this training's
     elif ensure_ray(log_to_driver=False) and training_cfg.use_gpu:
-        # a Ray this call started (`mtal-ray train`): stop now if it has no GPU to give
+        # a Ray this call started (a script calling train_model): stop now if it has no GPU
         check_gpus({"training.use_gpu": 1.0})
 
     loop_config = {
