@@ -19,20 +19,36 @@ from mtal_ray.errors import ConfigError, MtalError
 _started_local = False
 
 
-def ensure_ray(*, log_to_driver: bool = True) -> bool:
+def ensure_ray(*, log_to_driver: bool = True, gpus: Mapping[str, float] | None = None) -> bool:
     """Connect to ``RAY_ADDRESS`` (or the cluster ``ray job submit`` runs in), else start a
     local Ray; do nothing when Ray is already up. Returns True when this call started it.
+
+    ``gpus`` (setting → GPUs one of its workers or actors reserves, :func:`gpu_needs`): then
+    :func:`check_gpus` on the Ray joined or started; a Ray this call started is stopped
+    again when the check fails.
 
     Raises
     ------
     MtalError
         Ray could not be reached or started (the cause in one line, and what to check).
+    ConfigError
+        ``gpus`` asks for more GPUs than a local Ray (no autoscaler) has.
     """
     import ray
 
+    started = False if ray.is_initialized() else _init_ray(ray, log_to_driver)
+    if gpus:
+        try:
+            check_gpus(gpus)
+        except BaseException:
+            if started:
+                ray.shutdown()
+            raise
+    return started
+
+
+def _init_ray(ray: Any, log_to_driver: bool) -> bool:
     global _started_local
-    if ray.is_initialized():
-        return False
     address = os.environ.get("RAY_ADDRESS")
     _started_local = False
     kwargs = {
@@ -91,11 +107,8 @@ def gpu_needs(configs: Iterable[Any]) -> dict[str, float]:
     of any of them reserves."""
     needs: dict[str, float] = {}
     for config in configs:
-        if config.training.use_gpu:
-            needs["training.use_gpu"] = 1.0
-        if config.scoring.gpus_per_actor:
-            gpus = float(config.scoring.gpus_per_actor)
-            needs["scoring.gpus_per_actor"] = max(gpus, needs.get("scoring.gpus_per_actor", 0.0))
+        for setting, gpus in {**config.training.gpu_needs(), **config.scoring.gpu_needs()}.items():
+            needs[setting] = max(gpus, needs.get(setting, 0.0))
     return needs
 
 

@@ -107,14 +107,11 @@ def _run_loop(config: Any, run_dir: Path, base_dir: Path, *, local: bool) -> int
     # The MLflow run's source is this command, also when the loop runs in a Ray worker
     # (workers of a Ray started here inherit the variable).
     os.environ.setdefault(ENTRY_POINT_ENV, entry_point())
-    from mtal_ray.ray_session import gpu_needs
+    from mtal_ray.ray_session import ensure_ray, gpu_needs
 
     needs = gpu_needs([config])
     if needs or not local:  # GPUs wanted: fail now on a machine that has none
-        from mtal_ray.ray_session import check_gpus, ensure_ray
-
-        ensure_ray()
-        check_gpus(needs)
+        ensure_ray(gpus=needs)
     if local:
         from mtal_ray.driver.loop import ActiveLearningLoop
 

@@ -77,7 +77,7 @@ def _score(args: argparse.Namespace) -> int:
     import ray
 
     from mtal_ray.data.corpus import load_corpus
-    from mtal_ray.ray_session import check_gpus, ensure_ray
+    from mtal_ray.ray_session import ensure_ray
     from mtal_ray.scoring.pool import score_pool_to_file, scoring_progress_text
 
     cfg = scoring_config_from_overrides(args.overrides, args.ec_only)
@@ -88,10 +88,8 @@ def _score(args: argparse.Namespace) -> int:
         pool = pool.slice(0, args.limit)
     if cfg.calibrate:
         cfg = cfg.updated(temperatures=_calibrate(args, corpus, cfg.tasks))
-    started_ray = ensure_ray(log_to_driver=False)
+    started_ray = ensure_ray(log_to_driver=False, gpus=cfg.gpu_needs())
     try:
-        if started_ray and cfg.gpus_per_actor:
-            check_gpus({"scoring.gpus_per_actor": float(cfg.gpus_per_actor)})
         start = time.perf_counter()
         table = score_pool_to_file(
             pool,

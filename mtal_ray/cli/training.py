@@ -83,6 +83,7 @@ def _print_table(summary: dict[str, Any]) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Entry point of ``mtal-ray train``."""
     from mtal_ray.config import load_config
+    from mtal_ray.ray_session import ensure_ray, gpu_needs
     from mtal_ray.training.trainer import train_model
 
     config_path = Path(args.config) if args.config else None
@@ -91,11 +92,9 @@ def run_train(args: argparse.Namespace) -> int:
     identity = _claim_output(output, cfg, explicit=args.output is not None)
     # relative data paths start at the working directory, as for `mtal-ray run`
     tasks, train, dev, test = _load_data(cfg, Path.cwd())
-    if cfg.training.use_gpu:  # GPUs this machine cannot give: stop before writing anything
-        from mtal_ray.ray_session import check_gpus, ensure_ray
-
-        ensure_ray(log_to_driver=False)
-        check_gpus({"training.use_gpu": 1.0})
+    needs = gpu_needs([cfg])
+    if needs:  # GPUs this machine cannot give: stop before writing anything
+        ensure_ray(log_to_driver=False, gpus=needs)
     write_identity(output, identity)
     training = cfg.training.updated(seed=cfg.seed)
     result = train_model(train, dev, tasks, cfg.model, training, output, test=test)

@@ -91,6 +91,10 @@ class ScoringConfig(Section):
     mc_layers: Literal["all"] | int = "all"
     precision: Literal["fp32", "bf16"] = "fp32"
 
+    def gpu_needs(self) -> dict[str, float]:
+        """``{"scoring.gpus_per_actor": n}`` when the actors reserve GPUs, else empty."""
+        return {"scoring.gpus_per_actor": float(self.gpus_per_actor)} if self.gpus_per_actor else {}
+
     def device(self) -> str:
         """Where the actors run the model: ``cuda`` when they reserve GPUs, else ``cpu``."""
         return "cuda" if self.gpus_per_actor > 0 else "cpu"

@@ -227,7 +227,7 @@ def score_pool(
                 f"{checkpoint}: the model has no task {', '.join(unknown)} "
                 f"(it predicts {', '.join(known)})"
             )
-    ensure_ray()
+    ensure_ray(gpus=cfg.gpu_needs())  # GPUs a local Ray cannot give: one line, no wait
     blocks = bucket_blocks(table, cfg.batch_size, cfg.max_tokens, block_count(table.num_rows, cfg))
     constructor: dict[str, Any] = {
         "checkpoint": str(checkpoint),

@@ -30,7 +30,7 @@ from mtal_ray.mlflow_tracking import (
     source_tags,
     start_run,
 )
-from mtal_ray.ray_session import warn_if_ephemeral
+from mtal_ray.ray_session import ensure_ray, gpu_needs, warn_if_ephemeral
 from mtal_ray.run_lock import LOCK_FILE, clear_directory, locked
 from mtal_ray.sweep.config import SweepConfig
 from mtal_ray.sweep.report import score_table, write_report
@@ -202,26 +202,6 @@ def run_sweep(config: Any, config_path: Path, args: argparse.Namespace) -> int:
         return _run_sweep(config, config_path, args, raw, sweep_dir)
 
 
-def _check_gpus_early(planned: list[tuple[str, Any]]) -> bool:
-    """When trials reserve GPUs, join or start Ray and stop at once if it can never give
-    them (:func:`mtal_ray.ray_session.check_gpus`); True when this call started Ray."""
-    from mtal_ray.ray_session import check_gpus, ensure_ray, gpu_needs
-
-    needs = gpu_needs(c for _, c in planned)
-    if not needs:
-        return False
-    started = ensure_ray()
-    try:
-        check_gpus(needs)
-    except BaseException:
-        if started:
-            import ray
-
-            ray.shutdown()
-        raise
-    return started
-
-
 def _run_sweep(
     config: Any, config_path: Path, args: argparse.Namespace, raw: dict[str, Any], sweep_dir: Path
 ) -> int:
@@ -234,7 +214,8 @@ def _run_sweep(
     planned = plan_trials(config, base_raw)
     check_datasets([c for _, c in planned], Path.cwd())  # the reader's one line, before Ray
     trials = [name for name, _ in planned]
-    early_ray = _check_gpus_early(planned)  # before the sweep directory is written
+    needs = gpu_needs(c for _, c in planned)  # GPUs it can never give: stop before the
+    early_ray = ensure_ray(gpus=needs) if needs else False  # sweep directory is written
     if getattr(args, "restart", False):
         _clear(sweep_dir)
     info = load_sweep_info(sweep_dir)
@@ -285,8 +266,6 @@ def _run_sweep(
         random_keys=frozenset(sweep.random),
     )
     started = time.perf_counter()
-    from mtal_ray.ray_session import ensure_ray
-
     os.environ.setdefault(ENTRY_POINT_ENV, entry_point())  # trials' source tag (local Ray)
     started_ray = ensure_ray() or early_ray
     try:

@@ -215,6 +215,10 @@ class TrainingConfig(Section):
         """Loss weight of ``task`` (1.0 unless configured)."""
         return float(self.loss_weights.get(task, 1.0))
 
+    def gpu_needs(self) -> dict[str, float]:
+        """``{"training.use_gpu": 1}`` when each Train worker reserves a GPU, else empty."""
+        return {"training.use_gpu": 1.0} if self.use_gpu else {}
+
     def micro_batch_size(self) -> int:
         """Per-worker batch: ``batch_size / num_workers`` (at least 1)."""
         return max(1, self.batch_size // max(1, self.num_workers))

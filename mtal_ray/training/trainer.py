@@ -45,7 +45,7 @@ from mtal_ray.errors import ConfigError, MtalError
 from mtal_ray.logs import env_vars, quiet_transformers
 from mtal_ray.models.config import ModelConfig
 from mtal_ray.models.inference import evaluate, main_scores
-from mtal_ray.ray_session import check_gpus, ensure_ray, scoped_environ
+from mtal_ray.ray_session import ensure_ray, scoped_environ
 from mtal_ray.tasks.registry import build_tasks
 from mtal_ray.training.checkpoint import export_inference_checkpoint, load_checkpoint
 from mtal_ray.training.config import TrainingConfig
@@ -310,11 +310,10 @@ def train_model(
     output_dir = Path(output_dir).absolute()
     output_dir.mkdir(parents=True, exist_ok=True)
     local_dir = output_dir / RUN_NAME / LOCAL_DIR if training_cfg.num_workers == 0 else None
-    if local_dir is not None:  # local mode, no Ray; a killed attempt's checkpoints are
-        shutil.rmtree(local_dir, ignore_errors=True)  # not this training's
-    elif ensure_ray(log_to_driver=False) and training_cfg.use_gpu:
-        # a Ray this call started (a script calling train_model): stop now if it has no GPU
-        check_gpus({"training.use_gpu": 1.0})
+    if local_dir is not None:  # a killed attempt's checkpoints are not this training's
+        shutil.rmtree(local_dir, ignore_errors=True)
+    else:  # local mode needs no Ray
+        ensure_ray(log_to_driver=False, gpus=training_cfg.gpu_needs())
 
     loop_config = {
         "train": train,
