@@ -11,6 +11,7 @@ MLflow itself is imported only when a call needs it.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,7 +297,30 @@ def log_datasets(
         )
         for summary, context in datasets
     ]
-    target.client().log_inputs(run_id, datasets=inputs)
+    client = target.client()
+    for attempt in range(_DUPLICATE_RETRIES):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except Exception as error:  # MlflowException wrapping the store's IntegrityError
+            if not _is_duplicate_insert(error) or attempt == _DUPLICATE_RETRIES - 1:
+                raise
+            # Another run of the experiment (a concurrent sweep trial) inserted the same
+            # dataset between MLflow's look-up and its insert; the whole transaction was
+            # rolled back, and the next attempt finds the dataset and only links it.
+            time.sleep(0.05 * (attempt + 1))
+
+
+#: Attempts at logging dataset inputs when a concurrent run inserts the same dataset.
+_DUPLICATE_RETRIES = 5
+
+
+def _is_duplicate_insert(error: BaseException) -> bool:
+    """Whether ``error`` is a store's unique-constraint violation (SQLite, PostgreSQL, MySQL)."""
+    text = str(error).lower()
+    return any(
+        marker in text for marker in ("unique constraint", "duplicate key", "duplicate entry")
+    )
 
 
 def log_table(

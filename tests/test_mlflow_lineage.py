@@ -340,3 +340,53 @@ def test_a_run_killed_before_its_id_was_saved_is_reopened_not_duplicated(tmp_pat
         RunInfo(tmp_path / "other", Config(), ["sf"], other, resumed=False)
     )
     assert other.mlflow_run_id not in (None, created)
+
+
+def test_concurrent_runs_logging_the_same_datasets_all_succeed(tmp_path: Path) -> None:
+    """Sweep trials of one experiment log the same splits at the same moment: MLflow looks a
+    dataset up and then inserts it, so two runs can both insert it and one gets the store's
+    unique-constraint error (the failure CI met). Each run must end up linked to every
+    dataset, once."""
+    import threading
+
+    from mlflow.tracking import MlflowClient
+
+    from mtal_ray.data.lineage import SplitSummary
+    from mtal_ray.mlflow_tracking import MlflowTarget, log_datasets
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    target = MlflowTarget(uri, "race", (tmp_path / "art").as_uri())
+    client = MlflowClient(tracking_uri=uri)
+    experiment = target.experiment_id()
+    runs = [client.create_run(experiment).info.run_id for _ in range(6)]
+    rounds = 8
+    barrier = threading.Barrier(len(runs))
+    errors: list[BaseException] = []
+
+    def trial(run_id: str) -> None:
+        try:
+            for r in range(rounds):
+                split = SplitSummary(
+                    name=f"corpus/labeled-{r}",
+                    context="labeled",
+                    source="corpus",
+                    rows=r + 1,
+                    digest=f"{r:012x}",
+                )
+                barrier.wait(timeout=60)  # every run inserts the new dataset at once
+                log_datasets(target, run_id, [(split, split.context)])
+        except BaseException as error:  # reported below
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=trial, args=(run_id,)) for run_id in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[0]
+    for run_id in runs:
+        inputs = client.get_run(run_id).inputs.dataset_inputs
+        assert sorted(i.dataset.name for i in inputs) == [
+            f"corpus/labeled-{r}" for r in range(rounds)
+        ]
