@@ -558,7 +558,14 @@ def print_tables(
                 if other != task
             }
             text = ", ".join(f"cross-task {o}: {w}" for o, w in cross.items())
-            print(f"ST-EC-{task}: within-task {task}: {within}; {text}")
+            average = _wins(
+                mt,
+                seeds,
+                "average",
+                lambda e, t=task: _st_average(e, t, scenario.tasks),
+                mt_score=lambda e: _task_average(e, scenario.tasks),
+            )
+            print(f"ST-EC-{task}: within-task {task}: {within}; {text}; average: {average}")
 
     oe = {m: s for m, s in results.items() if m in ("mt-avg", "mt-avg-ce")}
     if len(oe) == 2:
@@ -594,13 +601,29 @@ def _has_oe(entry: dict[str, Any], task: str) -> bool:
     return task in entry.get("overconfidence", {})
 
 
-def _wins(mt: dict, st_seeds: dict, task: str, st_score: Any) -> str:
+def _task_average(entry: dict[str, Any], tasks: list[str]) -> float | None:
+    """Mean final test score over ``tasks`` (Table 4's *Average*), None if one is missing."""
+    values = [_final(entry, t) for t in tasks]
+    return None if any(v is None for v in values) else _mean(values)  # type: ignore[arg-type]
+
+
+def _st_average(entry: dict[str, Any], task: str, tasks: list[str]) -> float | None:
+    """An ST-EC-``task`` trial's mean over every task: its own task's final score, and the
+    cross-task model's score on each other task."""
+    cross = entry.get("cross_task_final") or {}
+    values = [_final(entry, t) if t == task else cross.get(t) for t in tasks]
+    return None if any(v is None for v in values) else _mean(values)  # type: ignore[arg-type]
+
+
+def _wins(mt: dict, st_seeds: dict, task: str, st_score: Any, mt_score: Any | None = None) -> str:
+    """Share of (MT method, seed) pairs whose score beats the same seed's ST-AL trial."""
     wins = total = 0
     for seeds in mt.values():
         for seed, entry in seeds.items():
             if seed not in st_seeds:
                 continue
-            a, b = _final(entry, task), st_score(st_seeds[seed])
+            a = mt_score(entry) if mt_score else _final(entry, task)
+            b = st_score(st_seeds[seed])
             if a is None or b is None:
                 continue
             total += 1

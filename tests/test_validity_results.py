@@ -45,3 +45,38 @@ def test_a_fresh_clone_collects_the_archived_trials_and_keeps_other_scenarios(tm
     # conll04 was not collected by this run: its earlier entry stays
     assert results["scenarios"]["conll04"] == earlier["conll04"]
     assert not list(output.parent.glob("*.tmp*"))
+
+
+def test_table4_counts_within_cross_and_average_wins_per_seed() -> None:
+    """Table 4's three comparisons, by hand: MT methods × seeds against the same seed's
+    ST-EC-sf trial (its own task's score; the cross-task model's score on id)."""
+
+    def trial(sf: float, id_: float, cross: dict[str, float] | None = None) -> dict:
+        entry = {"test": {"sf": [0.0, sf], "id": [0.0, id_]}, "geo_mean": [0.0, 0.0]}
+        if cross is not None:
+            entry["cross_task_final"] = cross
+        return entry
+
+    st = {"0": trial(0.80, 0.0, {"id": 0.90}), "1": trial(0.70, 0.0, {"id": 0.95})}
+    mt = {
+        "mt-avg": {"0": trial(0.82, 0.88), "1": trial(0.69, 0.955)},
+        "mt-max": {"0": trial(0.78, 0.93), "2": trial(0.99, 0.99)},  # seed 2 has no ST twin
+    }
+    tasks = ["sf", "id"]
+    # within sf: 0.82 > 0.80 yes, 0.69 > 0.70 no, 0.78 > 0.80 no -> 1 of 3
+    assert validity._wins(mt, st, "sf", lambda e: validity._final(e, "sf")) == "33 % of 3"
+    # cross id: 0.88 > 0.90 no, 0.955 > 0.95 yes, 0.93 > 0.90 yes -> 2 of 3
+    cross = validity._wins(mt, st, "id", lambda e: e["cross_task_final"]["id"])
+    assert cross == "67 % of 3"
+    # average: ST 0.85 / 0.825; MT 0.85 (not above), 0.8225 (no), 0.855 (above)
+    assert validity._st_average(st["0"], "sf", tasks) == pytest.approx(0.85)
+    average = validity._wins(
+        mt,
+        st,
+        "average",
+        lambda e: validity._st_average(e, "sf", tasks),
+        mt_score=lambda e: validity._task_average(e, tasks),
+    )
+    assert average == "33 % of 3"
+    # an ST trial whose cross-task model is missing is left out, not counted as a loss
+    assert validity._st_average(trial(0.8, 0.0), "sf", tasks) is None
