@@ -16,6 +16,15 @@ them on dev: the default, a plateau of the dev score, reads dev only).
     python benchmarks/stopping.py --quick                 # a tiny end-to-end smoke run
     python benchmarks/stopping.py --scenarios atis --seeds 0 1 2 --rounds 8
     python benchmarks/stopping.py --criterion stabilizing-predictions --threshold 0.97
+    python benchmarks/stopping.py --read-off benchmarks/results/trials/validity/validity_conll04
+
+``--read-off`` runs nothing: it applies ``dev-plateau`` (every ``--deltas`` × ``--windows``)
+with the library's own ``decide`` to finished runs *without* stopping (a sweep's trials or
+an archive of them, e.g. the validity study's). A run with stopping makes exactly the
+selections of its twin without stopping until a task's rule fires (same seed, same initial
+set, same models), so where no rule fires before the last selection, the run with stopping
+*is* its twin: 0 % of the cost saved and the same test scores, exactly. Where a rule fires
+earlier, only a real run (this script without ``--read-off``) measures the cost and scores.
 
 Output: ``benchmarks/results/stopping.json`` (scenario → protocol, per-seed runs, the
 report's stopping rows) and a table on stdout; each sweep's ``report.md`` holds the
@@ -25,6 +34,7 @@ report's stopping rows) and a table on stdout; each sweep's ``report.md`` holds 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -37,10 +47,13 @@ from validity import (
     Scenario,
     add_protocol_args,
     base_config,
+    keep_previous_scenarios,
     quick_protocol,
     scenario_sweeps,
     write_results,
 )
+
+from mtal_ray.data.atomic import atomic_write_text
 
 RESULTS = REPO / "benchmarks" / "results" / "stopping.json"
 #: The issue's goal: at least this share of the cost saved ...
@@ -135,6 +148,89 @@ def print_table(name: str, runs: dict[str, dict[str, Any]], tasks: list[str], v:
         print("no seed has both runs finished yet")
 
 
+# --------------------------------------------------------------------------- read-off
+
+
+def fire_iteration(rows: list[dict[str, Any]], task: str, delta: float, window: int) -> int | None:
+    """The iteration at which ``dev-plateau`` (δ, window) would stop ``task`` in a run whose
+    summary rows (one per iteration, with ``dev.<task>``) are ``rows``; None when it would
+    not fire before the last selection (the last row trains but selects nothing)."""
+    from mtal_ray.stopping import TaskRound, decide, make_criterion
+
+    criterion = make_criterion("dev-plateau", delta, window)
+    history: list[TaskRound] = []
+    for row in rows[:-1]:  # the loop judges after each round that is followed by a selection
+        history.append(TaskRound(iteration=int(row["iteration"]), dev=row.get(f"dev.{task}")))
+        if decide([criterion], history).stop:
+            return int(row["iteration"])
+    return None
+
+
+def finished_runs(folder: Path) -> list[dict[str, Any]]:
+    """Finished trials of a sweep (``folder/trials/*``) or of a trial archive (``folder/*``):
+    name, seed, method, tasks and summary rows; trials with stopping are left out."""
+    runs = []
+    trials = folder / "trials" if (folder / "trials").is_dir() else folder
+    for summary_path in sorted(trials.glob("*/summary.json")):
+        record_path = summary_path.parent / "trial.json"
+        if not record_path.exists():
+            continue
+        record = json.loads(record_path.read_text())
+        summary = json.loads(summary_path.read_text())
+        if record.get("status") != "finished" or summary.get("stopping") or not summary["rows"]:
+            continue
+        runs.append(
+            {
+                "trial": record["name"],
+                "seed": record.get("seed"),
+                "method": record.get("method"),
+                "tasks": record.get("tasks") or [],
+                "rows": summary["rows"],
+            }
+        )
+    return runs
+
+
+def read_off(folder: Path, deltas: list[float], windows: list[int]) -> dict[str, Any]:
+    """Per trial and rule (δ, window): where each task would stop, and the verdict."""
+    out: dict[str, Any] = {}
+    for run in finished_runs(folder):
+        rules = {}
+        for window in windows:
+            for delta in deltas:
+                fires = {t: fire_iteration(run["rows"], t, delta, window) for t in run["tasks"]}
+                rules[f"delta={delta:g},window={window}"] = fires
+        out[run["trial"]] = {
+            "seed": run["seed"],
+            "method": run["method"],
+            "iterations": len(run["rows"]),
+            "dev": {t: [r.get(f"dev.{t}") for r in run["rows"]] for t in run["tasks"]},
+            "fires": rules,
+        }
+    return out
+
+
+def print_read_off(folder: Path, result: dict[str, Any]) -> None:
+    """A markdown table: one row per trial, one column per rule (δ, window)."""
+    rules = list(next(iter(result.values()))["fires"])
+    print(f"\n=== read-off of {folder}: the iteration at which dev-plateau stops each task")
+    print("(– = no task before the last selection: the run with stopping is its twin)\n")
+    print("| trial | iterations | " + " | ".join(rules) + " |")
+    print("|---|---:|" + "---|" * len(rules))
+    for trial, entry in result.items():
+        cells = [
+            ", ".join(f"{t}@{i}" for t, i in entry["fires"][rule].items() if i is not None) or "–"
+            for rule in rules
+        ]
+        print(f"| {trial} | {entry['iterations']} | " + " | ".join(cells) + " |")
+    quiet = [
+        sum(all(i is None for i in e["fires"][rule].values()) for e in result.values())
+        for rule in rules
+    ]
+    counts = " | ".join(f"{q} of {len(result)}" for q in quiet)
+    print(f"| runs with no stop (0 % saved, same scores) | | {counts} |")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -147,6 +243,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--window", type=int, default=2, help="rounds in a row")
     parser.add_argument("--stop-set", type=int, default=None, help="κ's unlabeled sentences")
+    parser.add_argument(
+        "--read-off", nargs="+", type=Path, default=None, metavar="DIR",
+        help="run nothing: read where dev-plateau would stop each task off finished runs "
+        "without stopping (sweep folders or trial archives)",
+    )  # fmt: skip
+    parser.add_argument("--deltas", nargs="+", type=float, default=[0.005, 0.01, 0.02])
+    parser.add_argument("--windows", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--work-dir", default="runs/stopping")
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument(
@@ -166,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     from mtal_ray.sweep.results import load_trials
 
     args = parse_args(argv)
+    if args.read_off is not None:
+        return main_read_off(args)
     work = Path(args.work_dir).absolute()
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -201,8 +306,33 @@ def main(argv: list[str] | None = None) -> int:
         }
         output["wall_s"][run.name] = round(time.perf_counter() - run.started, 1)
         print_table(run.name, runs, run.scenario.tasks, v)
+    keep_previous_scenarios(output, Path(args.output))
+    previous = Path(args.output)
+    if previous.is_file() and "read_off" in (earlier := json.loads(previous.read_text())):
+        output["read_off"] = earlier["read_off"]  # a real run keeps the read-offs
     write_results(output, args.output, started)
     return 1 if failures else 0
+
+
+def main_read_off(args: argparse.Namespace) -> int:
+    """``--read-off``: the rules' verdicts on finished runs, merged into the results file."""
+    missing = [str(f) for f in args.read_off if not f.is_dir()]
+    if missing:
+        print(f"error: --read-off: no such folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    path = Path(args.output)
+    output = json.loads(path.read_text()) if path.exists() else {}
+    section = output.setdefault("read_off", {})
+    for folder in args.read_off:
+        result = read_off(folder, args.deltas, args.windows)
+        if not result:
+            print(f"error: --read-off: {folder} holds no finished run without stopping")
+            return 2
+        print_read_off(folder, result)
+        section[folder.name] = result
+    atomic_write_text(path, json.dumps(output, indent=1) + "\n")
+    print(f"\nwrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
