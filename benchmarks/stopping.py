@@ -166,45 +166,35 @@ def fire_iteration(rows: list[dict[str, Any]], task: str, delta: float, window: 
     return None
 
 
-def finished_runs(folder: Path) -> list[dict[str, Any]]:
-    """Finished trials of a sweep (``folder/trials/*``) or of a trial archive (``folder/*``):
-    name, seed, method, tasks and summary rows; trials with stopping are left out."""
-    runs = []
+def finished_runs(folder: Path) -> list[Any]:
+    """Finished trials (:class:`mtal_ray.sweep.results.TrialResult`) of a sweep
+    (``folder/trials/*``) or of a trial archive (``folder/*``); trials with stopping are
+    left out."""
+    from mtal_ray.sweep.results import load_trial
+
     trials = folder / "trials" if (folder / "trials").is_dir() else folder
-    for summary_path in sorted(trials.glob("*/summary.json")):
-        record_path = summary_path.parent / "trial.json"
-        if not record_path.exists():
-            continue
-        record = json.loads(record_path.read_text())
-        summary = json.loads(summary_path.read_text())
-        if record.get("status") != "finished" or summary.get("stopping") or not summary["rows"]:
-            continue
-        runs.append(
-            {
-                "trial": record["name"],
-                "seed": record.get("seed"),
-                "method": record.get("method"),
-                "tasks": record.get("tasks") or [],
-                "rows": summary["rows"],
-            }
-        )
-    return runs
+    loaded = [load_trial(child) for child in sorted(trials.iterdir()) if child.is_dir()]
+    return [
+        t for t in loaded if t is not None and t.record.status == "finished" and t.rows
+        and not t.stopping
+    ]  # fmt: skip
 
 
 def read_off(folder: Path, deltas: list[float], windows: list[int]) -> dict[str, Any]:
     """Per trial and rule (δ, window): where each task would stop, and the verdict."""
     out: dict[str, Any] = {}
     for run in finished_runs(folder):
+        tasks, rows = run.record.tasks, run.rows
         rules = {}
         for window in windows:
             for delta in deltas:
-                fires = {t: fire_iteration(run["rows"], t, delta, window) for t in run["tasks"]}
+                fires = {t: fire_iteration(rows, t, delta, window) for t in tasks}
                 rules[f"delta={delta:g},window={window}"] = fires
-        out[run["trial"]] = {
-            "seed": run["seed"],
-            "method": run["method"],
-            "iterations": len(run["rows"]),
-            "dev": {t: [r.get(f"dev.{t}") for r in run["rows"]] for t in run["tasks"]},
+        out[run.record.name] = {
+            "seed": run.record.seed,
+            "method": run.record.method,
+            "iterations": len(rows),
+            "dev": {t: [r.get(f"dev.{t}") for r in rows] for t in tasks},
             "fires": rules,
         }
     return out
@@ -306,10 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         output["wall_s"][run.name] = round(time.perf_counter() - run.started, 1)
         print_table(run.name, runs, run.scenario.tasks, v)
-    keep_previous_scenarios(output, Path(args.output))
-    previous = Path(args.output)
-    if previous.is_file() and "read_off" in (earlier := json.loads(previous.read_text())):
-        output["read_off"] = earlier["read_off"]  # a real run keeps the read-offs
+    keep_previous_scenarios(output, Path(args.output), keep=("read_off",))
     write_results(output, args.output, started)
     return 1 if failures else 0
 

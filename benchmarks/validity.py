@@ -48,6 +48,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -549,10 +550,14 @@ def print_tables(
         print(f"\n=== {name}: MT-AL vs ST-AL, % of (method, seed) comparisons MT-AL wins")
         for method, seeds in st.items():
             task = method[len("st-ec-") :]
-            within = _wins(mt, seeds, task, lambda e, t=task: _final(e, t))
+            own = partial(_final, task=task)  # ST's own task, for both sides
+            within = _wins(mt, seeds, own, own)
             cross = {
                 other: _wins(
-                    mt, seeds, other, lambda e, o=other: (e.get("cross_task_final") or {}).get(o)
+                    mt,
+                    seeds,
+                    lambda e, o=other: _final(e, o),
+                    lambda e, o=other: (e.get("cross_task_final") or {}).get(o),
                 )
                 for other in scenario.tasks
                 if other != task
@@ -561,9 +566,8 @@ def print_tables(
             average = _wins(
                 mt,
                 seeds,
-                "average",
+                lambda e: _task_average(e, scenario.tasks),
                 lambda e, t=task: _st_average(e, t, scenario.tasks),
-                mt_score=lambda e: _task_average(e, scenario.tasks),
             )
             print(f"ST-EC-{task}: within-task {task}: {within}; {text}; average: {average}")
 
@@ -615,15 +619,15 @@ def _st_average(entry: dict[str, Any], task: str, tasks: list[str]) -> float | N
     return None if any(v is None for v in values) else _mean(values)  # type: ignore[arg-type]
 
 
-def _wins(mt: dict, st_seeds: dict, task: str, st_score: Any, mt_score: Any | None = None) -> str:
-    """Share of (MT method, seed) pairs whose score beats the same seed's ST-AL trial."""
+def _wins(mt: dict, st_seeds: dict, mt_score: Any, st_score: Any) -> str:
+    """Share of (MT method, seed) pairs whose ``mt_score`` beats the ``st_score`` of the
+    same seed's ST-AL trial (pairs where either is missing are left out)."""
     wins = total = 0
     for seeds in mt.values():
         for seed, entry in seeds.items():
             if seed not in st_seeds:
                 continue
-            a = mt_score(entry) if mt_score else _final(entry, task)
-            b = st_score(st_seeds[seed])
+            a, b = mt_score(entry), st_score(st_seeds[seed])
             if a is None or b is None:
                 continue
             total += 1
@@ -802,15 +806,19 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
-def keep_previous_scenarios(output: dict[str, Any], path: Path) -> None:
+def keep_previous_scenarios(output: dict[str, Any], path: Path, keep: tuple[str, ...] = ()) -> None:
     """Scenarios of an earlier run of ``path`` that this run collected nothing for stay in
-    the file (a run of one scenario must not erase another's results)."""
+    the file (a run of one scenario must not erase another's results), and so do its
+    top-level sections named in ``keep`` (e.g. ``benchmarks/stopping.py``'s read-offs)."""
     if not path.is_file():
         return
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         return
+    for section in keep:
+        if section in previous:
+            output[section] = previous[section]
     for name, entry in previous.get("scenarios", {}).items():
         if name not in output["scenarios"]:
             output["scenarios"][name] = entry

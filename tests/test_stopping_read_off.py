@@ -38,9 +38,12 @@ def test_rounds_without_a_dev_score_are_skipped_as_the_loop_skips_them() -> None
 
 
 def write_trial(folder: Path, name: str, status: str, summary: dict) -> None:
+    from mtal_ray.sweep.results import TrialRecord
+
     (folder / name).mkdir(parents=True)
-    record = {"name": name, "seed": 0, "method": "mt-avg", "tasks": ["sf", "id"], "status": status}
-    (folder / name / "trial.json").write_text(json.dumps(record))
+    params = {"selection.method": "mt-avg", "seed": 0}
+    record = TrialRecord(name, params, method="mt-avg", tasks=["sf", "id"], status=status)
+    record.save(folder / name)
     (folder / name / "summary.json").write_text(json.dumps(summary))
 
 

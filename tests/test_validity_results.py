@@ -64,18 +64,20 @@ def test_table4_counts_within_cross_and_average_wins_per_seed() -> None:
     }
     tasks = ["sf", "id"]
     # within sf: 0.82 > 0.80 yes, 0.69 > 0.70 no, 0.78 > 0.80 no -> 1 of 3
-    assert validity._wins(mt, st, "sf", lambda e: validity._final(e, "sf")) == "33 % of 3"
+    sf = lambda e: validity._final(e, "sf")  # noqa: E731
+    assert validity._wins(mt, st, sf, sf) == "33 % of 3"
     # cross id: 0.88 > 0.90 no, 0.955 > 0.95 yes, 0.93 > 0.90 yes -> 2 of 3
-    cross = validity._wins(mt, st, "id", lambda e: e["cross_task_final"]["id"])
+    cross = validity._wins(
+        mt, st, lambda e: validity._final(e, "id"), lambda e: e["cross_task_final"]["id"]
+    )
     assert cross == "67 % of 3"
     # average: ST 0.85 / 0.825; MT 0.85 (not above), 0.8225 (no), 0.855 (above)
     assert validity._st_average(st["0"], "sf", tasks) == pytest.approx(0.85)
     average = validity._wins(
         mt,
         st,
-        "average",
+        lambda e: validity._task_average(e, tasks),
         lambda e: validity._st_average(e, "sf", tasks),
-        mt_score=lambda e: validity._task_average(e, tasks),
     )
     assert average == "33 % of 3"
     # an ST trial whose cross-task model is missing is left out, not counted as a loss

@@ -83,7 +83,7 @@ def _print_table(summary: dict[str, Any]) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Entry point of ``mtal-ray train``."""
     from mtal_ray.config import load_config
-    from mtal_ray.ray_session import ensure_ray, gpu_needs
+    from mtal_ray.ray_session import ensure_ray
     from mtal_ray.training.trainer import train_model
 
     config_path = Path(args.config) if args.config else None
@@ -92,7 +92,7 @@ def run_train(args: argparse.Namespace) -> int:
     identity = _claim_output(output, cfg, explicit=args.output is not None)
     # relative data paths start at the working directory, as for `mtal-ray run`
     tasks, train, dev, test = _load_data(cfg, Path.cwd())
-    needs = gpu_needs([cfg])
+    needs = cfg.training.gpu_needs()  # training only: `train` runs no scoring actor
     if needs:  # GPUs this machine cannot give: stop before writing anything
         ensure_ray(log_to_driver=False, gpus=needs)
     write_identity(output, identity)
