@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
@@ -223,10 +223,24 @@ class StoppingConfig(Section):
     per_task: bool = Field(True, description="stop each task on its own (else all together)")
     unit: Literal["cost", "sentences"] = Field("cost", description="budget criterion's unit")
 
+    #: The keys each criterion reads besides ``criterion``, ``threshold`` and ``per_task``.
+    _READS: ClassVar[dict[str, frozenset[str]]] = {
+        "stabilizing-predictions": frozenset({"window", "stop_set"}),
+        "overall-uncertainty": frozenset(),
+        "max-uncertainty": frozenset(),
+        "dev-plateau": frozenset({"window"}),
+        "budget": frozenset({"unit"}),
+    }
+
     @model_validator(mode="after")
     def _buildable(self) -> StoppingConfig:
         from mtal_ray.stopping import make_criterion
 
+        unread = sorted(
+            self.model_fields_set & {"window", "stop_set", "unit"} - self._READS[self.criterion]
+        )
+        if unread:
+            raise ValueError(f"{self.criterion} does not read {', '.join(unread)}")
         try:
             make_criterion(self.criterion, self.threshold, self.window, self.unit)
         except ConfigError as err:
@@ -255,6 +269,15 @@ class ALConfig(Section):
         if value is None:
             return []
         return [value] if isinstance(value, dict | StoppingConfig) else value
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> ALConfig:
+        if len({rule.per_task for rule in self.stopping}) > 1:
+            raise ValueError(
+                "al.stopping: per_task must be the same for every criterion (each task on "
+                "its own, or all tasks together)"
+            )
+        return self
 
 
 class LabelStudioConfig(Section):

@@ -150,22 +150,49 @@ def make_criterion(
     window: int | None = None,
     unit: str = "cost",
 ) -> Criterion:
-    """Build a criterion by name; ``threshold``/``window`` default as each rule documents."""
+    """Build a criterion by name; ``threshold``/``window`` default as each rule documents.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown criterion, a missing threshold where there is no default, or a
+        threshold the rule could never (or would always) fire on.
+    """
+    if threshold is not None and not math.isfinite(threshold):
+        raise ConfigError(f"al.stopping: {criterion}'s threshold must be a finite number")
+    if window is not None and window < 1:
+        raise ConfigError(f"al.stopping: window must be at least 1 round, not {window}")
     if criterion == "stabilizing-predictions":
-        return StabilizingPredictions(
-            0.99 if threshold is None else threshold, 3 if window is None else window
-        )
+        kappa = 0.99 if threshold is None else threshold
+        if not -1.0 < kappa <= 1.0:
+            raise ConfigError(
+                f"al.stopping: stabilizing-predictions' threshold is a Cohen's κ in (-1, 1], "
+                f"not {kappa}"
+            )
+        return StabilizingPredictions(kappa, 3 if window is None else window)
     if criterion in ("overall-uncertainty", "max-uncertainty"):
         if threshold is None:
             raise ConfigError(f"al.stopping: {criterion} needs a threshold (an uncertainty)")
+        if not 0.0 < threshold <= 1.0:
+            raise ConfigError(
+                f"al.stopping: {criterion}'s threshold is an uncertainty (1 − EC) in (0, 1], "
+                f"not {threshold}"
+            )
         return Uncertainty(threshold, "mean" if criterion == "overall-uncertainty" else "max")
     if criterion == "dev-plateau":
         if threshold is None:
             raise ConfigError("al.stopping: dev-plateau needs a threshold (the gain δ)")
+        if not threshold > 0:
+            raise ConfigError(
+                f"al.stopping: dev-plateau's threshold is the least dev gain δ that counts as "
+                f"learning, > 0 (e.g. 0.005), not {threshold}"
+            )
         return DevPlateau(threshold, 3 if window is None else window)
     if criterion == "budget":
         if threshold is None:
             raise ConfigError("al.stopping: budget needs a threshold (the task's budget)")
+        if not threshold > 0:
+            raise ConfigError(f"al.stopping: budget's threshold must be > 0, not {threshold}")
         if unit not in ("cost", "sentences"):
             raise ConfigError(f"al.stopping.unit: {unit!r} is not cost or sentences")
         return Budget(threshold, unit)  # type: ignore[arg-type]

@@ -100,8 +100,8 @@ class FakeScorer:
             columns[f"{task}.ec"] = [float("nan")] * len(ids) if self.nan else values
             if not scoring.ec_only:
                 columns[f"{task}.da"] = [_unit(i, task, "da") for i in ids]
-            if self.entities and task == "sf":
-                columns["sf.n_entities"] = [int(4 * _unit(i, "ents")) for i in ids]
+            if self.entities and task in ("sf", "ner"):
+                columns[f"{task}.n_entities"] = [int(4 * _unit(i, "ents")) for i in ids]
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table(columns), output)
         if progress is not None:

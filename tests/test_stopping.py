@@ -15,7 +15,7 @@ from mtal_ray.config import load_config
 from mtal_ray.driver.annotators import OracleAnnotator
 from mtal_ray.driver.loop import ActiveLearningLoop
 from mtal_ray.driver.state import load_state
-from mtal_ray.errors import ConfigError
+from mtal_ray.errors import ConfigError, MtalError
 from mtal_ray.ports import LoopPorts, TrainOutcome
 from mtal_ray.stopping import (
     Budget,
@@ -257,3 +257,157 @@ def test_stabilizing_predictions_stops_after_window_agreeing_rounds(tmp_path):
     assert len(state.stop_set) == 10 and len(predictor.seen) == 3
     assert all(ids == state.stop_set for ids in predictor.seen)  # a fixed stop set
     assert (run_dir / "rounds" / "round_2" / "stop_predictions.parquet").exists()
+
+
+# ------------------------------------------------- validation, dependencies, resume
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("{criterion: stabilizing-predictions, threshold: 1.5}", r"Cohen's κ in \(-1, 1\]"),
+        ("{criterion: overall-uncertainty, threshold: 2}", r"uncertainty \(1 − EC\) in \(0, 1\]"),
+        ("{criterion: dev-plateau, threshold: 0}", r"least dev gain δ .* > 0"),
+        ("{criterion: budget, threshold: -5}", r"budget's threshold must be > 0"),
+        ("{criterion: budget, threshold: 50, window: 2}", r"budget does not read window"),
+        ("{criterion: dev-plateau, threshold: 0.01, unit: sentences}", r"does not read unit"),
+        ("{criterion: max-uncertainty, threshold: 0.1, stop_set: 50}", r"does not read stop_set"),
+    ],
+)
+def test_config_refuses_rules_that_cannot_mean_anything(rule, message):
+    with pytest.raises(ConfigError, match=rf"al\.stopping\.0: .*{message}"):
+        load_config(None, [f"al.stopping={rule}"])
+
+
+def test_config_refuses_mixed_per_task_scopes():
+    with pytest.raises(ConfigError, match="per_task must be the same for every criterion"):
+        load_config(
+            None,
+            [
+                "al.stopping=[{criterion: dev-plateau, threshold: 0.01},"
+                " {criterion: budget, threshold: 50, per_task: false}]"
+            ],
+        )
+
+
+def _ner_re_corpus(root: Path) -> Path:
+    """A tiny NER + RE corpus (jsonl): every sentence has two entities and one relation."""
+    from mtal_ray.data import make_table, write_jsonl
+
+    people, places = ["John", "Mary", "Ann", "Bob"], ["Paris", "Rome", "Oslo", "Lima"]
+    root.mkdir(parents=True)
+    for split, n in (("train", 40), ("dev", 8), ("test", 8)):
+        rows = []
+        for i in range(n):
+            filler = ["and", "then"] * (i % 3)
+            tokens = [people[i % 4], "lives", *filler, "in", places[(i // 4) % 4]]
+            tags = ["B-Peop", "O", *["O"] * len(filler), "O", "B-Loc"]
+            rows.append(
+                {
+                    "id": f"{split}-{i}",
+                    "tokens": tokens,
+                    "ner.tags": tags,
+                    "re.relations": [{"head": 0, "tail": 1, "type": "Live_In"}],
+                }
+            )
+        table = make_table({k: [r[k] for r in rows] for k in rows[0]})
+        write_jsonl(table, root / f"{split}.json")
+    return root
+
+
+class NerFlatTrainer(FakeTrainer):
+    """NER at its ceiling from the start; RE keeps learning."""
+
+    def train(self, labeled, dev, test, tasks, training, output_dir):
+        out = super().train(labeled, dev, test, tasks, training, output_dir)
+        scores = {"ner": 0.9, "re": labeled.num_rows / 100}
+        return TrainOutcome(out.checkpoint, scores, scores, 0.5, 0.4)
+
+
+def test_a_stopped_task_that_another_needs_is_still_annotated_and_paid(tmp_path):
+    corpus = _ner_re_corpus(tmp_path / "corpus")
+    config = _config(
+        f"data.path={corpus}",
+        "data.format=jsonl",
+        "data.tasks=[ner, re]",
+        *PLATEAU,
+    )
+    run_dir = tmp_path / "run"
+    recorder = Recorder()
+    summary = _loop(
+        run_dir,
+        config,
+        trainer=NerFlatTrainer(),
+        scorer=FakeScorer(entities=True),
+        callbacks=[recorder],
+    ).run()
+    assert summary.status == "finished"
+    state = load_state(run_dir)
+    assert state.stopping["ner"]["stopped_at"] == 1 and state.stopping["re"]["stopped_at"] is None
+    selections = _selections(run_dir)
+    # re needs ner's mentions: every later sentence is still asked for both ...
+    for later in selections[1:]:
+        assert all(ts == ["ner", "re"] for ts in later["tasks"].values())
+        assert set(later["ids"]) <= set(state.labeled["ner"])
+    # ... and ner's annotation is charged to the round and to ner
+    for i in (1, 2):
+        assert state.rounds[i].stopping["ner"]["cost"] > 0
+        assert selections[i]["cost"] > state.rounds[i].stopping["re"]["cost"]
+    lines = [e for e in recorder.events if e[0] == "step" and e[1] == "select"]
+    assert lines  # the select steps ran; the note is in the progress lines (console)
+
+
+def test_a_single_task_method_ends_the_run_when_its_task_stops(tmp_path):
+    run_dir = tmp_path / "run"
+    config = _config(*PLATEAU, "selection.method=st-ec", "selection.task=id")
+    summary = _loop(run_dir, config, trainer=PlateauTrainer()).run()
+    # id plateaus at round 1: ST-EC-ID has nothing left to select by, though sf still learns
+    assert summary.status == "stopped"
+    assert "st-ec selects by id, which has stopped" in summary.message
+    state = load_state(run_dir)
+    assert state.done and state.iteration == 1 and state.ended_early
+    assert state.stopping["sf"]["stopped_at"] is None
+    assert len(_selections(run_dir)) == 1
+
+
+def test_a_resume_with_other_stopping_rules_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(Crash):
+        _loop(run_dir, _config(*PLATEAU), trainer=PlateauTrainer(), callbacks=[Recorder(8)]).run()
+    assert load_state(run_dir).stopping_rules["rules"] == [
+        {"criterion": "dev-plateau", "threshold": 0.01, "window": 1}
+    ]
+    for other in (
+        ["al.iterations=4"],  # stopping removed: id would silently be annotated again
+        ["al.iterations=4", "al.stopping={criterion: dev-plateau, threshold: 0.02, window: 1}"],
+    ):
+        with pytest.raises(MtalError, match=r"started with al\.stopping dev-plateau\(0\.01\)"):
+            _loop(run_dir, _config(*other), trainer=PlateauTrainer()).run()
+    # a state written before the rules were recorded adopts the current ones
+    path = run_dir / "state.json"
+    data = json.loads(path.read_text())
+    del data["stopping_rules"]
+    path.write_text(json.dumps(data))
+    summary = _loop(run_dir, _config(*PLATEAU), trainer=PlateauTrainer()).run()
+    assert summary.status == "finished"
+    assert load_state(run_dir).stopping_rules is not None
+
+
+def test_the_round_table_and_status_show_each_task_s_stopping(tmp_path):
+    from mtal_ray.cli.status import read_status, render
+    from mtal_ray.cli.tables import render_rounds
+
+    run_dir = tmp_path / "run"
+    summary = _loop(run_dir, _config(*PLATEAU), trainer=PlateauTrainer()).run()
+    rows = summary.rows
+    assert [r["stopped"] for r in rows] == ["", "id", "id", None]  # the last round: no selection
+    assert rows[1]["stop.id"] == pytest.approx(0.0) and rows[1]["stop.sf"] > 0.01
+    assert rows[3]["stop.sf"] is None
+    text = "\n".join(
+        str(cell) for t in render_rounds(rows) for col in t.columns for cell in col._cells
+    )
+    assert "id" in text and "0.0000" in text
+    lines = render(read_status(run_dir))
+    assert "stopping: id stopped at iteration 1, sf still annotated" in lines
+    stopped_dir = tmp_path / "stopped"
+    _loop(stopped_dir, _config(*PLATEAU), trainer=FlatTrainer()).run()
+    head = render(read_status(stopped_dir))[1]
+    assert head == "ended early after iteration 1 of 3 (al.stopping: every task stopped)"

@@ -54,6 +54,9 @@ class RunStatus:
     disk_bytes: int = 0
     holder: str | None = None
     waiting: str | None = None
+    #: al.stopping, per task: the iteration it stopped at (None: still annotated).
+    stopped_at: dict[str, int | None] = field(default_factory=dict)
+    stop_reason: str | None = None  # why the run ended early, when it did
 
 
 def _disk_bytes(folder: Path) -> int:
@@ -162,6 +165,15 @@ def read_status(run_dir: Path, now: float | None = None) -> RunStatus:
         ]
         if times:
             out.step_seconds[name] = sum(times) / len(times)
+    stopping = state.get("stopping") if isinstance(state.get("stopping"), dict) else {}
+    out.stopped_at = _ordered(
+        {str(t): (e or {}).get("stopped_at") for t, e in stopping.items()}, order
+    )
+    if step == "done":
+        if state.get("stop_reason"):
+            out.stop_reason = str(state["stop_reason"])
+        elif out.stopped_at and all(v is not None for v in out.stopped_at.values()):
+            out.stop_reason = "every task stopped"
     waiting = _waiting_batch(run_dir, iteration) if step == "annotate" else None
     if step == "done":
         out.status = "finished"
@@ -205,7 +217,12 @@ def render(status: RunStatus) -> list[str]:
     lines = [head]
     if status.iterations:
         where = f"iteration {status.iteration}/{status.iterations - 1}"
-        if status.status == "finished":
+        if status.status == "finished" and status.stop_reason:
+            where = (
+                f"ended early after iteration {status.iteration} of {status.iterations - 1} "
+                f"(al.stopping: {status.stop_reason})"
+            )
+        elif status.status == "finished":
             where = f"{status.iterations} iterations done"
         else:
             where += f", step {status.step}"
@@ -227,6 +244,14 @@ def render(status: RunStatus) -> list[str]:
         if status.test:
             line += f"; test {_scores(status.test)}"
         lines.append(line)
+    if status.stopped_at:
+        lines.append(
+            "stopping: "
+            + ", ".join(
+                f"{t} stopped at iteration {it}" if it is not None else f"{t} still annotated"
+                for t, it in status.stopped_at.items()
+            )
+        )
     if status.step_seconds:
         times = ", ".join(f"{s} {_duration(v)}" for s, v in status.step_seconds.items())
         lines.append(f"time per step (mean): {times}")

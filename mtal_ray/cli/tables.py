@@ -1,7 +1,9 @@
 """Per-iteration tables that fit: at 80 columns, in a job log, in a file.
 
 The rows are those of ``summary.json`` (``iteration``, ``labeled``, ``dev.<task>``,
-``test.<task>``, ``selected``, ``cost``); they keep their full names there and in MLflow.
+``test.<task>``, ``selected``, ``cost``; with ``al.stopping`` also ``stop.<task>``, the
+criterion's value, and ``stopped``, the tasks no longer annotated); they keep their full
+names there and in MLflow.
 On screen a column gets a short two-line header (``dev`` over ``sf``), numbers are never
 cut (scores with 4 decimals, costs with at most 1), and a table too wide for the console
 is transposed (one row per column, one column per iteration), in several blocks of
@@ -22,6 +24,7 @@ SHORT = {
     "selected": "sel",
     "cost": "cost",
     "cost_annotated": "cost\ngiven",  # on the labels given (summary.json rows)
+    "stopped": "stopped\ntasks",  # al.stopping: the tasks no longer annotated
 }
 
 

@@ -262,6 +262,7 @@ class ActiveLearningLoop:
             )
             state = LoopState(
                 config_digest=digest,
+                stopping_rules=self._stopping_rules(),
                 iterations=iterations,
                 labeled={t: list(split.labeled) for t in data.tasks},
                 initial_size=len(split.labeled),
@@ -282,6 +283,7 @@ class ActiveLearningLoop:
                     "data/model/training/scoring/selection/annotation/seed); choose another "
                     "al.run_dir or pass --restart to start it over"
                 )
+            self._check_stopping_rules(state)
             if state.migrate_pool(data.train):  # a state file that listed the pool
                 save_state(self.run_dir, state)
             if iterations != state.iterations:
@@ -300,6 +302,38 @@ class ActiveLearningLoop:
         run.params.update(data.corpus.report_params())
         run.datasets = summarize_run_data(data, state, self.cfg.data)
         return run, data
+
+    def _stopping_rules(self) -> dict[str, Any]:
+        """``al.stopping`` as the run records it (what its stopping decisions depend on)."""
+        al = self.cfg.al
+        return {
+            "rules": [  # only what was set: a default added later keeps runs resumable
+                {"criterion": r.criterion, **r.model_dump(mode="json", exclude_defaults=True)}
+                for r in al.stopping
+            ],
+            "combine": al.stopping_combine if len(al.stopping) > 1 else "any",
+        }
+
+    def _check_stopping_rules(self, state: LoopState) -> None:
+        """Refuse to resume with other ``al.stopping`` rules than the run started with."""
+        rules = self._stopping_rules()
+        if state.stopping_rules is None:  # a state from before the rules were recorded
+            state.stopping_rules = rules
+            save_state(self.run_dir, state)
+        elif state.stopping_rules != rules:
+
+            def shown(recorded: dict[str, Any]) -> str:
+                names = [
+                    f"{r['criterion']}({r.get('threshold')})" for r in recorded.get("rules", [])
+                ]
+                return " + ".join(names) or "none"
+
+            raise MtalError(
+                f"{self.run_dir} was started with al.stopping {shown(state.stopping_rules)}, "
+                f"not {shown(rules)}: the tasks it stopped (or kept) followed those rules, so "
+                "the run cannot change them; launch it with the same al.stopping, or pass "
+                "--restart to start it over"
+            )
 
     @staticmethod
     def _label_inventory(data: RunData) -> dict[str, list[str]]:
@@ -328,7 +362,7 @@ class ActiveLearningLoop:
                 state.round(iteration).seconds[f"step.{step.value}"] = seconds
                 report.metrics[f"seconds.step.{step.value}"] = seconds
                 last = step is Step.TRAIN and iteration + 1 >= state.iterations
-                last = last or (step is Step.SELECT and state.all_stopped)
+                last = last or (step is Step.SELECT and state.ended_early)
                 state.step = Step.DONE if last else NEXT_STEP[step]
                 if step is Step.UPDATE:
                     state.iteration += 1
@@ -531,20 +565,27 @@ class ActiveLearningLoop:
             ) from None
         sel = self.cfg.selection
         active, stop_metrics, stop_lines = list(data.tasks), {}, []
+        cost_table = None  # the whole table, for pricing what is asked of stopped tasks
         if self.task_stopping.enabled:
             active, stop_metrics, stop_lines = self.task_stopping.judge(
                 state, data.tasks, data.train, confidences
             )
-            if not active:
+            if active and sel.entry.needs_task and sel.task not in active:
+                state.stop_reason = f"{sel.method} selects by {sel.task}, which has stopped"
+            if not active or state.stop_reason is not None:
+                why = state.stop_reason or "every task has stopped"
                 return StepReport(
                     Step.SELECT,
                     state.iteration,
                     stop_metrics,
-                    lines=[*stop_lines, "every task has stopped: the run ends here"],
+                    lines=[*stop_lines, f"{why}: the run ends here"],
                 )
-            confidences = TaskStopping.restrict(confidences, data.tasks, active)
-            sel = TaskStopping.selection_for(sel, active)
+            if len(active) < len(data.tasks):
+                cost_table = load_table(confidences, source=record.confidence_table)
+                confidences = TaskStopping.restrict(confidences, data.tasks, active)
+                sel = TaskStopping.selection_for(sel, active)
         table = load_table(confidences, source=record.confidence_table)
+        cost_table = cost_table or table
         if sel.budget is None and sel.n is not None and sel.n > len(table):
             raise SelectionError(
                 f"selection.n={sel.n} is larger than the pool ({len(table)} unlabeled "
@@ -570,15 +611,26 @@ class ActiveLearningLoop:
         payload["tasks"] = tasks_per_id
         if cost_fit is not None:
             payload["cost_fit"] = cost_fit.to_dict()
-        if payload.get("cost") is None:
-            known = {sid: [t for t in ts if t in table.tasks] for sid, ts in tasks_per_id.items()}
+        # a stopped task another active one needs (ner for re) is still annotated, and paid
+        asked = {t for ts in tasks_per_id.values() for t in ts}
+        needed = sorted(asked & set(data.tasks) - set(active))
+        if needed:
+            needing = [t for t in active if set(with_dependencies([t])) & set(needed)]
+            stop_lines.append(
+                f"{', '.join(needed)}: stopped, but still annotated on the sentences selected "
+                f"for {', '.join(needing)}, which needs it (paid in the round's cost)"
+            )
+        if payload.get("cost") is None or needed:
+            known = {
+                sid: [t for t in ts if t in cost_table.tasks] for sid, ts in tasks_per_id.items()
+            }
             try:
-                payload["cost"] = annotation_cost(table, known, cost_model)
+                payload["cost"] = annotation_cost(cost_table, known, cost_model)
             except MtalError as err:
                 log.warning("annotation cost not computed: %s", err)
                 payload["cost"] = None
         if self.task_stopping.enabled:
-            for task, cost in task_costs(table, tasks_per_id, cost_model).items():
+            for task, cost in task_costs(cost_table, tasks_per_id, cost_model).items():
                 record.stopping.setdefault(task, {})["cost"] = cost
         path = self._round_path(state, "selection.json")
         write_json(path, payload)
@@ -696,6 +748,12 @@ class ActiveLearningLoop:
             row["selected"] = r.selected
             row["cost"] = r.cost
             row["cost_annotated"] = r.annotated_cost
+            if state.stopping:  # al.stopping: each task's criterion value, and who stopped
+                judged = {t: v for t, v in r.stopping.items() if "stopped" in v}
+                row.update({f"stop.{t}": judged.get(t, {}).get("value") for t in state.stopping})
+                row["stopped"] = (
+                    ",".join(t for t, v in judged.items() if v["stopped"]) if judged else None
+                )
             rows.append(row)
         return rows
 
@@ -724,9 +782,11 @@ class ActiveLearningLoop:
             title=f"{self.run_dir.name}: {self.cfg.selection.method}",
             stops=stops,
         )
-        status = "stopped" if state.all_stopped else "finished"
+        status = "stopped" if state.ended_early else "finished"
         message = f"finished {len(rows)} iterations in {self.run_dir}"
-        if status == "stopped":
+        if state.stop_reason is not None:
+            message += f" (stopped early: {state.stop_reason})"
+        elif status == "stopped":
             message += " (every task stopped early: al.stopping)"
         stopping = {  # with what annotating each task cost over the run
             task: {

@@ -118,6 +118,13 @@ class LoopState:
     stopping: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Unlabeled ids the stabilizing-predictions criterion compares predictions on.
     stop_set: list[str] = field(default_factory=list)
+    #: The ``al.stopping`` rules the run started with (``{"rules": [...], "combine": ...}``;
+    #: ``None`` in a state written before they were recorded): decisions already taken
+    #: depend on them, so a resume with other rules is refused.
+    stopping_rules: dict[str, Any] | None = None
+    #: Why the run ended before its last iteration when not every task stopped (a
+    #: single-task method whose task stopped); ``None`` otherwise.
+    stop_reason: str | None = None
     version: int = STATE_VERSION
 
     @property
@@ -131,6 +138,12 @@ class LoopState:
         return bool(self.stopping) and all(
             entry.get("stopped_at") is not None for entry in self.stopping.values()
         )
+
+    @property
+    def ended_early(self) -> bool:
+        """Whether per-task stopping ended the run (every task stopped, or the task a
+        single-task method selects by)."""
+        return self.all_stopped or self.stop_reason is not None
 
     def round(self, iteration: int | None = None) -> RoundRecord:
         """The record of ``iteration`` (default: the current one), created on first use."""
@@ -238,6 +251,8 @@ _SHAPES: dict[str, tuple[Any, str]] = {
     ),
     "mlflow_run_id": (lambda v: v is None or isinstance(v, str), "a string or null"),
     "run_key": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "stopping_rules": (lambda v: v is None or isinstance(v, dict), "a mapping or null"),
+    "stop_reason": (lambda v: v is None or isinstance(v, str), "a string or null"),
     "rounds": (
         lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
         "a list of round records",

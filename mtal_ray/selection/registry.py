@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from mtal_ray.selection.base import ParameterError, Selector
+from mtal_ray.selection.base import ParameterError, Selector, TaskMixin
 from mtal_ray.selection.blp import BlpEqb, BlpJoint, BlpStcs, BlpUdjs
 from mtal_ray.selection.cost import CostModel
 from mtal_ray.selection.mt_ind import MtInd
@@ -55,6 +55,11 @@ class Method:
     def needs_confidence(self) -> bool:
         """Whether the method reads confidences at all."""
         return self.cls.needs_confidence
+
+    @property
+    def needs_task(self) -> bool:
+        """Whether one named task drives the method (ST-*, MT-EC, MT-DA, STCS)."""
+        return issubclass(self.cls, TaskMixin)
 
     @property
     def budgeted(self) -> bool:
