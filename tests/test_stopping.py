@@ -411,3 +411,22 @@ def test_the_round_table_and_status_show_each_task_s_stopping(tmp_path):
     _loop(stopped_dir, _config(*PLATEAU), trainer=FlatTrainer()).run()
     head = render(read_status(stopped_dir))[1]
     assert head == "ended early after iteration 1 of 3 (al.stopping: every task stopped)"
+
+
+@pytest.mark.parametrize(
+    ("rule", "stopped_at", "selections"),
+    [
+        # 6 labeled to start, 4 per round: 10 sentences after the first selection
+        ("{criterion: budget, threshold: 10, unit: sentences}", 1, 1),
+        # the fake scorer's confidences are uniform on [0, 1): mean uncertainty ~0.5
+        ("{criterion: overall-uncertainty, threshold: 0.6}", 0, 0),
+        ("{criterion: max-uncertainty, threshold: 0.6}", None, 3),
+    ],
+)
+def test_budget_and_uncertainty_rules_in_the_loop(tmp_path, rule, stopped_at, selections):
+    run_dir = tmp_path / "run"
+    summary = _loop(run_dir, _config("al.iterations=4", f"al.stopping={rule}")).run()
+    state = load_state(run_dir)
+    assert {e["stopped_at"] for e in state.stopping.values()} == {stopped_at}
+    assert summary.status == ("finished" if stopped_at is None else "stopped")
+    assert len(_selections(run_dir)) == selections
