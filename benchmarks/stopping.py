@@ -64,12 +64,15 @@ GOAL_SCORE = 0.01
 
 def stopping_rule(args: argparse.Namespace) -> dict[str, Any]:
     """The ``al.stopping`` entry of the runs with stopping."""
+    from mtal_ray.config import StoppingConfig
+
+    reads = StoppingConfig.READS.get(args.criterion, frozenset())  # unknown: the config says
     rule: dict[str, Any] = {"criterion": args.criterion, "per_task": True}
     if args.threshold is not None:
         rule["threshold"] = args.threshold
-    if args.window is not None:
+    if args.window is not None and "window" in reads:
         rule["window"] = args.window
-    if args.stop_set is not None:
+    if args.stop_set is not None and "stop_set" in reads:
         rule["stop_set"] = args.stop_set
     return rule
 

@@ -224,7 +224,7 @@ class StoppingConfig(Section):
     unit: Literal["cost", "sentences"] = Field("cost", description="budget criterion's unit")
 
     #: The keys each criterion reads besides ``criterion``, ``threshold`` and ``per_task``.
-    _READS: ClassVar[dict[str, frozenset[str]]] = {
+    READS: ClassVar[dict[str, frozenset[str]]] = {
         "stabilizing-predictions": frozenset({"window", "stop_set"}),
         "overall-uncertainty": frozenset(),
         "max-uncertainty": frozenset(),
@@ -237,7 +237,7 @@ class StoppingConfig(Section):
         from mtal_ray.stopping import make_criterion
 
         unread = sorted(
-            self.model_fields_set & {"window", "stop_set", "unit"} - self._READS[self.criterion]
+            self.model_fields_set & {"window", "stop_set", "unit"} - self.READS[self.criterion]
         )
         if unread:
             raise ValueError(f"{self.criterion} does not read {', '.join(unread)}")
@@ -246,6 +246,22 @@ class StoppingConfig(Section):
         except ConfigError as err:
             raise ValueError(str(err).removeprefix("al.stopping: ")) from None
         return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The rule with every default it reads filled in (what a run records of it)."""
+        from mtal_ray.stopping import Budget, DevPlateau, StabilizingPredictions, make_criterion
+
+        rule = make_criterion(self.criterion, self.threshold, self.window, self.unit)
+        out: dict[str, Any] = {"criterion": self.criterion, "per_task": self.per_task}
+        if isinstance(rule, StabilizingPredictions):
+            out.update(threshold=rule.threshold, window=rule.window, stop_set=self.stop_set)
+        elif isinstance(rule, DevPlateau):
+            out.update(threshold=rule.delta, window=rule.window)
+        elif isinstance(rule, Budget):
+            out.update(threshold=rule.limit, unit=rule.unit)
+        else:
+            out["threshold"] = self.threshold
+        return out
 
 
 class ALConfig(Section):

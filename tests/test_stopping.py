@@ -373,7 +373,7 @@ def test_a_resume_with_other_stopping_rules_is_refused(tmp_path):
     with pytest.raises(Crash):
         _loop(run_dir, _config(*PLATEAU), trainer=PlateauTrainer(), callbacks=[Recorder(8)]).run()
     assert load_state(run_dir).stopping_rules["rules"] == [
-        {"criterion": "dev-plateau", "threshold": 0.01, "window": 1}
+        {"criterion": "dev-plateau", "per_task": True, "threshold": 0.01, "window": 1}
     ]
     for other in (
         ["al.iterations=4"],  # stopping removed: id would silently be annotated again
@@ -398,7 +398,7 @@ def test_the_round_table_and_status_show_each_task_s_stopping(tmp_path):
     run_dir = tmp_path / "run"
     summary = _loop(run_dir, _config(*PLATEAU), trainer=PlateauTrainer()).run()
     rows = summary.rows
-    assert [r["stopped"] for r in rows] == ["", "id", "id", None]  # the last round: no selection
+    assert [r["stopped"] for r in rows] == ["", "id", "id", "id"]
     assert rows[1]["stop.id"] == pytest.approx(0.0) and rows[1]["stop.sf"] > 0.01
     assert rows[3]["stop.sf"] is None
     text = "\n".join(
@@ -430,3 +430,20 @@ def test_budget_and_uncertainty_rules_in_the_loop(tmp_path, rule, stopped_at, se
     assert {e["stopped_at"] for e in state.stopping.values()} == {stopped_at}
     assert summary.status == ("finished" if stopped_at is None else "stopped")
     assert len(_selections(run_dir)) == selections
+
+
+def test_a_default_spelled_out_is_the_same_rule_on_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    implicit = "al.stopping={criterion: stabilizing-predictions, stop_set: 10}"
+    explicit = (
+        "al.stopping={criterion: stabilizing-predictions, threshold: 0.99, window: 3,"
+        " stop_set: 10, per_task: true}"
+    )
+    with pytest.raises(Crash):
+        ports = LoopPorts(FakeTrainer(), FakeScorer(), OracleAnnotator(), StablePredictor())
+        ActiveLearningLoop(
+            _config(implicit), run_dir, ports=ports, callbacks=[Recorder(crash_before=6)]
+        ).run()
+    ports = LoopPorts(FakeTrainer(), FakeScorer(), OracleAnnotator(), StablePredictor())
+    summary = ActiveLearningLoop(_config(explicit), run_dir, ports=ports, callbacks=[]).run()
+    assert summary.status == "finished"

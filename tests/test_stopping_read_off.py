@@ -86,3 +86,14 @@ def test_a_missing_folder_is_a_clear_error(
     assert stopping.main(["--read-off", str(tmp_path / "nope"), "--output", str(out)]) == 2
     assert "no such folder" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("criterion", ["dev-plateau", "budget", "overall-uncertainty"])
+def test_the_benchmark_s_rule_is_one_the_config_accepts(criterion) -> None:
+    from mtal_ray.config import load_config
+
+    args = stopping.argparse.Namespace(criterion=criterion, threshold=0.5, window=2, stop_set=None)
+    rule = stopping.stopping_rule(args)
+    assert ("window" in rule) == (criterion == "dev-plateau")
+    config = load_config(None, [f"al.stopping={json.dumps(rule)}"])
+    assert config.al.stopping[0].criterion == criterion

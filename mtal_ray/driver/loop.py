@@ -307,10 +307,7 @@ class ActiveLearningLoop:
         """``al.stopping`` as the run records it (what its stopping decisions depend on)."""
         al = self.cfg.al
         return {
-            "rules": [  # only what was set: a default added later keeps runs resumable
-                {"criterion": r.criterion, **r.model_dump(mode="json", exclude_defaults=True)}
-                for r in al.stopping
-            ],
+            "rules": [rule.resolved() for rule in al.stopping],
             "combine": al.stopping_combine if len(al.stopping) > 1 else "any",
         }
 
@@ -318,8 +315,7 @@ class ActiveLearningLoop:
         """Refuse to resume with other ``al.stopping`` rules than the run started with."""
         rules = self._stopping_rules()
         if state.stopping_rules is None:  # a state from before the rules were recorded
-            state.stopping_rules = rules
-            save_state(self.run_dir, state)
+            state.stopping_rules = rules  # saved with the run's first step
         elif state.stopping_rules != rules:
 
             def shown(recorded: dict[str, Any]) -> str:
@@ -585,7 +581,7 @@ class ActiveLearningLoop:
                 confidences = TaskStopping.restrict(confidences, data.tasks, active)
                 sel = TaskStopping.selection_for(sel, active)
         table = load_table(confidences, source=record.confidence_table)
-        cost_table = cost_table or table
+        cost_table = table if cost_table is None else cost_table
         if sel.budget is None and sel.n is not None and sel.n > len(table):
             raise SelectionError(
                 f"selection.n={sel.n} is larger than the pool ({len(table)} unlabeled "
@@ -751,8 +747,10 @@ class ActiveLearningLoop:
             if state.stopping:  # al.stopping: each task's criterion value, and who stopped
                 judged = {t: v for t, v in r.stopping.items() if "stopped" in v}
                 row.update({f"stop.{t}": judged.get(t, {}).get("value") for t in state.stopping})
-                row["stopped"] = (
-                    ",".join(t for t, v in judged.items() if v["stopped"]) if judged else None
+                row["stopped"] = ",".join(  # by this round (the last one has no judgement)
+                    t
+                    for t, e in state.stopping.items()
+                    if e.get("stopped_at") is not None and e["stopped_at"] <= r.iteration
                 )
             rows.append(row)
         return rows
