@@ -313,6 +313,18 @@ def _ner_re_corpus(root: Path) -> Path:
     return root
 
 
+class LineRecorder(Recorder):
+    """Also keeps each step's report (its progress lines are what the console prints)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports = []
+
+    def on_step_end(self, run, report) -> None:
+        super().on_step_end(run, report)
+        self.reports.append(report)
+
+
 class NerFlatTrainer(FakeTrainer):
     """NER at its ceiling from the start; RE keeps learning."""
 
@@ -331,7 +343,7 @@ def test_a_stopped_task_that_another_needs_is_still_annotated_and_paid(tmp_path)
         *PLATEAU,
     )
     run_dir = tmp_path / "run"
-    recorder = Recorder()
+    recorder = LineRecorder()
     summary = _loop(
         run_dir,
         config,
@@ -351,8 +363,12 @@ def test_a_stopped_task_that_another_needs_is_still_annotated_and_paid(tmp_path)
     for i in (1, 2):
         assert state.rounds[i].stopping["ner"]["cost"] > 0
         assert selections[i]["cost"] > state.rounds[i].stopping["re"]["cost"]
-    lines = [e for e in recorder.events if e[0] == "step" and e[1] == "select"]
-    assert lines  # the select steps ran; the note is in the progress lines (console)
+    lines = [line for report in recorder.reports for line in report.lines]
+    assert "stopping ner: dev-plateau 0.0000 — stopped at iteration 1" in lines
+    assert any(
+        line.startswith("ner: stopped, but still annotated on the sentences selected for re")
+        for line in lines
+    )
 
 
 def test_a_single_task_method_ends_the_run_when_its_task_stops(tmp_path):
@@ -447,3 +463,22 @@ def test_a_default_spelled_out_is_the_same_rule_on_resume(tmp_path):
     ports = LoopPorts(FakeTrainer(), FakeScorer(), OracleAnnotator(), StablePredictor())
     summary = ActiveLearningLoop(_config(explicit), run_dir, ports=ports, callbacks=[]).run()
     assert summary.status == "finished"
+
+
+def test_the_learning_curve_marks_where_a_task_stopped(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    from mtal_ray.driver.plots import plot_learning_curve
+
+    marks: list[tuple[float, str]] = []
+    original = Axes.axvline
+
+    def spy(self, x=0, *args, **kwargs):
+        marks.append((x, kwargs.get("label", "")))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "axvline", spy)
+    scores = {"sf": {"dev": [0.5, 0.6, 0.7]}, "id": {"dev": [0.9, 0.9, 0.9]}}
+    path = plot_learning_curve([10, 20, 30], scores, tmp_path / "curve.png", stops={"id": 20})
+    assert marks == [(20, "stopped")]
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
