@@ -346,8 +346,34 @@ def cross_task(trial_dir: Path, scenario: Scenario, task: str) -> dict[str, floa
     return {t: float(v) for t, v in (result.test_scores or {}).items() if t in others}
 
 
+def _sentence_oe_items(
+    conf: list[float],
+    acc: list[float],
+    p: np.ndarray,
+    gold: np.ndarray,
+    mask: np.ndarray,
+    candidates: np.ndarray | None = None,
+) -> None:
+    """Append each sentence's EC (1 − mean normalized entropy over its scored positions) and
+    accuracy (share of those positions right) — the per-sentence pairs OE averages."""
+    from mtal_ray.confidence.entropy import normalized_entropy
+
+    ent = normalized_entropy(p, candidates)
+    for r in range(p.shape[0]):
+        m = mask[r]
+        if not m.any():
+            continue
+        conf.append(float(1.0 - ent[r][m].mean()))
+        acc.append(float((p[r].argmax(-1) == gold[r])[m].mean()))
+
+
 def overconfidence(trial_dir: Path) -> dict[str, float]:
-    """OE (§5.5) per task of the final model on the final unlabeled pool (EC confidence)."""
+    """OE (§5.5) per task of the final model on the final unlabeled pool (EC confidence).
+
+    Relation extraction is judged on the gold mentions (its pairs are then the gold entity
+    pairs, each with a gold relation or "no relation"), so its OE measures the relation
+    classifier alone, not NER's errors.
+    """
     import pyarrow as pa
     import torch
 
@@ -384,13 +410,20 @@ def overconfidence(trial_dir: Path) -> dict[str, float]:
                 acc[name] += list((p.argmax(-1) == gold).astype(float)[mask])
                 continue
             candidates = p > 0 if prob_key == "arc_probs" else None
-            ent = normalized_entropy(p, candidates)
-            for r in range(p.shape[0]):
-                m = mask[r]
-                if not m.any():
-                    continue
-                conf[name].append(float(1.0 - ent[r][m].mean()))
-                acc[name].append(float((p[r].argmax(-1) == gold[r])[m].mean()))
+            _sentence_oe_items(conf[name], acc[name], p, gold, mask, candidates)
+        if "re" in scorer.tasks:  # on the gold mentions: the pairs the targets label
+            with deterministic(scorer.model), torch.inference_mode():
+                pairs = scorer.model.predict_proba(batch, entities="gold")["re"]
+            target = batch.targets["re"]
+            n = min(pairs["pair_probs"].size(1), target["labels"].size(1))
+            mask = (target["mask"][:, :n] & pairs["pair_mask"][:, :n]).cpu().numpy()
+            _sentence_oe_items(
+                conf["re"],
+                acc["re"],
+                pairs["pair_probs"][:, :n].float().cpu().numpy(),
+                target["labels"][:, :n].cpu().numpy(),
+                mask.astype(bool),
+            )
     return {t: overconfidence_error(conf[t], acc[t]) for t in conf if conf[t]}
 
 
@@ -414,7 +447,9 @@ def post_hoc(name: str, scenario: Scenario, sweep_dir: Path, archive: Path, resu
                 print(f"[{name}] cross-task training for {entry['trial']}", flush=True)
                 cache[f"{key}:cross"] = cross_task(trial_dir, scenario, method[len("st-ec-") :])
                 trial_archive.save_posthoc(archive, cache)
-            if method in ("mt-avg", "mt-avg-ce") and f"{key}:oe" not in cache:
+            measured = cache.get(f"{key}:oe")
+            stale = measured is not None and "re" in scenario.tasks and "re" not in measured
+            if method in ("mt-avg", "mt-avg-ce") and (measured is None or stale):  # re: added later
                 if _final_checkpoint(trial_dir):
                     cache[f"{key}:oe"] = overconfidence(trial_dir)
                     trial_archive.save_posthoc(archive, cache)

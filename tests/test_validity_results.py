@@ -82,3 +82,23 @@ def test_table4_counts_within_cross_and_average_wins_per_seed() -> None:
     assert average == "33 % of 3"
     # an ST trial whose cross-task model is missing is left out, not counted as a loss
     assert validity._st_average(trial(0.8, 0.0), "sf", tasks) is None
+
+
+def test_oe_items_are_each_sentence_s_mean_ec_and_accuracy() -> None:
+    import numpy as np
+
+    # two sentences of two positions over 2 outcomes; the second has one position masked
+    p = np.array([[[0.5, 0.5], [1.0, 0.0]], [[0.2, 0.8], [0.9, 0.1]]])
+    gold = np.array([[1, 0], [1, 1]])
+    mask = np.array([[True, True], [True, False]])
+    conf: list[float] = []
+    acc: list[float] = []
+    validity._sentence_oe_items(conf, acc, p, gold, mask)
+    h = -(0.2 * np.log(0.2) + 0.8 * np.log(0.8)) / np.log(2)
+    # sentence 1: entropies 1 and 0 -> EC 0.5; argmax 0, 0 against gold 1, 0 -> accuracy 0.5
+    # sentence 2: only the first position: EC 1 − h; argmax 1 = gold -> accuracy 1
+    assert conf == pytest.approx([0.5, 1 - h])
+    assert acc == [0.5, 1.0]
+    empty: list[float] = []
+    validity._sentence_oe_items(empty, [], p, gold, np.zeros_like(mask))
+    assert empty == []  # a sentence with nothing scored contributes nothing
