@@ -29,7 +29,7 @@ sentences of the training split when given (EWT: 4000 by default), else the whol
 
 Output: ``benchmarks/results/validity.json`` (scenario → method → seed → labeled sizes and
 per-iteration test scores per task and their geometric mean, plus OE / cross-task scores;
-and the protocol) and the tables on stdout. The sweeps' own reports (``report.md`` with
+each scenario's protocol, and the file-wide one of the last command) and the tables on stdout. The sweeps' own reports (``report.md`` with
 the paired comparison with MT-R, ``gain_over_random.png``) are in ``--work-dir``.
 
     python benchmarks/validity.py --quick                    # a tiny end-to-end smoke run
@@ -829,6 +829,7 @@ def main(argv: list[str] | None = None) -> int:
                 trial_dir = run.sweep_dir / "trials" / entry["trial"]
                 entry["composition"] = trial_composition(trial_dir, pool)
         output["scenarios"][run.name] = {
+            "protocol": {**protocol(args), "pool_size": run.pool_size},  # this scenario's
             "pool_size": run.pool_size,
             "pool_composition": label_composition(pool.to_pylist()),
             "methods": results,
