@@ -102,3 +102,19 @@ def test_oe_items_are_each_sentence_s_mean_ec_and_accuracy() -> None:
     empty: list[float] = []
     validity._sentence_oe_items(empty, [], p, gold, np.zeros_like(mask))
     assert empty == []  # a sentence with nothing scored contributes nothing
+
+
+def test_the_length_arm_is_mt_rrf_with_the_total_and_has_its_own_name(tmp_path) -> None:
+    from mtal_ray.config import load_config
+
+    args = validity.parse_args(["--scenarios", "atis", "--comparisons", "length"])
+    config = validity.sweep_config("v", validity.SCENARIOS["atis"], tmp_path, args)
+    arm = [g for g in config["sweep"]["grid"] if "selection.uncertainty" in g]
+    assert arm == [
+        {"selection.method": ["mt-rrf"], "selection.uncertainty": ["total"], "seed": [0, 1, 2]}
+    ]
+    trial = load_config(None, ["selection.method=mt-rrf", "selection.uncertainty=total"])
+    assert trial.selection.uncertainty == "total"
+    params = {"selection.method": "mt-rrf", "selection.uncertainty": "total", "seed": 0}
+    assert validity.method_key(params) == "mt-rrf-total"
+    assert validity.method_key({"selection.method": "mt-rrf", "seed": 0}) == "mt-rrf"

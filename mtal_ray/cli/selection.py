@@ -51,6 +51,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--weights", help="task weights, e.g. re=0.7,ner=0.3")
     p.add_argument("--beta", type=float, help="weight of --task; 1-beta shared by the others")
     p.add_argument("--task", help="task of ST-*/MT-EC/MT-DA/STCS, or the task --beta weighs")
+    p.add_argument(
+        "--uncertainty",
+        choices=["mean", "total"],
+        default="mean",
+        help="a sentence's EC over its words: mean (the paper) or total (sum)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random methods")
     p.add_argument("--time-limit", type=float, help="seconds per BLP solver call (default 60)")
     p.add_argument("--tp", type=float, default=1.0, help="cost per entity (token-level tasks)")
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         time_limit=args.time_limit,
         cost_model=CostModel(tp=args.tp, ts=args.ts),
+        uncertainty=args.uncertainty,
     )
     try:
         atomic_write_text(args.output, result.to_json(indent=1, name=args.method.lower()) + "\n")

@@ -547,6 +547,7 @@ class ActiveLearningLoop:
 
     def _select(self, run: RunInfo, data: RunData) -> StepReport:
         from mtal_ray.selection import annotation_cost, load_table
+        from mtal_ray.selection.uncertainty import with_aggregate
 
         state = run.state
         record = state.round()
@@ -582,6 +583,7 @@ class ActiveLearningLoop:
                 sel = TaskStopping.selection_for(sel, active)
         table = load_table(confidences, source=record.confidence_table)
         cost_table = table if cost_table is None else cost_table
+        table = with_aggregate(table, sel.uncertainty)  # mean: the paper's EC, unchanged
         if sel.budget is None and sel.n is not None and sel.n > len(table):
             raise SelectionError(
                 f"selection.n={sel.n} is larger than the pool ({len(table)} unlabeled "

@@ -41,6 +41,12 @@ class SelectionConfig(Section):
     time_limit: float = Field(default=60.0, gt=0)
     tp: float = Field(default=1.0, ge=0, description="per-entity cost of token-level tasks")
     ts: float = Field(default=3.0, ge=0, description="per-sentence cost of sentence-level tasks")
+    uncertainty: Literal["mean", "total"] = Field(
+        default="mean",
+        description="how a sentence's EC adds up over its words/pairs: mean (the paper's "
+        "eq. 2) or total (sum: long unsure sentences rank higher; see "
+        "mtal_ray.selection.uncertainty)",
+    )
     cost_model: Literal["paper", "measured"] = Field(
         default="paper",
         description="paper: tp/ts as given; measured: tp/ts per task fitted to the times an "

@@ -137,6 +137,7 @@ def select(
     seed: int = 0,
     time_limit: float | None = None,
     cost_model: CostModel | None = None,
+    uncertainty: str = "mean",
 ) -> SelectionResult:
     """Select from a confidence table with the named method.
 
@@ -160,6 +161,8 @@ def select(
     time_limit : float, optional
         Seconds per solver call of the BLP methods (default 60).
     cost_model : CostModel, optional
+    uncertainty : {"mean", "total"}
+        How a sentence's EC adds up over its positions (:mod:`mtal_ray.selection.uncertainty`).
 
     Returns
     -------
@@ -173,4 +176,8 @@ def select(
         seed=seed,
         time_limit=time_limit,
     )
+    from mtal_ray.selection.table import load_table
+    from mtal_ray.selection.uncertainty import with_aggregate
+
+    table = with_aggregate(load_table(table), uncertainty)
     return selector.select(table, n=n, budget=budget, cost_model=cost_model)
