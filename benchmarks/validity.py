@@ -573,23 +573,32 @@ def print_tables(
     from mtal_ray.sweep.results import load_trials
 
     tasks = [*scenario.tasks, "geo_mean"]
-    print(f"\n=== {name}: final test scores (×100), mean over seeds; Δ vs MT-R paired")
+    print(
+        f"\n=== {name}: final test scores (×100), mean over seeds; Δ vs MT-R paired "
+        "(test, and dev: what a setting is chosen on)"
+    )
     trials = load_trials(sweep_dir)
-    comparison = compare_with_reference(trials, "test")
     keys = varying_keys([t for t in trials if t.record.status == "finished"])
     label_of = {method_key(t.record.params): trial_label(t, keys) for t in trials}
-    print("| method | " + " | ".join(tasks) + " | Δ geo-mean final | Δ AUC geo-mean |")
-    print("|---|" + "---:|" * (len(tasks) + 2))
-    geo_curves = comparison.curves.get((None, "geo_mean"), {})
+    geo = {
+        split: compare_with_reference(trials, split).curves.get((None, "geo_mean"), {})
+        for split in ("test", "dev")
+    }
+    print(
+        "| method | " + " | ".join(tasks) + " | Δ geo-mean final | Δ AUC geo-mean"
+        " | dev: Δ final | dev: Δ AUC |"
+    )
+    print("|---|" + "---:|" * (len(tasks) + 4))
     for method, seeds in results.items():
         cells = []
         for task in tasks:
             values = [v for e in seeds.values() if (v := _final(e, task)) is not None]
             cells.append(f"{100 * _mean(values):.2f}" if values else "–")
-        curve = geo_curves.get(label_of.get(method, ""))
-        delta = gain_text(curve.gains[-1], 100) if curve else "–"
-        area = gain_text(curve.area, 100) if curve else "–"
-        print(f"| {method} | " + " | ".join(cells) + f" | {delta} | {area} |")
+        for split in ("test", "dev"):
+            curve = geo[split].get(label_of.get(method, ""))
+            cells.append(gain_text(curve.gains[-1], 100) if curve else "–")
+            cells.append(gain_text(curve.area, 100) if curve else "–")
+        print(f"| {method} | " + " | ".join(cells) + " |")
 
     st = {m: s for m, s in results.items() if m.startswith("st-ec-")}
     mt = {m: s for m, s in results.items() if m in SELECTORS and m != "mt-r"}
