@@ -189,7 +189,11 @@ def sweep_config(name: str, scenario: Scenario, corpus: Path, args: argparse.Nam
         grids.append({"selection.method": ["mt-avg"], **ce, "seed": list(seeds)})
     if "length" in args.comparisons:  # ours: the EC summed over a sentence's words
         grids.append(
-            {"selection.method": ["mt-rrf"], "selection.uncertainty": ["total"], "seed": seeds}
+            {
+                "selection.method": ["mt-rrf"],
+                "selection.uncertainty": ["total"],
+                "seed": list(seeds),
+            }
         )
     if "budget" in args.comparisons and scenario.budget:
         methods = [m for pair in GRD_BLP[: args.budget_pairs] for m in pair]
@@ -851,7 +855,12 @@ def main(argv: list[str] | None = None) -> int:
                 trial_dir = run.sweep_dir / "trials" / entry["trial"]
                 entry["composition"] = trial_composition(trial_dir, pool)
         output["scenarios"][run.name] = {
-            "protocol": {**protocol(args), "pool_size": run.pool_size},  # this scenario's
+            "protocol": {  # this scenario's: the methods and seeds it holds
+                **protocol(args),
+                "pool_size": run.pool_size,
+                "methods": sorted(results),
+                "seeds": sorted({int(s) for seeds in results.values() for s in seeds}),
+            },
             "pool_size": run.pool_size,
             "pool_composition": label_composition(pool.to_pylist()),
             "methods": results,

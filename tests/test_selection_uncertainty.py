@@ -80,3 +80,18 @@ def test_the_loop_selects_on_the_total(tmp_path):
     expected = select(confidences, "mt-rrf", n=len(chosen), uncertainty="total").ids
     assert chosen == expected
     assert chosen != select(confidences, "mt-rrf", n=len(chosen)).ids  # it changed the pick
+
+
+def test_total_is_refused_where_it_would_change_nothing_or_cannot_know_the_positions():
+    with pytest.raises(ConfigError, match=r"selection\.uncertainty.*dropout agreement"):
+        load_config(
+            None, ["selection.method=mt-da", "selection.task=sf", "selection.uncertainty=total"]
+        )
+    table = {"id": ["a", "b"], "sf.ec": [0.4, 0.6], "sf.da": [0.5, 0.9], "n_tokens": [2, 30]}
+    with pytest.raises(SelectionError, match="ranks by dropout agreement"):
+        select(table, "st-da", n=1, task="sf", uncertainty="total")
+    odd = _table(**{"xyz.ec": [0.4, 0.6], "n_tokens": [2, 30]})
+    with pytest.raises(SelectionError, match="what the positions of 'xyz' are"):
+        total_uncertainty(odd)
+    with pytest.raises(SelectionError, match="unknown uncertainty aggregate 'median'"):
+        with_aggregate(_table(**{"n_tokens": [1, 2]}), "median")

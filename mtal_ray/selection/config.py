@@ -65,6 +65,11 @@ class SelectionConfig(Section):
             raise key_error("beta", "set either weights or beta (with task), not both")
         if self.entry.budgeted and self.n is not None:
             raise key_error("n", f"{self.method} selects under a budget: set budget, not n")
+        if self.uncertainty == "total" and self.entry.needs_mc_dropout:
+            raise key_error(
+                "uncertainty",
+                f"total changes the EC only; {self.method} ranks by dropout agreement (DA)",
+            )
         if (info.context or {}).get(SWEEP_BASE):
             return self  # a sweep's base: each trial's selection is built and checked
         try:

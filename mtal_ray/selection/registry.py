@@ -177,7 +177,8 @@ def select(
         time_limit=time_limit,
     )
     from mtal_ray.selection.table import load_table
-    from mtal_ray.selection.uncertainty import with_aggregate
+    from mtal_ray.selection.uncertainty import check_method, with_aggregate
 
+    check_method(method, uncertainty, method_entry(method).needs_mc_dropout)
     table = with_aggregate(load_table(table), uncertainty)
     return selector.select(table, n=n, budget=budget, cost_model=cost_model)

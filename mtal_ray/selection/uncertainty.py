@@ -14,9 +14,10 @@ confidence in [0, 1] it is divided by the largest number of positions in the poo
 
 which orders the pool exactly as the total entropy does. Sentence-level tasks (intents)
 have one position, so their EC is unchanged. The scale is per task, so methods that compare
-ranks (MT-RRF, MT-PAR, MT-IND) combine the tasks as before; methods that average or take
-the extreme of raw confidences (MT-AVG, MT-MAX, MT-MIN) see the token tasks' values pulled
-towards 1 by the division.
+ranks (MT-RRF, MT-IND, MT-PAR without weights) combine the tasks as before; methods that
+average, weigh or take the extreme of raw confidences (MT-AVG, MT-MAX, MT-MIN, a weighted
+MT-PAR) see the token tasks' values pulled towards 1 by the division. Dropout agreement
+(DA) is not an entropy and is left alone, so the DA methods refuse ``total``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from numpy.typing import NDArray
 from mtal_ray.errors import SelectionError
 from mtal_ray.selection.table import ConfidenceTable
 
-__all__ = ["AGGREGATES", "position_counts", "total_uncertainty", "with_aggregate"]
+__all__ = ["AGGREGATES", "check_method", "position_counts", "total_uncertainty", "with_aggregate"]
 
 #: The values of ``selection.uncertainty``.
 AGGREGATES = ("mean", "total")
@@ -41,9 +42,16 @@ def position_counts(table: ConfidenceTable, task: str) -> NDArray[np.float64] | 
     Words (``n_tokens``) for tagging and parsing, scored entity pairs (``<task>.n_pairs``)
     for relations, none for sentence-level tasks.
     """
+    from mtal_ray.errors import MtalError
     from mtal_ray.taskspec import task_spec
 
-    kind = task_spec(task).kind
+    try:
+        kind = task_spec(task).kind
+    except MtalError as err:
+        raise SelectionError(
+            f"{table.source}: selection.uncertainty=total needs to know what the positions of "
+            f"{task!r} are ({err})"
+        ) from None
     if kind == "sentence":
         return None
     name = f"{task}.n_pairs" if kind == "relation" else "n_tokens"
@@ -72,8 +80,20 @@ def total_uncertainty(table: ConfidenceTable) -> ConfidenceTable:
 
 def with_aggregate(table: ConfidenceTable, uncertainty: str) -> ConfidenceTable:
     """``table`` as ``selection.uncertainty`` asks (``mean``: unchanged)."""
+    if uncertainty not in AGGREGATES:
+        raise SelectionError(
+            f"unknown uncertainty aggregate {uncertainty!r} (choose: {', '.join(AGGREGATES)})"
+        )
     if uncertainty == "mean" or not table.has_confidence:
         return table
-    if uncertainty == "total":
-        return total_uncertainty(table)
-    raise SelectionError(f"unknown uncertainty aggregate {uncertainty!r} (choose: mean, total)")
+    return total_uncertainty(table)
+
+
+def check_method(method: str, uncertainty: str, needs_mc_dropout: bool) -> None:
+    """Refuse ``total`` for a method that ranks by dropout agreement (DA), which it would
+    leave unchanged."""
+    if uncertainty == "total" and needs_mc_dropout:
+        raise SelectionError(
+            f"selection.uncertainty=total changes the EC only; {method} ranks by dropout "
+            "agreement (DA), so it would select exactly as with mean"
+        )
