@@ -85,7 +85,12 @@ def paired(curve: dict[str, Any], random: dict[str, Any]) -> dict[str, Any]:
     _, area, ratio = paired_at_cost(
         (curve["cost"], curve["gmean"]), (random["cost"], random["gmean"])
     )
+    # the last cost both curves reach: the method's final cost when it spent less than MT-R
+    # (MT-R interpolated), MT-R's final cost when it spent more (the method interpolated)
+    common = min(cost[-1], rcost[-1])
+    final_common = float(np.interp(common, cost, gmean) - np.interp(common, rcost, rgmean))
     return {
+        "delta_final_common_cost": round(100 * final_common, 2),
         "delta_auc_same_cost": round(100 * area, 2),
         "delta_same_sentences": (100 * (gmean - rgmean)).round(2).tolist(),
         "delta_same_cost": [None if np.isnan(d) else round(100 * d, 2) for d in at_cost],
@@ -95,7 +100,8 @@ def paired(curve: dict[str, Any], random: dict[str, Any]) -> dict[str, Any]:
 
 def curve_key(record: dict[str, Any]) -> str | None:
     """The name a finished trial's curve goes under: its method for the selector comparison,
-    ``<method>@<budget>`` for the budget arm (GRD_AL/BLP_AL at a per-round budget); None
+    ``<method>@<budget>`` for the budget arm (GRD_AL/BLP_AL at a per-round budget),
+    ``<method>-total`` for the length arm (``selection.uncertainty``); None
     for trials that differ in more (the CE and ST arms) or did not finish."""
     if record.get("status") != "finished":
         return None
@@ -104,6 +110,8 @@ def curve_key(record: dict[str, Any]) -> str | None:
         return str(record["method"])
     if params == {"selection.method", "selection.budget", "seed"}:
         return f"{record['method']}@{float(record['params']['selection.budget']):g}"
+    if params == {"selection.method", "selection.uncertainty", "seed"}:  # the length arm
+        return f"{record['method']}-{record['params']['selection.uncertainty']}"
     return None
 
 
@@ -246,15 +254,14 @@ def main(argv: list[str] | None = None) -> int:
             out[seed] = entry
     print(
         f"\n=== {args.scenario}: over seeds (mean [95 % bootstrap CI] wins/losses), ×100; "
-        "at the method's final cost, MT-R interpolated"
+        "final_same_cost: at the smaller of the two final costs, the other curve interpolated"
     )
     for method, entries in sorted(results["methods"].items()):
         paired_entries = [e["vs_random"] for e in entries.values() if "vs_random" in e]
         if not paired_entries:
             continue
-        final = [e["delta_same_cost"][-1] for e in paired_entries]
         summary = {
-            "final_same_cost": paired_gain([x for x in final if x is not None]),
+            "final_same_cost": paired_gain([e["delta_final_common_cost"] for e in paired_entries]),
             "auc_same_cost": paired_gain([e["delta_auc_same_cost"] for e in paired_entries]),
             "final_same_sentences": paired_gain(
                 [e["delta_same_sentences"][-1] for e in paired_entries]

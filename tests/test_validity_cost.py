@@ -90,6 +90,20 @@ def test_trials_go_under_their_method_or_method_at_budget_and_other_arms_are_lef
     ce = {"selection.method": "mt-avg", "training.label_smoothing.sf": 0.0, "seed": 0}
     assert validity_cost.curve_key(record(ce)) is None
     assert validity_cost.curve_key(record({"selection.method": "mt-r", "seed": 1}, "error")) is None
+    length = {"selection.method": "mt-rrf", "selection.uncertainty": "total", "seed": 2}
+    assert validity_cost.curve_key(record(length)) == "mt-rrf-total"
+
+
+def test_the_final_equal_cost_comparison_is_at_the_smaller_final_cost():
+    random = {"cost": [0.0, 200.0], "gmean": [0.5, 0.6]}
+    cheaper = validity_cost.paired({"cost": [0.0, 100.0], "gmean": [0.5, 0.7]}, random)
+    # at 100, MT-R interpolated: 0.55 -> +15 points, the same as its last same-cost delta
+    assert cheaper["delta_final_common_cost"] == pytest.approx(15.0)
+    assert cheaper["delta_same_cost"][-1] == pytest.approx(15.0)
+    dearer = validity_cost.paired({"cost": [0.0, 400.0], "gmean": [0.5, 0.9]}, random)
+    # past MT-R's last cost nothing is extrapolated: compared at 200, the method at 0.7
+    assert dearer["delta_same_cost"][-1] is None
+    assert dearer["delta_final_common_cost"] == pytest.approx(10.0)
 
 
 def test_blp_is_paired_with_greedy_at_the_same_budget_and_seed():
