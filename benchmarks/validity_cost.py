@@ -40,7 +40,7 @@ from mtal_ray.data.atomic import atomic_write_text
 from mtal_ray.driver.annotation import label_cost_table
 from mtal_ray.selection import annotation_cost
 from mtal_ray.selection.cost import CostModel
-from mtal_ray.sweep.cost_reference import paired_at_cost
+from mtal_ray.sweep.cost_reference import final_at_common_cost, paired_at_cost
 from mtal_ray.sweep.reference import paired_gain
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,10 +85,9 @@ def paired(curve: dict[str, Any], random: dict[str, Any]) -> dict[str, Any]:
     _, area, ratio = paired_at_cost(
         (curve["cost"], curve["gmean"]), (random["cost"], random["gmean"])
     )
-    # the last cost both curves reach: the method's final cost when it spent less than MT-R
-    # (MT-R interpolated), MT-R's final cost when it spent more (the method interpolated)
-    common = min(cost[-1], rcost[-1])
-    final_common = float(np.interp(common, cost, gmean) - np.interp(common, rcost, rgmean))
+    final_common = final_at_common_cost(
+        (curve["cost"], curve["gmean"]), (random["cost"], random["gmean"])
+    )
     return {
         "delta_final_common_cost": round(100 * final_common, 2),
         "delta_auc_same_cost": round(100 * area, 2),

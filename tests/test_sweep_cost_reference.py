@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from mtal_ray.sweep.cost_reference import compare_at_equal_cost, cost_curve, paired_at_cost
+from mtal_ray.sweep.cost_reference import (
+    compare_at_equal_cost,
+    cost_curve,
+    final_at_common_cost,
+    paired_at_cost,
+)
 from mtal_ray.sweep.report import write_report
 from mtal_ray.sweep.results import TrialRecord, load_trials
 
@@ -77,3 +82,17 @@ def test_a_sweep_whose_runs_recorded_no_annotated_cost_has_no_such_section(tmp_p
     assert comparison.gains == {} and sorted(comparison.without_cost) == ["mt-avg_0", "mt-r_0"]
     write_report(tmp_path, "test")
     assert "at equal annotation cost" not in (tmp_path / "report.md").read_text()
+
+
+def test_a_method_that_spent_more_is_compared_at_randoms_final_cost(tmp_path):
+    random = ([0.0, 10.0, 20.0], [0.4, 0.6, 0.8])
+    # the method's curve at 20 (random's last cost): 0.4 + 0.5·20/30 = 0.7333
+    assert final_at_common_cost(([0.0, 30.0], [0.4, 0.9]), random) == pytest.approx(-0.0667, 1e-3)
+    # spent less: the same as paired_at_cost's final (random read at 15)
+    mine = ([0.0, 5.0, 15.0], [0.4, 0.6, 0.75])
+    assert final_at_common_cost(mine, random) == pytest.approx(paired_at_cost(mine, random)[0])
+    trial(tmp_path, "mt-r", 0, [0.4, 0.6, 0.8], [10.0, 10.0, None])
+    trial(tmp_path, "mt-avg", 0, [0.4, 0.6, 0.9], [15.0, 15.0, None])  # 30 against 20
+    (gain,) = compare_at_equal_cost(load_trials(tmp_path)).gains[""].values()
+    # at cost 20 the method stands at 0.6 + 0.3·5/15 = 0.7, random at 0.8
+    assert gain.final.mean == pytest.approx(-0.1) and gain.cost_ratio == pytest.approx(1.5)

@@ -8,9 +8,10 @@ validity). Here each trial's geometric mean of the task scores is placed at the
 *annotation cost* spent before each training (the rows' ``cost_annotated``: the cost
 model counted on the labels given, which random selection has too), and MT-R's curve is
 read at the method's cost by linear interpolation, never extrapolated. Per method, over
-the seeds: the difference at the method's final cost, the difference of the areas under
-the two curves over the cost range both cover (each normalised by that range: a mean
-score), and the ratio of the costs spent. Trials without ``cost_annotated`` (runs from
+the seeds: the difference at the last cost both curves reach (the method's final cost, or
+random's when the method spent more; the other curve interpolated), the difference of the
+areas under the two curves over the cost range both cover (each normalised by that range:
+a mean score), and the ratio of the costs spent. Trials without ``cost_annotated`` (runs from
 before it was recorded) are left out.
 """
 
@@ -88,6 +89,18 @@ def paired_at_cost(
     return final, float(area), ratio
 
 
+def final_at_common_cost(
+    mine: tuple[list[float], list[float]], random: tuple[list[float], list[float]]
+) -> float:
+    """Difference of two cost curves at the last cost both reach: ``mine``'s final cost when
+    it spent less than random (random interpolated), random's final cost when it spent more
+    (``mine`` interpolated); never extrapolated."""
+    cost, score = np.asarray(mine[0]), np.asarray(mine[1])
+    rcost, rscore = np.asarray(random[0]), np.asarray(random[1])
+    end = min(cost[-1], rcost[-1])
+    return float(np.interp(end, cost, score) - np.interp(end, rcost, rscore))
+
+
 def compare_at_equal_cost(
     trials: Sequence[TrialResult], split: str = "test", *, seed: int = 0
 ) -> CostComparison:
@@ -100,7 +113,7 @@ def compare_at_equal_cost(
     if not references:
         return out
     keys = varying_keys(finished)
-    collected: dict[str, dict[str, list[tuple[float | None, float, float]]]] = defaultdict(
+    collected: dict[str, dict[str, list[tuple[float, float, float]]]] = defaultdict(
         lambda: defaultdict(list)
     )
     for trial in sorted(
@@ -116,14 +129,13 @@ def compare_at_equal_cost(
         if mine is None or theirs is None:
             continue
         dataset = trial.record.dataset or ""
-        collected[dataset][trial_label(trial, keys)].append(paired_at_cost(mine, theirs))
+        _, area, ratio = paired_at_cost(mine, theirs)
+        final = final_at_common_cost(mine, theirs)
+        collected[dataset][trial_label(trial, keys)].append((final, area, ratio))
     for dataset, methods in collected.items():
         for label, pairs in methods.items():
-            finals = [f for f, _, _ in pairs if f is not None]
-            if not finals:
-                continue
             out.gains.setdefault(dataset, {})[label] = CostGain(
-                final=paired_gain(finals, seed=seed),
+                final=paired_gain([f for f, _, _ in pairs], seed=seed),
                 area=paired_gain([a for _, a, _ in pairs], seed=seed),
                 cost_ratio=float(np.mean([r for _, _, r in pairs])),
             )
@@ -139,7 +151,8 @@ def cost_markdown(comparison: CostComparison, split: str, scale: float) -> str:
         "",
         f"The {split} geometric mean of the task scores against the annotation cost spent "
         "before each training (`cost_annotated`: the cost model on the labels given), "
-        f"{REFERENCE.upper()}'s curve read at the method's cost. Mean over seeds "
+        f"{REFERENCE.upper()}'s curve read at the method's cost (a method that spent more is "
+        f"compared at {REFERENCE.upper()}'s final cost, itself read there). Mean over seeds "
         "[95 % bootstrap interval] wins/losses.",
         "",
     ]
