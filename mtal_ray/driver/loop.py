@@ -562,7 +562,8 @@ class ActiveLearningLoop:
             ) from None
         sel = self.cfg.selection
         active, stop_metrics, stop_lines = list(data.tasks), {}, []
-        cost_table = None  # the whole table, for pricing what is asked of stopped tasks
+        # the whole table prices what is asked (a stopped task another one needs included)
+        cost_table = table = load_table(confidences, source=record.confidence_table)
         if self.task_stopping.enabled:
             active, stop_metrics, stop_lines = self.task_stopping.judge(
                 state, data.tasks, data.train, confidences
@@ -578,11 +579,8 @@ class ActiveLearningLoop:
                     lines=[*stop_lines, f"{why}: the run ends here"],
                 )
             if len(active) < len(data.tasks):
-                cost_table = load_table(confidences, source=record.confidence_table)
-                confidences = TaskStopping.restrict(confidences, data.tasks, active)
+                table = TaskStopping.restrict(table, active)
                 sel = TaskStopping.selection_for(sel, active)
-        table = load_table(confidences, source=record.confidence_table)
-        cost_table = table if cost_table is None else cost_table
         table = with_aggregate(table, sel.uncertainty)  # mean: the paper's EC, unchanged
         if sel.budget is None and sel.n is not None and sel.n > len(table):
             raise SelectionError(

@@ -13,9 +13,10 @@ budget goes to them); training keeps using every annotation gathered.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +36,9 @@ from mtal_ray.stopping import (
     prediction_items,
 )
 from mtal_ray.taskspec import task_spec
+
+if TYPE_CHECKING:
+    from mtal_ray.selection.table import ConfidenceTable
 
 STOP_PREDICTIONS = "stop_predictions.parquet"
 
@@ -183,15 +187,20 @@ class TaskStopping:
         return active, metrics, lines
 
     @staticmethod
-    def restrict(confidences: pa.Table, tasks: Sequence[str], active: Sequence[str]) -> pa.Table:
-        """The confidence table without the stopped tasks' columns."""
-        stopped = {t for t in tasks if t not in active}
-        keep = [
-            c
-            for c in confidences.column_names
-            if "." not in c or c.split(".", 1)[0] not in stopped  # the `id` column stays
-        ]
-        return confidences.select(keep)
+    def restrict(table: ConfidenceTable, active: Sequence[str]) -> ConfidenceTable:
+        """The loaded confidence table without the stopped tasks (their columns dropped;
+        ``n_tokens`` and the active tasks' columns stay)."""
+        stopped = {t for t in table.tasks if t not in active}
+        return dataclasses.replace(
+            table,
+            tasks=tuple(t for t in table.tasks if t not in stopped),
+            columns={
+                name: values
+                for name, values in table.columns.items()
+                if "." not in name or name.split(".", 1)[0] not in stopped
+            },
+            token_tasks=tuple(t for t in table.token_tasks if t not in stopped),
+        )
 
     @staticmethod
     def selection_for(selection: Any, active: Sequence[str]) -> Any:
