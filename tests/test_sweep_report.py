@@ -123,6 +123,20 @@ def test_dev_is_used_when_trials_have_no_test_split(tmp_path: Path):
     assert table.cells["mt-par"][(None, "sf")][0] == pytest.approx(0.69)
 
 
+def test_a_trials_tasks_are_those_with_a_dev_or_test_score():
+    from mtal_ray.sweep.results import TrialResult
+
+    record = TrialRecord("t", {}, method="mt-avg", tasks=["ner", "re"])
+    rows = [
+        {"dev.re": 0.2, "test.re": 0.1, "stop.ner": 0.01, "cost.ner": 3.0, "cost": 9.0},
+        {"dev.re": 0.3, "dev.extra": 0.5, "stop.ner": 0.0, "stopped": "ner"},
+    ]
+    result = TrialResult(record, rows)
+    # ner has only stopping and cost columns: no score, so no task of the table
+    assert result.tasks == ["re", "extra"]
+    assert result.scores("test") == {"re": [0.1, None], "extra": [None, 0.5]}
+
+
 def test_columns_follow_the_sweeps_dataset_order_and_missing_cells_are_marked(tmp_path: Path):
     make_trial(tmp_path, "mt-avg", None, 0, {"ner": 0.6, "re": 0.3}, dataset="conll04")
     make_trial(tmp_path, "mt-avg", None, 0, {"sf": 0.8, "id": 0.9}, dataset="atis")

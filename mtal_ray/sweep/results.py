@@ -108,16 +108,14 @@ class TrialResult:
     @property
     def tasks(self) -> list[str]:
         """Tasks with a score in the rows: the record's task order, then any others."""
-        seen: dict[str, None] = {}
-        scored = {key.partition(".")[2] for row in self.rows for key in row}
-        for task in self.record.tasks:
-            if task in scored:
-                seen.setdefault(task, None)
+        scored: dict[str, None] = {}
         for row in self.rows:
             for key in row:
                 split, _, task = key.partition(".")
                 if split in ("dev", "test") and task:
-                    seen.setdefault(task, None)
+                    scored.setdefault(task, None)
+        seen = {task: None for task in self.record.tasks if task in scored}
+        seen.update(scored)
         return list(seen)
 
     def scores(self, split: str) -> dict[str, list[float | None]]:
