@@ -202,15 +202,26 @@ def load_predictor(model: str, tracking_uri: str | None = None) -> Any:
             return predict(loaded.model, loaded.collator, table)
 
         return local
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     from mtal_ray.data.schema import make_table
+    from mtal_ray.errors import MtalError
 
-    if tracking_uri:
-        with _use_tracking_uri(tracking_uri):
+    try:
+        if tracking_uri:
+            with _use_tracking_uri(tracking_uri):
+                pyfunc = mlflow.pyfunc.load_model(model)
+        else:
             pyfunc = mlflow.pyfunc.load_model(model)
-    else:
-        pyfunc = mlflow.pyfunc.load_model(model)
+    except MlflowException as err:
+        reason = str(err.message).strip().splitlines()[0] if str(err.message).strip() else ""
+        where = (
+            ""
+            if "://" in model or model.startswith(("models:/", "runs:/"))
+            else ("no such run directory or checkpoint, and ")
+        )
+        raise MtalError(f"{model}: {where}MLflow cannot load it as a model ({reason})") from None
 
     def remote(table: pa.Table) -> pa.Table:
         frame = pd.DataFrame(

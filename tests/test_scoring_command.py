@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,40 @@ def test_score_command_end_to_end(tmp_path, capsys, monkeypatch, ray_address) ->
             assert not np.allclose(plain, scaled), task
         else:
             np.testing.assert_allclose(plain, scaled, atol=1e-3)
+
+
+NESTED = (
+    '{"id": "n1", "tokens": ["BERT", "fine", "tuning"], "entities": ['
+    '{"start": 0, "end": 3, "type": "Task"}, {"start": 0, "end": 1, "type": "Method"}], '
+    '"relations": []}\n'
+)
+
+
+@pytest.mark.parametrize("command", ["score", "predict"])
+def test_corpus_reading_options_reach_the_reader(tmp_path, capsys, command) -> None:  # type: ignore[no-untyped-def]
+    """``score`` and ``predict`` read a corpus as ``data stats`` does (``--overlapping-
+    entities``, ``--columns``, ``--strict-bio``): a nested-mention file is refused without
+    the option and read with it (the command then stops at its next check, before Ray)."""
+    data = tmp_path / "pool.json"
+    data.write_text(NESTED)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "encoder").mkdir()  # looked at, never loaded here
+    meta = {"tasks": ["ner"], "vocabs": {}, "model": {}}
+    (tmp_path / "ckpt" / "meta.json").write_text(json.dumps(meta))
+    (tmp_path / "ckpt" / "model.pt").write_bytes(b"")
+    out = tmp_path / "out"
+    if command == "score":
+        argv = ["score", "--checkpoint", str(tmp_path / "ckpt"), "--split", "nope"]
+    else:
+        argv = ["predict", "--model", str(tmp_path / "no-such-model")]
+    argv += ["--data", str(data), "--output", str(out)]
+    assert main(argv) == 2
+    assert "entities 0 and 1 overlap" in capsys.readouterr().err
+    assert main([*argv, "--overlapping-entities", "keep-longest"]) == 2
+    err = capsys.readouterr().err
+    assert "overlap" not in err
+    if command == "score":
+        assert "'nope'" in err
+    else:  # not a path and not a model URI: one line, no MLflow traceback
+        assert "no-such-model: no such run directory or checkpoint, and MLflow cannot" in err
+    assert not out.exists()

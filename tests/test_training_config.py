@@ -179,3 +179,44 @@ def test_train_phases_partition_the_call_by_hand() -> None:
     assert sum(squeezed.values()) == pytest.approx(35.0)
     stepped = train_phases(100.0, 101.0, 130.0, 133.0, 135.0, {**worker, "t_worker_ready": 400.0})
     assert min(stepped.values()) >= 0.0 and sum(stepped.values()) == pytest.approx(35.0)
+
+
+NESTED_ROW = (
+    '{"id": "%s", "tokens": ["BERT", "fine", "tuning", "for", "NER"], "entities": ['
+    '{"start": 0, "end": 3, "type": "Task"}, {"start": 0, "end": 1, "type": "Method"}, '
+    '{"start": 4, "end": 5, "type": "Task"}], "relations": []}\n'
+)
+
+
+def test_train_reads_the_corpus_as_run_does(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``mtal-ray train`` honours ``data.overlapping_entities`` (and every data key ``run``
+    reads): it loads the corpus through the run's own loader."""
+    from mtal_ray.cli.training import _load_data
+    from mtal_ray.config import load_config
+    from mtal_ray.errors import ConfigError, MtalError
+
+    for split in ("train", "dev"):
+        (tmp_path / f"{split}.json").write_text(NESTED_ROW % f"{split}1")
+    base = [f"data.path={tmp_path}", "data.format=jsonl", "data.tasks=[ner]"]
+    strict = load_config(None, [*base, "data.test_split=null"])
+    with pytest.raises(MtalError, match="entities 0 and 1 overlap"):
+        _load_data(strict, tmp_path)
+    lenient = load_config(
+        None, [*base, "data.test_split=null", "data.overlapping_entities=keep-longest"]
+    )
+    tasks, train, dev, test = _load_data(lenient, tmp_path)
+    assert tasks == ["ner"] and test is None
+    assert train.column("ner.tags").to_pylist() == [["B-Task", "I-Task", "I-Task", "O", "B-Task"]]
+    assert dev.num_rows == 1
+    assert "keep-longest" in capsys.readouterr().err
+    no_dev = load_config(
+        None,
+        [
+            *base,
+            "data.test_split=null",
+            "data.dev_split=null",
+            "data.overlapping_entities=keep-longest",
+        ],
+    )
+    with pytest.raises(ConfigError, match="`mtal-ray train` evaluates on a dev split"):
+        _load_data(no_dev, tmp_path)

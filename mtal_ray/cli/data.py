@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from mtal_ray.errors import MtalError
 
@@ -39,9 +40,7 @@ def _stats(args: argparse.Namespace) -> int:
     corpus = load_corpus(
         args.path,
         args.format,
-        strict_bio=args.strict_bio,
-        overlapping_entities=args.overlapping_entities,
-        columns=parse_columns(args.columns),
+        **reading_options(args),
     )
     json.dump(corpus_stats(corpus), sys.stdout, indent=None if args.compact else 2)
     sys.stdout.write("\n")
@@ -58,16 +57,17 @@ def _convert(args: argparse.Namespace) -> int:
         args.to,
         format=args.format,
         tasks=tasks,
-        strict_bio=args.strict_bio,
-        overlapping_entities=args.overlapping_entities,
-        columns=parse_columns(args.columns),
+        **reading_options(args),
     )
     listed = ", ".join(f"{name} -> {path}" for name, path in written.items())
     print(f"converted {len(written)} split(s) to {args.to}: {listed}")
     return 0
 
 
-def _add_reading_options(parser: argparse.ArgumentParser) -> None:
+def add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """``--format``, ``--strict-bio``, ``--overlapping-entities``, ``--columns``: how a
+    command that reads a corpus reads it (``reading_options`` turns them into
+    :func:`~mtal_ray.data.load_corpus` arguments)."""
     parser.add_argument("--format", choices=FORMATS, help="default: detected from the files")
     parser.add_argument("--strict-bio", action="store_true", help="refuse I- after O")
     parser.add_argument(
@@ -82,6 +82,15 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=I,...",
         help="conll: the token and tag columns, e.g. token=0,ner=-1 (default) or token=0,sf=3",
     )
+
+
+def reading_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`~mtal_ray.data.load_corpus` keywords of ``add_reading_options``' flags."""
+    return {
+        "strict_bio": args.strict_bio,
+        "overlapping_entities": args.overlapping_entities,
+        "columns": parse_columns(args.columns),
+    }
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -103,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "stats", help="print sentences, tokens and label counts per split as one JSON object"
     )
     stats.add_argument("path", help="a split file, a split folder, or a folder of splits")
-    _add_reading_options(stats)
+    add_reading_options(stats)
     stats.add_argument("--compact", action="store_true", help="print on one line")
     stats.set_defaults(func=_stats)
     convert = sub.add_parser(
@@ -115,7 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument(
         "--tasks", help="comma-separated tasks to convert (default: every annotated task)"
     )
-    _add_reading_options(convert)
+    add_reading_options(convert)
     convert.set_defaults(func=_convert)
     synth = sub.add_parser("synth", help="write the SYNTHETIC SF+ID quickstart corpus")
     synth.add_argument("output", help="folder to write train/, dev/, test/ into")

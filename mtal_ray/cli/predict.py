@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mtal_ray.cli.data import add_reading_options, reading_options
 from mtal_ray.errors import MtalError
 
 __all__ = ["register"]
@@ -26,7 +27,7 @@ def _predict(args: argparse.Namespace) -> int:
     data, output = Path(args.data), Path(args.output)
     if output.resolve() == data.resolve():
         raise MtalError(f"--output {output} is the input corpus: write the predictions elsewhere")
-    corpus = load_corpus(data, args.format)
+    corpus = load_corpus(data, args.format, **reading_options(args))
     predictor = load_predictor(args.model, tracking_uri=args.tracking_uri)
     single = data.is_file() or (corpus.format == "slu" and is_slu_folder(data))
     written = []
@@ -65,9 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", required=True, help="corpus split file/folder or corpus folder")
     parser.add_argument("--output", required=True, help="where to write it (same format)")
-    parser.add_argument(
-        "--format", choices=("conllu", "slu", "jsonl", "conll"), help="default: detected"
-    )
+    add_reading_options(parser)
     parser.add_argument(
         "--tracking-uri", help="MLflow store of a models:/ URI (default: $MLFLOW_TRACKING_URI)"
     )

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mtal_ray.cli.data import add_reading_options, reading_options
 from mtal_ray.errors import ConfigError, MtalError, ScoringError
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def _score(args: argparse.Namespace) -> int:
 
     cfg = scoring_config_from_overrides(args.overrides, args.ec_only)
     check_checkpoint(Path(args.checkpoint))  # before the corpus is read and Ray starts
-    corpus = load_corpus(args.data, args.format)
+    corpus = load_corpus(args.data, args.format, **reading_options(args))
     name, pool = _pick_split(corpus, args.split)
     if args.limit is not None:
         pool = pool.slice(0, args.limit)
@@ -114,7 +115,7 @@ def _calibrate(args: argparse.Namespace, corpus: object, tasks: list[str] | None
     from mtal_ray.scoring.calibration import calibrate_checkpoint, describe_temperatures
 
     if args.calibration_data:
-        source = load_corpus(args.calibration_data, args.format)
+        source = load_corpus(args.calibration_data, args.format, **reading_options(args))
         name, dev = _pick_split(source, "dev" if "dev" in source.splits else None)
     elif "dev" in corpus.splits:  # type: ignore[attr-defined]
         name, dev = "dev", corpus.split("dev")  # type: ignore[attr-defined]
@@ -163,7 +164,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output", required=True, help="confidence table to write (.parquet)")
     parser.add_argument("--split", help="split to score when --data holds several")
-    parser.add_argument("--format", help="corpus format (default: detected)")
+    add_reading_options(parser)
     parser.add_argument("--ec-only", action="store_true", help="one deterministic pass, no DA")
     parser.add_argument("--limit", type=int, help="score only the first N sentences")
     parser.add_argument(

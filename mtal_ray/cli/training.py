@@ -23,39 +23,21 @@ from typing import Any
 from mtal_ray.errors import ConfigError
 
 
-def _load_data(cfg: Any, base: Path | None) -> tuple[list[str], Any, Any, Any]:
-    from mtal_ray.data import load_corpus, make_synthetic_corpus
-    from mtal_ray.data.splits import sample_rows
+def _load_data(cfg: Any, base: Path) -> tuple[list[str], Any, Any, Any]:
+    """Tasks, train, dev and test rows: the corpus read as ``mtal-ray run`` reads it
+    (``data.overlapping_entities``, ``data.columns``, limits and checks included)."""
+    from mtal_ray.driver.loop import load_run_data
 
-    data = cfg.data
-    if data.path == "synthetic":
-        syn = data.synthetic
-        corpus = make_synthetic_corpus(syn.n_train, syn.n_dev, syn.n_test, seed=cfg.seed)
-    else:
-        corpus = load_corpus(data.resolved_path(base), data.format, strict_bio=data.strict_bio)
-    splits = corpus.splits
-    for key in ("train_split", "dev_split"):
-        name = getattr(data, key)
-        if name is None or name not in splits:
-            raise ConfigError(
-                f"data.{key}: the corpus has no split {name!r} (available: {', '.join(splits)})"
-            )
-    train = splits[data.train_split]
-    dev = splits[data.dev_split]
-    test = splits.get(data.test_split) if data.test_split else None
-    if data.limit_train:
-        train = train.slice(0, data.limit_train)
-    if data.limit_eval:
-        dev = sample_rows(dev, data.limit_eval, cfg.seed)  # seeded sample, file order
-        test = sample_rows(test, data.limit_eval, cfg.seed) if test is not None else None
-    tasks = list(data.tasks or corpus.tasks)
-    unknown = [t for t in tasks if t not in corpus.tasks]
-    if unknown:
+    run = load_run_data(cfg, base)
+    if run.dev_source is None:
         raise ConfigError(
-            f"data.tasks: {', '.join(unknown)} not annotated in the corpus "
-            f"(it has: {', '.join(corpus.tasks)})"
+            "data.dev_split: `mtal-ray train` evaluates on a dev split of the corpus; name one "
+            "(null, drawing dev sentences from train, is for `mtal-ray run`)"
         )
-    return tasks, train, dev, test
+    lenient = run.corpus.report_line()
+    if lenient:
+        print(lenient, file=sys.stderr)
+    return run.tasks, run.train, run.dev_source, run.test
 
 
 def _print_table(summary: dict[str, Any]) -> None:
