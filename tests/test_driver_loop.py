@@ -215,6 +215,10 @@ def test_every_step_runs_in_order_and_the_run_finishes(reference):
     assert recorder.events[-1] == ("end", "finished", "NoneType")
     train_metrics = [e[3] for e in recorder.events if e[0] == "step" and e[1] == "train"]
     assert train_metrics[0]["labeled.total"] == 6 and train_metrics[0]["dev.sf"] == 0.06
+    # every timed phase of state.json's round (tracking aside) is an MLflow metric too
+    score_metrics = [e[3] for e in recorder.events if e[0] == "step" and e[1] == "score"]
+    spent = state.rounds[0].seconds
+    assert score_metrics[0]["seconds.score.pool"] == spent["score.pool"]
 
 
 def test_console_lines(reference):

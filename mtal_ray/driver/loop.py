@@ -471,6 +471,7 @@ class ActiveLearningLoop:
         )
         fault_point(f"during_score:{state.iteration}", self.run_dir)
         report = StepReport(Step.SCORE, state.iteration)
+        report.metrics["seconds.score.pool"] = record.seconds["score.pool"]
         if (  # MT-R / ST-R read no confidence: no model run, the pool's lengths only
             not selector.needs_confidence
             and not self.task_stopping.enabled  # its uncertainty criteria read <task>.ec
