@@ -20,7 +20,11 @@ labeled sets and dev sets; the trials are
   the remedy tried for the MT methods' short first selections; judged on dev first;
 * **budget** (ATIS only, Table 8 shape): GRD_AL (``mt-min``, ``mt-rrf`` walking the
   ranking until ``--budget`` is spent) vs BLP_AL (``blp-joint-min``, ``blp-joint-rrf``),
-  the same budget per round (paper §7 cost model: tp = 1, ts = 3).
+  the same budget per round (paper §7 cost model: tp = 1, ts = 3);
+* **budget-length** (ATIS only; ours, opt-in): the RRF budget pair with
+  ``selection.uncertainty: total``. The paper's knapsack adds one mean uncertainty per
+  sentence against a cost that grows with its length, so it buys short sentences; summed
+  uncertainty grows with length too, which takes that bias out of the objective.
 
 Protocol: each round's training converges: ``training.epochs`` (the budget follows the
 labeled set) with an evaluation every ``--eval-every-epochs`` and early stopping after
@@ -70,6 +74,9 @@ RESULTS = REPO / "benchmarks" / "results" / "validity.json"
 
 SELECTORS = ["mt-r", "mt-avg", "mt-max", "mt-min", "mt-par", "mt-rrf", "mt-ind"]
 GRD_BLP = [("mt-min", "blp-joint-min"), ("mt-rrf", "blp-joint-rrf")]
+#: The budget pair of ``--comparisons budget-length`` (with ``selection.uncertainty: total``):
+#: RRF, as its ranks are not skewed by the per-task scaling of the total (MT-MIN's are).
+GRD_BLP_TOTAL = GRD_BLP[1]
 #: Label smoothing α of the LS arm (the defaults, paper §5.4 / §7.3); CE sets them to 0.
 LS = {"dp": 0.2, "ner": 0.2, "re": 0.1, "sf": 0.1, "id": 0.1}
 
@@ -200,6 +207,15 @@ def sweep_config(name: str, scenario: Scenario, corpus: Path, args: argparse.Nam
         grids.append(
             {"selection.method": methods, "selection.budget": [args.budget], "seed": list(seeds)}
         )
+    if "budget-length" in args.comparisons and scenario.budget:  # ours: the BLP's length bias
+        grids.append(
+            {
+                "selection.method": list(GRD_BLP_TOTAL),
+                "selection.budget": [args.budget],
+                "selection.uncertainty": ["total"],
+                "seed": list(seeds),
+            }
+        )
     return base_config(name, scenario, corpus, args, grids)
 
 
@@ -276,18 +292,17 @@ def run_sweep(name: str, config: dict, work: Path, verbose: bool) -> int:
 
 
 def method_key(params: dict[str, Any]) -> str:
-    """``mt-avg``, ``mt-avg-ce``, ``mt-rrf-total``, ``st-ec-sf``, ``grd-mt-min`` or
-    ``blp-joint-min``."""
+    """``mt-avg``, ``mt-avg-ce``, ``mt-rrf-total``, ``st-ec-sf``, ``grd-mt-min``,
+    ``blp-joint-min``, ``grd-mt-rrf-total`` or ``blp-joint-rrf-total``."""
     method = str(params.get("selection.method"))
-    if params.get("selection.uncertainty") == "total":
-        return f"{method}-total"
+    total = "-total" if params.get("selection.uncertainty") == "total" else ""
     if method == "st-ec":
-        return f"st-ec-{params.get('selection.task')}"
+        return f"st-ec-{params.get('selection.task')}{total}"
     if any(k.startswith("training.label_smoothing.") for k in params):
-        return f"{method}-ce"
+        return f"{method}-ce{total}"
     if "selection.budget" in params and not method.startswith("blp"):
-        return f"grd-{method}"
-    return method
+        return f"grd-{method}{total}"
+    return f"{method}{total}"
 
 
 def _gmean(values: list[float]) -> float:
@@ -643,11 +658,15 @@ def print_tables(
 
     print_composition(name, results, pool)
 
-    for grd, blp in GRD_BLP:
-        a, b = results.get(f"grd-{grd}"), results.get(blp)
+    pairs = [(grd, blp, "") for grd, blp in GRD_BLP] + [(*GRD_BLP_TOTAL, "-total")]
+    for grd, blp, total in pairs:
+        a, b = results.get(f"grd-{grd}{total}"), results.get(f"{blp}{total}")
         if not a or not b:
             continue
-        print(f"\n=== {name}: {blp} (BLP_AL) − {grd} (GRD_AL), same budget, paired by seed")
+        print(
+            f"\n=== {name}: {blp}{total} (BLP_AL) − {grd}{total} (GRD_AL), same budget, "
+            "paired by seed"
+        )
         for task in tasks:
             diffs = [
                 fb - fa
@@ -736,8 +755,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", default=SELECTORS)
     parser.add_argument(
         "--comparisons", nargs="*", default=["st", "ce", "budget"],
-        choices=["st", "ce", "budget", "length"],
-        help="besides the selectors (none: selectors only; length: not in the paper, opt-in)",
+        choices=["st", "ce", "budget", "length", "budget-length"],
+        help="besides the selectors (none: selectors only; length, budget-length: ours, "
+        "not in the paper, opt-in)",
     )  # fmt: skip
     parser.add_argument("--budget", type=float, default=500.0, help="per round (paper: 500)")
     parser.add_argument("--st-tasks", type=int, default=2, help="ST-AL runs per scenario (≤ 2)")

@@ -100,7 +100,8 @@ def paired(curve: dict[str, Any], random: dict[str, Any]) -> dict[str, Any]:
 def curve_key(record: dict[str, Any]) -> str | None:
     """The name a finished trial's curve goes under: its method for the selector comparison,
     ``<method>@<budget>`` for the budget arm (GRD_AL/BLP_AL at a per-round budget),
-    ``<method>-total`` for the length arm (``selection.uncertainty``); None
+    ``<method>-total`` for the length arm (``selection.uncertainty``),
+    ``<method>-total@<budget>`` for the budget pair with the total; None
     for trials that differ in more (the CE and ST arms) or did not finish."""
     if record.get("status") != "finished":
         return None
@@ -111,6 +112,9 @@ def curve_key(record: dict[str, Any]) -> str | None:
         return f"{record['method']}@{float(record['params']['selection.budget']):g}"
     if params == {"selection.method", "selection.uncertainty", "seed"}:  # the length arm
         return f"{record['method']}-{record['params']['selection.uncertainty']}"
+    if params == {"selection.method", "selection.budget", "selection.uncertainty", "seed"}:
+        budget = float(record["params"]["selection.budget"])
+        return f"{record['method']}-{record['params']['selection.uncertainty']}@{budget:g}"
     return None
 
 
@@ -121,8 +125,9 @@ def compare_budget_pairs(curves: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for grd_key in sorted(k for k in curves if "@" in k):
         grd, budget = grd_key.split("@")
+        grd, total, _ = grd.partition("-total")
         blp = dict(validity.GRD_BLP).get(grd)
-        blp_key = f"{blp}@{budget}"
+        blp_key = f"{blp}{total}@{budget}"
         if blp is None or blp_key not in curves:
             continue
         seeds = sorted(set(curves[grd_key]) & set(curves[blp_key]))

@@ -92,6 +92,8 @@ def test_trials_go_under_their_method_or_method_at_budget_and_other_arms_are_lef
     assert validity_cost.curve_key(record({"selection.method": "mt-r", "seed": 1}, "error")) is None
     length = {"selection.method": "mt-rrf", "selection.uncertainty": "total", "seed": 2}
     assert validity_cost.curve_key(record(length)) == "mt-rrf-total"
+    both = {**length, "selection.budget": 500.0}
+    assert validity_cost.curve_key(record(both)) == "mt-rrf-total@500"
 
 
 def test_the_final_equal_cost_comparison_is_at_the_smaller_final_cost():
@@ -132,6 +134,27 @@ def test_blp_is_paired_with_greedy_at_the_same_budget_and_seed():
     assert pair["summary"]["delta_final"]["wins"] == 1
     assert pair["summary"]["delta_final"]["losses"] == 1
     assert pair["summary"]["delta_same_cost"]["seeds"] == 1
+    assert list(out) == ["blp-joint-min@500 vs mt-min@500"]  # MT-R pairs with nothing
+
+
+def test_the_budget_pair_with_the_total_pairs_only_with_its_own_kind():
+    def curve(gmean):
+        return {"labeled": [10, 30], "cost": [0.0, 500.0], "gmean": gmean}
+
+    curves = {
+        "mt-rrf@500": {"0": curve([0.5, 0.6])},
+        "blp-joint-rrf@500": {"0": curve([0.5, 0.7])},
+        "mt-rrf-total@500": {"0": curve([0.5, 0.8])},
+        "blp-joint-rrf-total@500": {"0": curve([0.5, 0.75])},
+    }
+    out = validity_cost.compare_budget_pairs(curves)
+    assert sorted(out) == [
+        "blp-joint-rrf-total@500 vs mt-rrf-total@500",
+        "blp-joint-rrf@500 vs mt-rrf@500",
+    ]
+    assert out["blp-joint-rrf@500 vs mt-rrf@500"]["seeds"][0]["delta_final"] == pytest.approx(10.0)
+    total = out["blp-joint-rrf-total@500 vs mt-rrf-total@500"]["seeds"][0]
+    assert total["delta_final"] == pytest.approx(-5.0)
 
 
 def test_the_pool_size_is_the_scenarios_own_not_the_last_collected():

@@ -118,3 +118,25 @@ def test_the_length_arm_is_mt_rrf_with_the_total_and_has_its_own_name(tmp_path) 
     params = {"selection.method": "mt-rrf", "selection.uncertainty": "total", "seed": 0}
     assert validity.method_key(params) == "mt-rrf-total"
     assert validity.method_key({"selection.method": "mt-rrf", "seed": 0}) == "mt-rrf"
+
+
+def test_the_budget_length_arm_is_the_rrf_budget_pair_with_the_total(tmp_path) -> None:
+    args = validity.parse_args(["--scenarios", "atis", "--comparisons", "budget", "budget-length"])
+    args.budget_pairs = 1
+    config = validity.sweep_config("v", validity.SCENARIOS["atis"], tmp_path, args)
+    budget = [g for g in config["sweep"]["grid"] if "selection.budget" in g]
+    assert budget == [
+        {"selection.method": ["mt-min", "blp-joint-min"], "selection.budget": [500.0],
+         "seed": [0, 1, 2]},
+        {"selection.method": ["mt-rrf", "blp-joint-rrf"], "selection.budget": [500.0],
+         "selection.uncertainty": ["total"], "seed": [0, 1, 2]},
+    ]  # fmt: skip
+    keys = [
+        validity.method_key({"selection.method": m, "selection.budget": 500.0, **extra})
+        for m in ("mt-rrf", "blp-joint-rrf")
+        for extra in ({}, {"selection.uncertainty": "total"})
+    ]
+    assert keys == ["grd-mt-rrf", "grd-mt-rrf-total", "blp-joint-rrf", "blp-joint-rrf-total"]
+    # CoNLL04 and EWT have no budget arm
+    conll = validity.sweep_config("v", validity.SCENARIOS["conll04"], tmp_path, args)
+    assert not [g for g in conll["sweep"]["grid"] if "selection.budget" in g]
