@@ -41,7 +41,8 @@ from mtal_ray.driver.annotation import label_cost_table
 from mtal_ray.selection import annotation_cost
 from mtal_ray.selection.cost import CostModel
 from mtal_ray.sweep.cost_reference import final_at_common_cost, paired_at_cost
-from mtal_ray.sweep.reference import paired_gain
+from mtal_ray.sweep.reference import gain_text, paired_gain
+from mtal_ray.sweep.series import Gain
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"
@@ -121,7 +122,8 @@ def curve_key(record: dict[str, Any]) -> str | None:
 def compare_budget_pairs(curves: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """BLP_AL against GRD_AL (same seed, same per-round budget): sentences bought, gold
     cost spent, and the test geometric mean at the final iteration and at BLP's final gold
-    cost (GRD interpolated, never extrapolated), ×100, with the bootstrap over seeds."""
+    cost, or GRD's when BLP spent more (the last cost both reach: the other interpolated,
+    never extrapolated), ×100, with the bootstrap over seeds."""
     out: dict[str, Any] = {}
     for grd_key in sorted(k for k in curves if "@" in k):
         grd, budget = grd_key.split("@")
@@ -134,7 +136,8 @@ def compare_budget_pairs(curves: dict[str, dict[str, Any]]) -> dict[str, Any]:
         rows = []
         for seed in seeds:
             g, b = curves[grd_key][seed], curves[blp_key][seed]
-            at_cost, area, ratio = paired_at_cost((b["cost"], b["gmean"]), (g["cost"], g["gmean"]))
+            _, area, ratio = paired_at_cost((b["cost"], b["gmean"]), (g["cost"], g["gmean"]))
+            at_cost = final_at_common_cost((b["cost"], b["gmean"]), (g["cost"], g["gmean"]))
             rows.append(
                 {
                     "seed": seed,
@@ -142,7 +145,7 @@ def compare_budget_pairs(curves: dict[str, dict[str, Any]]) -> dict[str, Any]:
                     "gold_cost": [g["cost"][-1], b["cost"][-1]],
                     "final": [round(100 * g["gmean"][-1], 2), round(100 * b["gmean"][-1], 2)],
                     "delta_final": round(100 * (b["gmean"][-1] - g["gmean"][-1]), 2),
-                    "delta_same_cost": None if at_cost is None else round(100 * at_cost, 2),
+                    "delta_same_cost": round(100 * at_cost, 2),
                     "delta_auc_same_cost": round(100 * area, 2),
                     "cost_ratio": round(ratio, 3),
                 }
@@ -161,16 +164,10 @@ def compare_budget_pairs(curves: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 f"seed {r['seed']}: labeled {r['labeled'][0]} / {r['labeled'][1]}, gold cost "
                 f"{r['gold_cost'][0]:.0f} / {r['gold_cost'][1]:.0f}, final {r['final'][0]:.2f} / "
                 f"{r['final'][1]:.2f} (Δ {r['delta_final']:+.2f}; at equal cost "
-                f"{'–' if r['delta_same_cost'] is None else format(r['delta_same_cost'], '+.2f')}"
+                f"{r['delta_same_cost']:+.2f}"
                 f"; Δ AUC over cost {r['delta_auc_same_cost']:+.2f})"
             )
-        print(
-            "; ".join(
-                f"{k} {g['mean']:+.2f} [{g['low']:+.2f}, {g['high']:+.2f}] "
-                f"{g['wins']}/{g['losses']}"
-                for k, g in gains.items()
-            )
-        )
+        print("; ".join(f"{k} {gain_text(Gain(**g), 1)}" for k, g in gains.items()))
     return out
 
 
@@ -276,10 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             **{k: dataclasses.asdict(g) for k, g in summary.items()},
             "cost_ratio_final": round(ratio, 3),
         }
-        text = "; ".join(
-            f"{k} {g.mean:+.2f} [{g.low:+.2f}, {g.high:+.2f}] {g.wins}/{g.losses}"
-            for k, g in summary.items()
-        )
+        text = "; ".join(f"{k} {gain_text(g, 1)}" for k, g in summary.items())
         print(f"{method:8s} {text}; cost {ratio:.3f}× MT-R's")
     budget = compare_budget_pairs(curves)
     if budget:

@@ -15,7 +15,9 @@ from mtal_ray.sweep.reference import (
     bootstrap_ci,
     compare_with_reference,
     curve_area,
+    gain_text,
     paired_gain,
+    t_interval,
 )
 from mtal_ray.sweep.report import write_report
 from mtal_ray.sweep.results import TrialRecord, load_trials
@@ -31,6 +33,7 @@ def trial(
     *,
     beta: float | None = None,
     dataset: str | None = None,
+    sizes: list[int] | None = None,
 ) -> None:
     """A finished trial folder with one test score per task and iteration (sizes SIZES)."""
     params: dict = {"selection.method": method, "seed": seed}
@@ -46,7 +49,7 @@ def trial(
         status="finished", attempts=1, tasks=list(curves),
     ).save(folder)  # fmt: skip
     rows = []
-    for i, size in enumerate(SIZES):
+    for i, size in enumerate(sizes or SIZES):
         row: dict = {"iteration": i, "labeled": size, "selected": 10, "cost": 0.0}
         row.update({f"test.{t}": v[i] for t, v in curves.items()})
         row.update({f"dev.{t}": v[i] for t, v in curves.items()})
@@ -84,6 +87,30 @@ def test_bootstrap_interval_contains_the_mean_and_is_seeded() -> None:
     gain = paired_gain([0.2, -0.1, 0.0])
     assert (gain.seeds, gain.wins, gain.losses) == (3, 1, 1)
     assert gain.mean == pytest.approx(0.1 / 3)
+
+
+def test_with_three_seeds_the_bootstrap_is_the_range_and_the_t_interval_is_wider() -> None:
+    # hand-worked: mean 2, s = 1, t(0.975, 2) = 4.303, half width 4.303 / √3 = 2.4843
+    low, high = t_interval([1.0, 2.0, 3.0])  # type: ignore[misc]
+    assert (low, high) == (pytest.approx(-0.4843, abs=1e-4), pytest.approx(4.4843, abs=1e-4))
+    assert t_interval([0.5]) is None
+    same_sign = paired_gain([0.01, 0.02, 0.03])
+    assert (same_sign.low, same_sign.high) == (pytest.approx(0.01), pytest.approx(0.03))
+    assert not same_sign.t_excludes_zero  # all three above 0, but t: [−0.015, +0.045]
+    assert gain_text(same_sign, 100) == "+2.00 [+1.00, +3.00] 3/0"
+    tight = paired_gain([0.10, 0.11, 0.12])  # t: 0.11 ± 0.0248
+    assert tight.t_excludes_zero and gain_text(tight, 100) == "+11.00 [+10.00, +12.00] 3/0*"
+    assert not paired_gain([0.3]).t_excludes_zero  # one seed: no interval at all
+
+
+def test_the_t_quantiles_match_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    for n in range(2, 200):
+        values = [0.0] * (n - 1) + [1.0]
+        low, high = t_interval(values)  # type: ignore[misc]
+        s = math.sqrt((1 - 1 / n) / (n - 1))  # the sample std of n − 1 zeros and a one
+        quantile = (high - low) / 2 / (s / math.sqrt(n))
+        assert quantile == pytest.approx(stats.t.ppf(0.975, n - 1), abs=1e-3), n
 
 
 def test_paired_differences_per_iteration_and_on_the_area(sweep: Path) -> None:
@@ -135,7 +162,7 @@ def test_report_has_the_mt_r_section_csv_and_plot(sweep: Path) -> None:
     assert "## Gain over random selection (MT-R)" in md
     assert "### sf" in md and "### geometric mean of the tasks" in md
     assert "| method | it 0 (10) | it 1 (20) | it 2 (40) | AUC |" in md
-    assert "+20.00 [+20.00, +20.00] 2/0" in md  # ×100, both seeds +0.2
+    assert "+20.00 [+20.00, +20.00] 2/0*" in md  # ×100, both seeds +0.2 (t: [+20, +20])
     assert "One seed only" not in md
     assert (
         "![Gain over MT-R per iteration (band: the bootstrap interval)](gain_over_random.png)" in md
@@ -146,6 +173,17 @@ def test_report_has_the_mt_r_section_csv_and_plot(sweep: Path) -> None:
         ((22 - 18.5) / 30 + (16.75 - 15.5) / 30) / 2
     )
     assert auc[0]["wins"] == "2" and auc[0]["losses"] == "0"
+    assert float(auc[0]["t_low"]) <= float(auc[0]["gain"]) <= float(auc[0]["t_high"])
+    assert "another size than MT-R's" not in md
+
+
+def test_methods_whose_labeled_sets_differ_in_size_are_flagged(sweep: Path) -> None:
+    trial(sweep, "mt-min", 0, {"sf": [0.5, 0.7, 0.8], "id": [0.8, 0.8, 0.8]}, sizes=[10, 25, 45])
+    comparison = compare_with_reference(load_trials(sweep), "test")
+    assert comparison.other_sizes == ["mt-min"]
+    write_report(sweep)
+    md = (sweep / "report.md").read_text()
+    assert "another size than MT-R's at the same iteration (a budget per round): `mt-min`" in md
 
 
 def test_one_seed_and_no_reference_are_said(tmp_path: Path) -> None:

@@ -130,10 +130,11 @@ def test_blp_is_paired_with_greedy_at_the_same_budget_and_seed():
     assert seed0["delta_final"] == pytest.approx(-10.0)
     # greedy at BLP's final cost 900 stands at 0.6 + 0.2·400/500 = 0.76
     assert seed0["delta_same_cost"] == pytest.approx(-6.0)
-    assert seed1["delta_same_cost"] is None  # BLP spent 1000, beyond greedy's 980
+    # BLP spent 1000, beyond greedy's 980: compared at 980, BLP at 0.7 + 0.2·480/500
+    assert seed1["delta_same_cost"] == pytest.approx(100 * (0.7 + 0.2 * 480 / 500 - 0.8))
     assert pair["summary"]["delta_final"]["wins"] == 1
     assert pair["summary"]["delta_final"]["losses"] == 1
-    assert pair["summary"]["delta_same_cost"]["seeds"] == 1
+    assert pair["summary"]["delta_same_cost"]["seeds"] == 2  # no seed left out
     assert list(out) == ["blp-joint-min@500 vs mt-min@500"]  # MT-R pairs with nothing
 
 

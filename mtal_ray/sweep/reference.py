@@ -66,10 +66,38 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+#: Two-sided 95 % Student-t quantiles t(0.975, df) for df = 1..30.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """The 95 % Student-t interval of the mean of ``values`` (one per seed): mean ±
+    t(0.975, n − 1) · s / √n. ``None`` for fewer than two values. Beyond 30 degrees of
+    freedom, the Cornish-Fisher expansion of t around z = 1.96 (within 1e-4 of the exact
+    quantile there)."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return None
+    df = x.size - 1
+    if df <= len(_T975):
+        quantile = _T975[df - 1]
+    else:
+        z = 1.959964
+        quantile = z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    half = quantile * float(x.std(ddof=1)) / math.sqrt(x.size)
+    mean = float(x.mean())
+    return mean - half, mean + half
+
+
 def paired_gain(differences: Sequence[float], *, seed: int = 0) -> Gain:
-    """Mean, bootstrap interval, wins and losses of per-seed differences."""
+    """Mean, bootstrap and t intervals, wins and losses of per-seed differences."""
     diffs = [float(d) for d in differences]
     low, high = bootstrap_ci(diffs, seed=seed)
+    t = t_interval(diffs)
     return Gain(
         mean=sum(diffs) / len(diffs),
         low=low,
@@ -77,6 +105,8 @@ def paired_gain(differences: Sequence[float], *, seed: int = 0) -> Gain:
         seeds=len(diffs),
         wins=sum(d > 0 for d in diffs),
         losses=sum(d < 0 for d in diffs),
+        t_low=None if t is None else t[0],
+        t_high=None if t is None else t[1],
     )
 
 
@@ -146,13 +176,17 @@ class ReferenceComparison:
 
     ``task`` is a task name or :data:`GEO_MEAN`. ``has_reference`` is False when the
     sweep has no finished ``mt-r`` trial (then ``curves`` is empty); ``unpaired`` names
-    the finished trials that found no MT-R trial of their seed and cell.
+    the finished trials that found no MT-R trial of their seed and cell; ``other_sizes``
+    the method labels whose labeled sets differ in size from their MT-R trial's at some
+    iteration (a ``selection.budget``): their per-iteration differences compare different
+    sentence counts, so the comparison at equal cost is the one to read for them.
     """
 
     has_reference: bool
     curves: dict[Column, dict[str, GainCurve]] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
     unpaired: list[str] = field(default_factory=list)
+    other_sizes: list[str] = field(default_factory=list)
 
     @property
     def single_seed(self) -> bool:
@@ -188,6 +222,7 @@ def compare_with_reference(
         lambda: defaultdict(list)
     )
     unpaired: list[str] = []
+    other_sizes: list[str] = []
     seeds: set[int] = set()
     for trial in sorted(methods, key=lambda t: _order_key(t, keys)):
         ref = reference_for(trial, references)
@@ -212,11 +247,15 @@ def compare_with_reference(
                     xs.append((float(size), float(ref.sizes[i])))  # type: ignore[arg-type]
                     ys.append(a)
                     rs.append(b)
+                    if xs[-1][0] != xs[-1][1] and label not in other_sizes:
+                        other_sizes.append(label)
             if ys:
                 area_a = curve_area([x[0] for x in xs], ys)
                 area_b = curve_area([x[1] for x in xs], rs)
                 areas[column][label].append((area_a, area_b))
-    comparison = ReferenceComparison(True, seeds=sorted(seeds), unpaired=unpaired)
+    comparison = ReferenceComparison(
+        True, seeds=sorted(seeds), unpaired=unpaired, other_sizes=other_sizes
+    )
     for dataset in _datasets(finished, datasets):
         columns = [c for c in points if c[0] == dataset]
         columns.sort(key=lambda c: c[1] == GEO_MEAN)  # tasks first, then the geometric mean
@@ -244,11 +283,12 @@ def _signed(value: float, scale: float) -> str:
 
 
 def gain_text(gain: Gain, scale: float) -> str:
-    """``+1.20 [−0.30, +2.50] 2/1``: mean, interval (when over several seeds), wins/losses."""
+    """``+1.20 [−0.30, +2.50] 2/1``: mean, bootstrap interval (when over several seeds),
+    wins/losses; ``*`` after it when the Student-t interval excludes 0 too."""
     text = _signed(gain.mean, scale)
     if gain.seeds > 1:
         text += f" [{_signed(gain.low, scale)}, {_signed(gain.high, scale)}]"
-    return f"{text} {gain.wins}/{gain.losses}"
+    return f"{text} {gain.wins}/{gain.losses}{'*' if gain.t_excludes_zero else ''}"
 
 
 def comparison_markdown(
@@ -269,7 +309,10 @@ def comparison_markdown(
         "the same seed (same initial labeled set) and cell (dataset, β, ...), method − MT-R, "
         f"mean over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} "
         f"({', '.join(map(str, seeds))}), "
-        f"[{LEVEL:.0%} bootstrap interval over seeds], wins/losses = seeds above/below MT-R. "
+        f"[{LEVEL:.0%} bootstrap interval over seeds], wins/losses = seeds above/below MT-R, "
+        "`*` when the Student-t 95 % interval of the mean excludes 0 as well (with 3 seeds the "
+        "bootstrap interval is the range of the per-seed differences: it excludes 0 whenever "
+        "every seed is on one side, which chance alone does 1 time in 4). "
         "AUC: area under the learning curve (trapezoid over labeled sentences, divided by "
         "the x range), its paired difference; in brackets after it, the method's mean AUC.",
         "",
@@ -283,6 +326,14 @@ def comparison_markdown(
     if comparison.unpaired:
         names = ", ".join(f"`{n}`" for n in comparison.unpaired)
         lines += [f"Without an MT-R trial of their seed and cell (left out): {names}.", ""]
+    if comparison.other_sizes:
+        names = ", ".join(f"`{n}`" for n in comparison.other_sizes)
+        lines += [
+            f"Labeled sets of another size than MT-R's at the same iteration (a budget per "
+            f"round): {names}. Their differences below compare different sentence counts "
+            "(and their AUC another x range); read them at equal annotation cost instead.",
+            "",
+        ]
     for column, curves in comparison.curves.items():
         if not curves:
             continue
@@ -316,7 +367,7 @@ def comparison_csv(comparison: ReferenceComparison) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
         ["dataset", "task", "method", "iteration", "labeled", "gain", "low", "high", "seeds",
-         "wins", "losses"]
+         "wins", "losses", "t_low", "t_high"]
     )  # fmt: skip
     for (dataset, task), curves in comparison.curves.items():
         for label, curve in curves.items():
@@ -328,6 +379,8 @@ def comparison_csv(comparison: ReferenceComparison) -> str:
             for iteration, size, g in rows:
                 writer.writerow(
                     [dataset or "", task, label, iteration, size, f"{g.mean:.6g}",
-                     f"{g.low:.6g}", f"{g.high:.6g}", g.seeds, g.wins, g.losses]
+                     f"{g.low:.6g}", f"{g.high:.6g}", g.seeds, g.wins, g.losses,
+                     "" if g.t_low is None else f"{g.t_low:.6g}",
+                     "" if g.t_high is None else f"{g.t_high:.6g}"]
                 )  # fmt: skip
     return out.getvalue()

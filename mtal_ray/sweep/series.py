@@ -54,7 +54,10 @@ class Gain:
 
     ``mean`` of the per-seed differences, ``[low, high]`` its bootstrap confidence
     interval over seeds (degenerate, ``low == high == mean``, with one seed), ``seeds`` the
-    number of pairs, ``wins``/``losses`` the seeds where the method is above/below.
+    number of pairs, ``wins``/``losses`` the seeds where the method is above/below, and
+    ``[t_low, t_high]`` the Student-t interval of the mean (``None`` with one seed): with
+    few seeds the bootstrap interval is the range of the differences (3 seeds: it excludes
+    0 exactly when every seed is on the same side), the t interval accounts for n.
     """
 
     mean: float
@@ -63,6 +66,15 @@ class Gain:
     seeds: int
     wins: int
     losses: int
+    t_low: float | None = None
+    t_high: float | None = None
+
+    @property
+    def t_excludes_zero(self) -> bool:
+        """Whether the Student-t interval lies wholly above or wholly below 0."""
+        if self.t_low is None or self.t_high is None:
+            return False
+        return self.t_low > 0 or self.t_high < 0
 
 
 @dataclass
