@@ -319,7 +319,7 @@ def collect(sweep_dir: Path, tasks: list[str]) -> dict[str, dict[str, dict[str, 
     for trial in load_trials(sweep_dir):
         if trial.record.status != "finished" or not trial.rows:
             continue
-        scores = trial.scores("test")
+        scores = trial.scores("test", fallback=False)  # never dev scores under "test"
         geo = []
         for i in range(len(trial.rows)):
             row = [scores[t][i] for t in tasks if t in scores]

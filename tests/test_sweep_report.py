@@ -135,6 +135,7 @@ def test_a_trials_tasks_are_those_with_a_dev_or_test_score():
     # ner has only stopping and cost columns: no score, so no task of the table
     assert result.tasks == ["re", "extra"]
     assert result.scores("test") == {"re": [0.1, None], "extra": [None, 0.5]}
+    assert result.scores("test", fallback=False) == {"re": [0.1, None], "extra": [None, None]}
 
 
 def test_columns_follow_the_sweeps_dataset_order_and_missing_cells_are_marked(tmp_path: Path):

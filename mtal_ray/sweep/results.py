@@ -118,12 +118,13 @@ class TrialResult:
         seen.update(scored)
         return list(seen)
 
-    def scores(self, split: str) -> dict[str, list[float | None]]:
-        """Per task, the score at each iteration on ``split`` (``test`` falls back to ``dev``)."""
+    def scores(self, split: str, *, fallback: bool = True) -> dict[str, list[float | None]]:
+        """Per task, the score at each iteration on ``split`` (a task without ``split``
+        scores falls back to ``dev``, unless ``fallback`` is False: then it is all None)."""
         out: dict[str, list[float | None]] = {}
         for task in self.tasks:
             chosen = split
-            if not any(f"{split}.{task}" in r for r in self.rows):
+            if fallback and not any(f"{split}.{task}" in r for r in self.rows):
                 chosen = "dev"
             out[task] = [_number(r.get(f"{chosen}.{task}")) for r in self.rows]
         return out
