@@ -96,3 +96,26 @@ def test_a_method_that_spent_more_is_compared_at_randoms_final_cost(tmp_path):
     (gain,) = compare_at_equal_cost(load_trials(tmp_path)).gains[""].values()
     # at cost 20 the method stands at 0.6 + 0.3·5/15 = 0.7, random at 0.8
     assert gain.final.mean == pytest.approx(-0.1) and gain.cost_ratio == pytest.approx(1.5)
+
+
+def test_a_single_task_trial_is_not_compared_with_randoms_geometric_mean(tmp_path):
+    def add_id(name: str, score: float) -> None:  # a second task, ID, on every row
+        path = tmp_path / "trials" / name / "summary.json"
+        summary = json.loads(path.read_text())
+        for row in summary["rows"]:
+            row["test.id"] = row["dev.id"] = score
+        path.write_text(json.dumps(summary))
+
+    trial(tmp_path, "mt-r", 0, [0.4, 0.6, 0.8], [10.0, 10.0, None])
+    add_id("mt-r_0", 0.9)
+    trial(tmp_path, "mt-avg", 0, [0.5, 0.7, 0.9], [10.0, 10.0, None])
+    add_id("mt-avg_0", 0.9)
+    trial(tmp_path, "st-ec", 0, [0.5, 0.7, 0.9], [10.0, 10.0, None])  # SF alone
+    comparison = compare_at_equal_cost(load_trials(tmp_path))
+    assert comparison.other_tasks == ["st-ec_0"]
+    assert list(comparison.gains[""]) == ["mt-avg"]
+    # MT-AVG's geometric mean √(0.9·0.9) = 0.9 against random's √(0.8·0.9) at the same cost
+    assert comparison.gains[""]["mt-avg"].final.mean == pytest.approx(0.9 - (0.8 * 0.9) ** 0.5)
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "Left out (scored on other tasks than MT-R): st-ec_0." in md

@@ -49,10 +49,13 @@ class CostGain:
 @dataclass
 class CostComparison:
     """``gains[dataset][method label]``; ``without_cost`` names the finished trials whose
-    rows hold no annotated cost."""
+    rows hold no annotated cost, ``other_tasks`` those scored on other tasks than their
+    MT-R trial (a single-task ST-AL trial: its one score is no geometric mean of MT-R's
+    tasks)."""
 
     gains: dict[str, dict[str, CostGain]] = field(default_factory=dict)
     without_cost: list[str] = field(default_factory=list)
+    other_tasks: list[str] = field(default_factory=list)
 
 
 def cost_curve(trial: TrialResult, split: str) -> tuple[list[float], list[float]] | None:
@@ -122,6 +125,9 @@ def compare_at_equal_cost(
         ref = reference_for(trial, references)
         if ref is None:
             continue
+        if set(trial.scores(split)) != set(ref.scores(split)):
+            out.other_tasks.append(trial.record.name)
+            continue
         mine, theirs = cost_curve(trial, split), cost_curve(ref, split)
         for name, curve in ((trial.record.name, mine), (ref.record.name, theirs)):
             if curve is None and name not in out.without_cost:
@@ -172,4 +178,7 @@ def cost_markdown(comparison: CostComparison, split: str, scale: float) -> str:
     if comparison.without_cost:
         shown = ", ".join(comparison.without_cost[:5])
         lines += [f"Left out (no annotated cost recorded): {shown}.", ""]
+    if comparison.other_tasks:
+        shown = ", ".join(comparison.other_tasks[:5])
+        lines += [f"Left out (scored on other tasks than MT-R): {shown}.", ""]
     return "\n".join(lines)
