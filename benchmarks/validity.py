@@ -331,6 +331,7 @@ def collect(sweep_dir: Path, tasks: list[str]) -> dict[str, dict[str, dict[str, 
             "test": scores,
             "geo_mean": geo,
             "dev": trial.scores("dev"),  # what a setting is chosen on
+            "wall_s": round(trial.record.seconds, 1),  # the trial's, over all its attempts
         }
     return out
 
@@ -882,6 +883,9 @@ def main(argv: list[str] | None = None) -> int:
                 "seeds": sorted({int(s) for seeds in results.values() for s in seeds}),
             },
             "pool_size": run.pool_size,
+            "trials_wall_s": round(  # every trial's own time, resumes included
+                sum(e["wall_s"] for seeds in results.values() for e in seeds.values()), 1
+            ),
             "pool_composition": label_composition(pool.to_pylist()),
             "methods": results,
         }

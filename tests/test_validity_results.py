@@ -42,6 +42,12 @@ def test_a_fresh_clone_collects_the_archived_trials_and_keeps_other_scenarios(tm
     summary = json.loads((ARCHIVE / "mt-avg_seed=0" / "summary.json").read_text())
     assert methods["mt-avg"]["0"]["labeled"] == [row["labeled"] for row in summary["rows"]]
     assert methods["mt-avg"]["0"]["test"]["sf"] == [row["test.sf"] for row in summary["rows"]]
+    # each trial's own wall time (all its attempts), from the archived trial.json
+    records = [json.loads((ARCHIVE / n / "trial.json").read_text()) for n in TRIALS]
+    seconds = {r["name"]: r["seconds"] for r in records}
+    assert methods["mt-avg"]["0"]["wall_s"] == round(seconds["mt-avg_seed=0"], 1)
+    total = sum(e["wall_s"] for m in methods.values() for e in m.values())
+    assert results["scenarios"]["atis"]["trials_wall_s"] == pytest.approx(total)
     # conll04 was not collected by this run: its earlier entry stays
     assert results["scenarios"]["conll04"] == earlier["conll04"]
     assert not list(output.parent.glob("*.tmp*"))
