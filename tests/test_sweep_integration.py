@@ -145,6 +145,8 @@ def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(
     )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming the sweep" in second.stdout
+    # Tune's state is named by the space and the limit of trials at once (2 on 2 CPUs)
+    assert [p.name.rsplit("-", 1)[1] for p in sweep_dir.glob("tune-*")] == ["c2"]
     # Resources add up (issue 20): trials that run together all get their CPUs (with
     # Train workers, none waits out its start-up timeout; unit: test_sweep_space.py)
     logs = (tmp_path / "first.log").read_text() + second.stdout + second.stderr

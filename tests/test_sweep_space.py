@@ -243,3 +243,54 @@ def test_a_trial_that_fails_before_its_run_exists_logs_its_params_under_their_ow
     (run,) = MlflowClient(uri).search_runs([target.experiment_id()])
     assert run.info.status == "FAILED"
     assert run.data.params["training.lr"] == "-1.0" and run.data.params["seed"] == "0"
+
+
+def test_another_limit_of_trials_at_once_starts_a_new_tune_experiment(tmp_path: Path):
+    """Tune restores an experiment with the limit it was created with, so the limit is in
+    the experiment's name and a changed one (or a directory from before) starts anew."""
+    from mtal_ray.sweep.tuner import tune_experiment_dir
+
+    assert tune_experiment_dir(tmp_path, "0123abcd", 2) == (tmp_path / "tune-0123abcd-c2", None)
+    (tmp_path / "tune-0123abcd").mkdir()  # from before the limit was in the name
+    (tmp_path / "tune-0123abcdef-c2").mkdir()  # another space's (longer digest): not this one
+    path, note = tune_experiment_dir(tmp_path, "0123abcd", 2)
+    assert path == tmp_path / "tune-0123abcd-c2"
+    assert note is not None and note.startswith("tune-0123abcd: this sweep's Tune state")
+    assert "running at most 2 now in a new experiment, tune-0123abcd-c2" in note
+    path.mkdir()  # created by that run: the next run with the same limit restores it
+    assert tune_experiment_dir(tmp_path, "0123abcd", 2) == (path, None)
+    path, note = tune_experiment_dir(tmp_path, "0123abcd", 1)
+    assert path == tmp_path / "tune-0123abcd-c1"
+    assert note is not None and note.startswith("tune-0123abcd, tune-0123abcd-c2:")
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_a_failed_trial_runs_again_only_with_retry_failed(tmp_path, retry: bool):
+    """In a new Tune experiment every trial is started again: a trial recorded as failed
+    fails at once, untouched, unless ``sweep.retry_failed`` (then it runs, here failing
+    on its bad config, with one attempt more)."""
+    from mtal_ray.config import ExperimentConfig
+    from mtal_ray.mlflow_tracking import MlflowTarget
+    from mtal_ray.sweep.results import TrialRecord
+    from mtal_ray.sweep.trial import TrialContext, TrialFailedBefore, run_trial
+
+    target = MlflowTarget(f"sqlite:///{tmp_path / 'mlruns.db'}", "f", (tmp_path / "a").as_uri())
+    context = TrialContext(
+        sweep_name="s", sweep_dir=str(tmp_path / "sweep"), base_raw={"seed": 0},
+        datasets={}, base_dir=str(tmp_path), target=target, parent_run_id=None,
+        config_model=ExperimentConfig, retry_failed=retry,
+    )  # fmt: skip
+    params = {"training.lr": -1.0, "seed": 0}
+    with pytest.raises(ConfigError):
+        run_trial(params, context)  # the first attempt: recorded as failed
+    (trial_dir,) = (tmp_path / "sweep" / "trials").iterdir()
+    assert TrialRecord.load(trial_dir).attempts == 1  # type: ignore[union-attr]
+    if retry:
+        with pytest.raises(ConfigError):
+            run_trial(params, context)
+        assert TrialRecord.load(trial_dir).attempts == 2  # type: ignore[union-attr]
+    else:
+        with pytest.raises(TrialFailedBefore, match=r"failed in an earlier run and sweep\.retry"):
+            run_trial(params, context)
+        record = TrialRecord.load(trial_dir)
+        assert record is not None and (record.attempts, record.status) == (1, "failed")

@@ -8,7 +8,7 @@ Layout of a sweep directory::
         trial.json               the trial's parameters and status (:class:`TrialRecord`)
         summary.json             the driver's per-iteration rows (finished trials)
         rounds/round_0/selection.json   the first selection (for the overlap heat map)
-      tune-<digest>/             Ray Tune's experiment state (restore)
+      tune-<digest>-c<n>/        Ray Tune's experiment state (restore), n trials at once
       report.md, report.csv, learning_curves.png, overlap.png, beta.png,
       reference.csv, gain_over_random.png        the comparison with MT-R (sweep/reference.py)
 

@@ -44,6 +44,8 @@ class TrialContext:
     parent_run_id: str | None
     config_model: type
     random_keys: frozenset[str] = field(default_factory=frozenset)
+    #: ``sweep.retry_failed``: whether a trial recorded as failed runs again.
+    retry_failed: bool = True
 
     def trial_dir(self, name: str) -> Path:
         """``SWEEP_DIR/trials/<name>``."""
@@ -122,6 +124,11 @@ class TrialCallback(LoopCallback):
             self._report(run.state.round(report.iteration), last=last)
 
 
+class TrialFailedBefore(RuntimeError):
+    """A trial recorded as failed, not run again (``sweep.retry_failed: false``). Not a
+    :class:`~mtal_ray.errors.MtalError`: Tune marks it errored and the sweep goes on."""
+
+
 def run_trial(
     params: Mapping[str, Any], context: TrialContext, report: Reporter | None = None
 ) -> dict[str, Any]:
@@ -143,6 +150,13 @@ def run_trial(
                 report({"iteration": i, **_row_metrics(row)})
             report(final)
         return final
+    if done is not None and done.record.status == "failed" and not context.retry_failed:
+        # a new Tune experiment (another limit of trials at once) keeps failures failed
+        reason = (done.record.error or "").strip().splitlines()[:1]
+        raise TrialFailedBefore(
+            f"trial {name} failed in an earlier run and sweep.retry_failed is false"
+            + (f": {reason[0]}" if reason else "")
+        )
     record = done.record if done is not None else TrialRecord(name=name, params=params)
     record.params = params
     record.dataset = params.get(DATASET_KEY)

@@ -1,11 +1,13 @@
 """Run (or resume) a sweep with Ray Tune: :func:`run_sweep`.
 
 The sweep directory holds everything: the trials' AL run directories, Tune's experiment
-state (``tune-<space digest>``), the MLflow store (by default) and the report. Running the
-same command again restores the Tune experiment, so finished trials are kept and only the
-unfinished (and, with ``sweep.retry_failed``, the failed) trials run; each of those resumes
-its AL loop from its own persisted state. Changing the grid starts a new Tune experiment
-in the same directory, and trials whose parameters did not change are found again by name.
+state (``tune-<space digest>-c<trials at once>``), the MLflow store (by default) and the
+report. Running the same command again restores the Tune experiment, so finished trials are
+kept and only the unfinished (and, with ``sweep.retry_failed``, the failed) trials run; each
+of those resumes its AL loop from its own persisted state. Changing the grid starts a new
+Tune experiment in the same directory, and trials whose parameters did not change are found
+again by name. So does changing how many trials run at once (``max_concurrent_trials``, or
+the cluster's CPUs behind its default): Tune keeps a restored experiment's own limit.
 """
 
 from __future__ import annotations
@@ -264,6 +266,7 @@ def _run_sweep(
         parent_run_id=parent,
         config_model=type(config),
         random_keys=frozenset(sweep.random),
+        retry_failed=sweep.retry_failed,
     )
     started = time.perf_counter()
     os.environ.setdefault(ENTRY_POINT_ENV, entry_point())  # trials' source tag (local Ray)
@@ -271,7 +274,10 @@ def _run_sweep(
     try:
         cpus = float(ray_cluster_cpus())
         concurrency = trial_concurrency(sweep, [c for _, c in planned], cpus)
-        failed = _fit(sweep, sweep_dir / f"tune-{digest}", context, concurrency)
+        tune_dir, note = tune_experiment_dir(sweep_dir, digest, concurrency)
+        if note:
+            print(note)
+        failed = _fit(sweep, tune_dir, context, concurrency)
     except BaseException:
         set_status(target, parent, "KILLED", {"sweep.status": "interrupted"})
         raise
@@ -337,6 +343,30 @@ def ray_cluster_cpus() -> float:
     import ray
 
     return float(ray.cluster_resources().get("CPU", 0.0))
+
+
+def tune_experiment_dir(sweep_dir: Path, digest: str, concurrency: int) -> tuple[Path, str | None]:
+    """The Tune experiment of a sweep space run ``concurrency`` trials at once, and a line
+    to print when the sweep directory holds the same space's experiment run with another
+    limit (or from before the limit was in the name): Tune restores an experiment with the
+    limit it was created with, so a new experiment starts, in which finished trials return
+    at once and unfinished ones resume from their run directories."""
+    wanted = sweep_dir / f"tune-{digest}-c{concurrency}"
+    if wanted.exists():
+        return wanted, None
+    earlier = sorted(
+        p.name
+        for p in sweep_dir.glob(f"tune-{digest}*")
+        if p.is_dir() and re.fullmatch(rf"tune-{digest}(-c\d+)?", p.name)
+    )
+    if not earlier:
+        return wanted, None
+    return wanted, (
+        f"{', '.join(earlier)}: this sweep's Tune state with another limit of trials at once "
+        f"(Tune keeps an experiment's own limit on resume); running at most {concurrency} "
+        f"now in a new experiment, {wanted.name}: finished trials return at once, unfinished "
+        "ones resume from their run directories"
+    )
 
 
 def _fit(sweep: SweepConfig, tune_dir: Path, context: TrialContext, concurrency: int) -> int:
