@@ -272,8 +272,17 @@ def base_config(
     }
 
 
-def run_sweep(name: str, config: dict, work: Path, verbose: bool) -> int:
-    """``mtal-ray sweep`` on ``config`` (resumes a sweep directory that exists)."""
+def run_sweep(
+    name: str,
+    config: dict,
+    work: Path,
+    verbose: bool,
+    archive: Path | None = None,
+    archive_every_s: float = 120.0,
+) -> int:
+    """``mtal-ray sweep`` on ``config`` (resumes a sweep directory that exists). With
+    ``archive``, every finished trial is copied there while the sweep runs (checked every
+    ``archive_every_s``), so a machine lost mid-sweep loses only the trials in flight."""
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     sweep_dir = work / "sweeps" / name
@@ -282,10 +291,39 @@ def run_sweep(name: str, config: dict, work: Path, verbose: bool) -> int:
                "--sweep-dir", str(sweep_dir)]  # fmt: skip
     print(f"[{name}] sweep {sweep_dir} (log: {log})", flush=True)
     with log.open("a") as out:
-        done = subprocess.run(
+        process = subprocess.Popen(
             command, cwd=REPO, stdout=None if verbose else out, stderr=subprocess.STDOUT
         )
-    return done.returncode
+
+        def tick() -> None:
+            if archive is not None:
+                archive_finished(name, sweep_dir, archive)
+
+        return wait_ticking(process, archive_every_s, tick)
+
+
+def wait_ticking(process: subprocess.Popen, every_s: float, tick: Callable[[], Any]) -> int:
+    """``process``'s exit code, calling ``tick`` every ``every_s`` while it runs. When the
+    wait is interrupted (Ctrl-C, an error in ``tick``) the process is terminated, not
+    left running without its parent."""
+    try:
+        while True:
+            try:
+                return process.wait(timeout=every_s)
+            except subprocess.TimeoutExpired:
+                tick()
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait()
+
+
+def archive_finished(name: str, sweep_dir: Path, archive: Path) -> list[str]:
+    """Copy the finished trials of ``sweep_dir`` that ``archive`` lacks; print their names."""
+    saved = trial_archive.save(sweep_dir, archive)
+    for trial in saved:
+        print(f"[{name}] archived {trial} in {archive}", flush=True)
+    return saved
 
 
 # --------------------------------------------------------------------------- results
@@ -831,13 +869,11 @@ def scenario_sweeps(
         for line in skipped:
             print(f"[{name}] archived trial not restored (other settings): {line}")
         if not args.skip_sweeps:
-            code = run_sweep(sweep_name, config, work, args.verbose)
+            code = run_sweep(sweep_name, config, work, args.verbose, archive)
             if code != 0:
                 failures.append(name)
                 print(f"[{name}] the sweep exited {code}; see {work / f'{sweep_name}.log'}")
-        saved = trial_archive.save(sweep_dir, archive)
-        if saved:
-            print(f"[{name}] {len(saved)} finished trial(s) archived in {archive}")
+        archive_finished(name, sweep_dir, archive)
         if (sweep_dir / "trials").is_dir():
             yield ScenarioSweep(name, scenario, size, sweep_dir, started, archive, corpus)
 

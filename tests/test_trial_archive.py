@@ -142,3 +142,38 @@ def test_posthoc_results_round_trip(tmp_path: Path) -> None:
     trial_archive.save_posthoc(tmp_path / "a", cache)
     assert trial_archive.load_posthoc(tmp_path / "a") == cache
     assert trial_archive.load_posthoc(tmp_path / "missing") == {}
+
+
+def test_trials_are_archived_while_the_sweep_still_runs(tmp_path: Path) -> None:
+    import subprocess
+
+    import validity
+
+    sweep_dir, archive = tmp_path / "sweep", tmp_path / "archive"
+    make_trial(sweep_dir, 0, "finished")
+    make_trial(sweep_dir, 1, "running")
+    seen: list[list[str]] = []
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+
+    def tick() -> None:
+        seen.append(validity.archive_finished("atis", sweep_dir, archive))
+        assert process.poll() is None  # archived before the sweep ended
+
+    assert validity.wait_ticking(process, 0.3, tick) == 0
+    assert seen and seen[0] == ["mt-r_seed=0"] and all(s == [] for s in seen[1:])
+    assert (archive / "mt-r_seed=0" / "trial.json").exists()
+
+
+def test_an_interrupted_wait_does_not_leave_the_sweep_running(tmp_path: Path) -> None:
+    import subprocess
+
+    import validity
+
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        validity.wait_ticking(process, 0.2, interrupt)
+    assert process.poll() is not None
