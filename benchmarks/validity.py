@@ -294,12 +294,21 @@ def run_sweep(
         process = subprocess.Popen(
             command, cwd=REPO, stdout=None if verbose else out, stderr=subprocess.STDOUT
         )
-
-        def tick() -> None:
-            if archive is not None:
-                archive_finished(name, sweep_dir, archive)
-
+        tick = archiving(name, sweep_dir, archive) if archive is not None else lambda: None
         return wait_ticking(process, archive_every_s, tick)
+
+
+def archiving(name: str, sweep_dir: Path, archive: Path) -> Callable[[], None]:
+    """The sweep's tick: archive its finished trials; an error is printed, not raised (a
+    copy that fails must not end a sweep of hours; the next tick tries again)."""
+
+    def tick() -> None:
+        try:
+            archive_finished(name, sweep_dir, archive)
+        except Exception as err:
+            print(f"[{name}] archiving failed (tried again later): {err}", flush=True)
+
+    return tick
 
 
 def wait_ticking(process: subprocess.Popen, every_s: float, tick: Callable[[], Any]) -> int:
@@ -626,7 +635,7 @@ def print_composition(name: str, results: dict, pool: dict[str, Any]) -> None:
 def print_tables(
     name: str, scenario: Scenario, results: dict, sweep_dir: Path, pool: dict[str, Any]
 ) -> None:
-    from mtal_ray.sweep.reference import compare_with_reference, gain_text
+    from mtal_ray.sweep.reference import compare_with_reference, gain_text, paired_gain
     from mtal_ray.sweep.report import trial_label, varying_keys
     from mtal_ray.sweep.results import load_trials
 
@@ -714,9 +723,8 @@ def print_tables(
                 and (fa := _final(a[seed], task)) is not None
                 and (fb := _final(b[seed], task)) is not None
             ]
-            if diffs:
-                wins = sum(d > 0 for d in diffs)
-                print(f"{task}: {100 * _mean(diffs):+.2f} ({wins}/{len(diffs)} seeds BLP ahead)")
+            if diffs:  # mean [bootstrap interval] BLP-ahead/behind seeds, * as everywhere
+                print(f"{task}: {gain_text(paired_gain(diffs), 100)}")
 
 
 def _has_oe(entry: dict[str, Any], task: str) -> bool:

@@ -47,6 +47,9 @@ TINY = [
     # each trial trains in its own actor: what is checked is Tune's bookkeeping, not Ray
     # Train's (a sweep trial with Train workers: test_node_loss.py)
     "training.num_workers=0",
+    # the first run's own Ray gets every CPU of the host, the resume's shared Ray 2: the
+    # same limit in both, so the resume finds the Tune state on any host
+    "sweep.max_concurrent_trials=2",
     "sweep.grid=[{selection.method: [mt-avg], selection.beta: [0.5, 1.0],"
     " selection.task: [id], seed: [0]},"
     " {selection.method: [mt-r], seed: [0]}]",
@@ -145,7 +148,7 @@ def test_tiny_sweep_is_tracked_reported_and_resumes_only_missing_trials(
     )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "resuming the sweep" in second.stdout
-    # Tune's state is named by the space and the limit of trials at once (2 on 2 CPUs)
+    # Tune's state is named by the space and the limit of trials at once
     assert [p.name.rsplit("-", 1)[1] for p in sweep_dir.glob("tune-*")] == ["c2"]
     # Resources add up (issue 20): trials that run together all get their CPUs (with
     # Train workers, none waits out its start-up timeout; unit: test_sweep_space.py)

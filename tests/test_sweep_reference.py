@@ -101,6 +101,8 @@ def test_with_three_seeds_the_bootstrap_is_the_range_and_the_t_interval_is_wider
     tight = paired_gain([0.10, 0.11, 0.12])  # t: 0.11 ± 0.0248
     assert tight.t_excludes_zero and gain_text(tight, 100) == "+11.00 [+10.00, +12.00] 3/0*"
     assert not paired_gain([0.3]).t_excludes_zero  # one seed: no interval at all
+    same = paired_gain([0.6 - 0.59, 0.6 - 0.5 - 0.09, 0.01])  # no spread but rounding: no mark
+    assert not same.t_excludes_zero and gain_text(same, 100) == "+1.00 [+1.00, +1.00] 3/0"
 
 
 def test_the_t_quantiles_match_scipy() -> None:
@@ -162,7 +164,8 @@ def test_report_has_the_mt_r_section_csv_and_plot(sweep: Path) -> None:
     assert "## Gain over random selection (MT-R)" in md
     assert "### sf" in md and "### geometric mean of the tasks" in md
     assert "| method | it 0 (10) | it 1 (20) | it 2 (40) | AUC |" in md
-    assert "+20.00 [+20.00, +20.00] 2/0*" in md  # ×100, both seeds +0.2 (t: [+20, +20])
+    # ×100, both seeds +0.2: no spread (t: [+20, +20]), so no * mark
+    assert "+20.00 [+20.00, +20.00] 2/0 |" in md or "+20.00 [+20.00, +20.00] 2/0\n" in md
     assert "One seed only" not in md
     assert (
         "![Gain over MT-R per iteration (band: the bootstrap interval)](gain_over_random.png)" in md

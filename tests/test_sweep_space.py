@@ -199,6 +199,10 @@ def test_concurrency_fits_nested_workers_next_to_the_trial_actors():
     # Scoring actors count too.
     assert trial_concurrency(sweep, [_trial(1, 1.0, actors=4)], 16.0) == 3
     assert trial_concurrency(SweepConfig(max_concurrent_trials=3), [_trial(1, 1.0)], 2.0) == 3
+    # never more than the sweep has trials, whatever the machine (the Tune state's name)
+    assert trial_concurrency(sweep, [_trial(1, 0.99)], 16.0, trials=3) == 3
+    assert trial_concurrency(sweep, [_trial(1, 0.99, cpus_per_actor=0.99)], 2.0, trials=3) == 2
+    assert trial_concurrency(SweepConfig(max_concurrent_trials=8), [_trial(1, 1.0)], 64.0, 5) == 5
 
 
 def test_a_sweep_whose_train_workers_could_never_start_is_refused():
@@ -266,9 +270,11 @@ def test_another_limit_of_trials_at_once_starts_a_new_tune_experiment(tmp_path: 
 
 @pytest.mark.parametrize("retry", [False, True])
 def test_a_failed_trial_runs_again_only_with_retry_failed(tmp_path, retry: bool):
-    """In a new Tune experiment every trial is started again: a trial recorded as failed
-    fails at once, untouched, unless ``sweep.retry_failed`` (then it runs, here failing
-    on its bad config, with one attempt more)."""
+    """Tune's own retries (same ``mtal-ray sweep`` invocation) always run the trial again;
+    in a later invocation (a new Tune experiment starts every trial again) a trial
+    recorded as failed fails at once, untouched, unless ``sweep.retry_failed``."""
+    from dataclasses import replace
+
     from mtal_ray.config import ExperimentConfig
     from mtal_ray.mlflow_tracking import MlflowTarget
     from mtal_ray.sweep.results import TrialRecord
@@ -285,12 +291,33 @@ def test_a_failed_trial_runs_again_only_with_retry_failed(tmp_path, retry: bool)
         run_trial(params, context)  # the first attempt: recorded as failed
     (trial_dir,) = (tmp_path / "sweep" / "trials").iterdir()
     assert TrialRecord.load(trial_dir).attempts == 1  # type: ignore[union-attr]
+    with pytest.raises(ConfigError):  # Tune retrying it in the same invocation
+        run_trial(params, context)
+    assert TrialRecord.load(trial_dir).attempts == 2  # type: ignore[union-attr]
+    later = replace(context, run_id="a-later-invocation")
+    assert later.run_id != context.run_id
     if retry:
         with pytest.raises(ConfigError):
-            run_trial(params, context)
-        assert TrialRecord.load(trial_dir).attempts == 2  # type: ignore[union-attr]
+            run_trial(params, later)
+        assert TrialRecord.load(trial_dir).attempts == 3  # type: ignore[union-attr]
     else:
         with pytest.raises(TrialFailedBefore, match=r"failed in an earlier run and sweep\.retry"):
-            run_trial(params, context)
+            run_trial(params, later)
         record = TrialRecord.load(trial_dir)
-        assert record is not None and (record.attempts, record.status) == (1, "failed")
+        assert record is not None and (record.attempts, record.status) == (2, "failed")
+
+
+def test_a_trials_wall_time_is_saved_after_every_step(tmp_path: Path):
+    """An attempt killed mid-round (a lost machine) still counts up to its last step."""
+    from mtal_ray.driver.callbacks import StepReport
+    from mtal_ray.driver.state import Step
+    from mtal_ray.sweep.results import TrialRecord
+    from mtal_ray.sweep.trial import TrialCallback
+
+    record = TrialRecord(name="t", params={}, seconds=100.0)
+    clock = iter([112.5, 130.0])
+    observer = TrialCallback(record, tmp_path, None, lambda: next(clock))
+    observer.on_step_end(None, StepReport(Step.SCORE, 0))  # type: ignore[arg-type]
+    assert TrialRecord.load(tmp_path).seconds == 112.5  # type: ignore[union-attr]
+    observer.on_step_end(None, StepReport(Step.SELECT, 0))  # type: ignore[arg-type]
+    assert TrialRecord.load(tmp_path).seconds == 130.0  # type: ignore[union-attr]

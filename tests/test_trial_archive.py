@@ -177,3 +177,17 @@ def test_an_interrupted_wait_does_not_leave_the_sweep_running(tmp_path: Path) ->
     with pytest.raises(KeyboardInterrupt):
         validity.wait_ticking(process, 0.2, interrupt)
     assert process.poll() is not None
+
+
+def test_an_archive_that_cannot_be_written_does_not_end_the_sweep(tmp_path: Path, capsys):
+    import validity
+
+    sweep_dir = tmp_path / "sweep"
+    make_trial(sweep_dir, 0, "finished")
+    blocked = tmp_path / "archive"
+    blocked.write_text("a file where the archive folder should be")
+    validity.archiving("atis", sweep_dir, blocked)()  # no exception
+    assert "[atis] archiving failed (tried again later)" in capsys.readouterr().out
+    blocked.unlink()
+    validity.archiving("atis", sweep_dir, blocked)()
+    assert (blocked / "mt-r_seed=0" / "trial.json").exists()

@@ -52,6 +52,9 @@ class TrialRecord:
         ``running``, ``finished`` or ``failed``.
     attempts
         How many times the trial was started (resumes and retries included).
+    seconds
+        Wall time over all attempts (kept current after every step, so an attempt
+        that is killed counts up to its last finished step).
     """
 
     name: str
@@ -66,6 +69,8 @@ class TrialRecord:
     error: str | None = None
     seconds: float = 0.0
     mlflow_run_id: str | None = None
+    #: The ``mtal-ray sweep`` invocation (its run id) in which the trial last failed.
+    failed_run: str | None = None
 
     def save(self, trial_dir: Path) -> None:
         """Write ``trial_dir/trial.json`` atomically."""

@@ -71,8 +71,10 @@ class Gain:
 
     @property
     def t_excludes_zero(self) -> bool:
-        """Whether the Student-t interval lies wholly above or wholly below 0."""
-        if self.t_low is None or self.t_high is None:
+        """Whether the Student-t interval lies wholly above or wholly below 0. Not when it
+        has no width: differences identical in every seed (coarse scores, e.g. a small
+        evaluation sample) give no estimate of their spread."""
+        if self.t_low is None or self.t_high is None or self.t_high - self.t_low < 1e-9:
             return False
         return self.t_low > 0 or self.t_high < 0
 

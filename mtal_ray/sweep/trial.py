@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,9 @@ class TrialContext:
     random_keys: frozenset[str] = field(default_factory=frozenset)
     #: ``sweep.retry_failed``: whether a trial recorded as failed runs again.
     retry_failed: bool = True
+    #: This ``mtal-ray sweep`` invocation's id: a trial that failed in it may be retried
+    #: by Tune (``sweep.max_failures``) whatever ``retry_failed`` says.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def trial_dir(self, name: str) -> Path:
         """``SWEEP_DIR/trials/<name>``."""
@@ -93,10 +97,18 @@ class TrialCallback(LoopCallback):
     function trainable).
     """
 
-    def __init__(self, record: TrialRecord, trial_dir: Path, report: Reporter | None) -> None:
+    def __init__(
+        self,
+        record: TrialRecord,
+        trial_dir: Path,
+        report: Reporter | None,
+        seconds: Callable[[], float] | None = None,
+    ) -> None:
         self.record = record
         self.trial_dir = trial_dir
         self.report = report
+        #: the trial's wall time so far (all attempts), saved after every step
+        self.seconds = seconds
         self.reported: set[int] = set()
 
     def _report(self, record: RoundRecord, last: bool) -> None:
@@ -119,6 +131,9 @@ class TrialCallback(LoopCallback):
             self._report(r, last=run.state.done and r.iteration + 1 >= run.state.iterations)
 
     def on_step_end(self, run: RunInfo, report: StepReport) -> None:
+        if self.seconds is not None:  # a killed attempt keeps the time up to here
+            self.record.seconds = self.seconds()
+            self.record.save(self.trial_dir)
         if report.step == Step.TRAIN:
             last = report.iteration + 1 >= run.state.iterations
             self._report(run.state.round(report.iteration), last=last)
@@ -150,8 +165,14 @@ def run_trial(
                 report({"iteration": i, **_row_metrics(row)})
             report(final)
         return final
-    if done is not None and done.record.status == "failed" and not context.retry_failed:
+    failed_before = (
+        done is not None
+        and done.record.status == "failed"
+        and done.record.failed_run != context.run_id  # Tune's own retries go ahead
+    )
+    if failed_before and not context.retry_failed:
         # a new Tune experiment (another limit of trials at once) keeps failures failed
+        assert done is not None
         reason = (done.record.error or "").strip().splitlines()[:1]
         raise TrialFailedBefore(
             f"trial {name} failed in an earlier run and sweep.retry_failed is false"
@@ -190,14 +211,16 @@ def run_trial(
             callbacks.append(
                 MlflowCallback(context.target, name, tags, parent_run_id=context.parent_run_id)
             )
-        observer = TrialCallback(record, trial_dir, report)
+        observer = TrialCallback(
+            record, trial_dir, report, lambda: seconds_before + time.perf_counter() - started
+        )
         callbacks.append(observer)
         loop = ActiveLearningLoop(config, trial_dir, Path(context.base_dir), callbacks=callbacks)
         summary = loop.run()
         if summary.status not in ("finished", "stopped"):  # stopped: al.stopping ended it
             raise MtalError(f"trial {name} stopped: {summary.message}")
     except Exception as err:
-        record.status = "failed"
+        record.status, record.failed_run = "failed", context.run_id
         record.error = f"{type(err).__name__}: {err}\n" + "".join(
             traceback.format_exception(err)[-6:]
         )

@@ -135,7 +135,9 @@ def nested_cpus(config: Any) -> float:
     return float(max(train, score))
 
 
-def trial_concurrency(sweep: SweepConfig, trial_configs: list[Any], cluster_cpus: float) -> int:
+def trial_concurrency(
+    sweep: SweepConfig, trial_configs: list[Any], cluster_cpus: float, trials: int | None = None
+) -> int:
     """Trials to run at once; refuses a sweep whose nested workers could never start.
 
     Resources add up: by default only as many trials run as fit *together* — each trial
@@ -143,12 +145,16 @@ def trial_concurrency(sweep: SweepConfig, trial_configs: list[Any], cluster_cpus
     worker group waits for CPUs another trial holds (on 2 cores, one 1-CPU worker per
     trial runs one trial at a time; 0.99 CPU per worker runs two). An explicit
     ``max_concurrent_trials`` is taken as given, as long as one trial's nested work fits
-    next to the running trial actors.
+    next to the running trial actors. Never more than ``trials`` (the sweep's trial count),
+    so the limit, and the Tune experiment named by it, does not follow a bigger machine's
+    CPU count when every trial already runs at once.
     """
     need = sweep.cpus_per_trial or max((nested_cpus(c) for c in trial_configs), default=1.0)
     need = max(need, 1e-6)
     fits = int((cluster_cpus + 1e-9) // (need + sweep.trial_cpus))
     concurrency = sweep.max_concurrent_trials or max(1, fits)
+    if trials is not None:
+        concurrency = max(1, min(concurrency, trials))
     if need + concurrency * sweep.trial_cpus > cluster_cpus + 1e-9:
         raise ConfigError(
             f"sweep: a trial's Train workers / scoring actors reserve {need:g} CPUs and "
@@ -273,7 +279,8 @@ def _run_sweep(
     started_ray = ensure_ray() or early_ray
     try:
         cpus = float(ray_cluster_cpus())
-        concurrency = trial_concurrency(sweep, [c for _, c in planned], cpus)
+        total = len(planned) * sweep.num_samples
+        concurrency = trial_concurrency(sweep, [c for _, c in planned], cpus, total)
         tune_dir, note = tune_experiment_dir(sweep_dir, digest, concurrency)
         if note:
             print(note)
