@@ -419,6 +419,7 @@ def test_conll_bad_lines(tmp_path, capsys):
     (tmp_path / "b.conll").write_text("EU B-ORG\nrejects S-ORG\n\n")
     assert refused(capsys, "data", "stats", tmp_path / "b.conll") == (
         f"{tmp_path}/b.conll:2: ner tag 'S-ORG' is neither O nor B-<type>/I-<type>"
+        " (BIOES/BILOU tags: convert to BIO, S-/U- to B-, E-/L- to I-)"
     )
     assert refused(capsys, "data", "stats", tmp_path / "b.conll", "--columns", "token=0,pos=1") == (
         "data.columns: unknown key 'pos' (use token and one of ner, sf)"
@@ -586,4 +587,81 @@ def test_import_refuses_a_dependency_graph_that_is_not_a_tree(tmp_path):
         import_annotations(tmp_path / "run", 2, [returned])
     assert str(info.value) == (
         f"{returned}:2: sentence 's1': words 1 -> 2 -> 1 form a cycle (they never reach the root)"
+    )
+
+
+# ------------------------------------------------------------ corpora as people have them
+
+
+def test_conllu_word_lines_may_end_in_spaces_or_a_tab(tmp_path):
+    from mtal_ray.data.conllu import read_conllu
+
+    clean = "1\tEU\t_\t_\t_\t_\t0\troot\t_\tNER=B-ORG\n2\tsays\t_\t_\t_\t_\t1\tdep\t_\tNER=O\n"
+    (tmp_path / "a.conllu").write_text(clean + "\n")
+    messy = clean.replace("NER=B-ORG\n", "NER=B-ORG \n").replace("NER=O\n", "NER=O\t\n")
+    (tmp_path / "b.conllu").write_text(messy)  # and no final blank line / newline issue
+    report = ReadReport()
+    a, b = read_conllu(tmp_path / "a.conllu"), read_conllu(tmp_path / "b.conllu", report=report)
+    assert a.column("ner.tags").to_pylist() == b.column("ner.tags").to_pylist()
+    assert b.column("ner.tags").to_pylist() == [["B-ORG", "O"]]
+    assert report.normalised["trailing_whitespace"] == 2
+    (tmp_path / "c.conllu").write_text(clean.rstrip("\n"))
+    report = ReadReport()
+    read_conllu(tmp_path / "c.conllu", report=report)
+    assert report.normalised["missing_final_newline"] == 1
+
+
+def test_a_no_break_space_stays_inside_its_token(tmp_path):
+    """str.split() would cut "10 000" (U+00A0) in two and read the tag from the wrong column."""
+    (tmp_path / "a.conll").write_text("It CD O\n10\u00a0000 CD O\nEU NNP B-ORG\n\n")
+    table = read_conll(tmp_path / "a.conll")
+    assert table.column("tokens").to_pylist() == [["It", "10\u00a0000", "EU"]]
+    assert table.column("ner.tags").to_pylist() == [["O", "O", "B-ORG"]]
+    # tab-separated: a token may hold a space
+    (tmp_path / "b.conll").write_text("New York\tNNP\tB-LOC\nis\tVBZ\tO\n\n")
+    table = read_conll(tmp_path / "b.conll")
+    assert table.column("tokens").to_pylist() == [["New York", "is"]]
+    assert table.column("ner.tags").to_pylist() == [["B-LOC", "O"]]
+
+
+def test_a_lone_surrogate_escape_in_jsonl_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "a.json").write_text('{"tokens": ["ok"]}\n{"tokens": ["cut \\ud83d"]}\n')
+    assert refused(capsys, "data", "stats", tmp_path / "a.json") == (
+        f"{tmp_path}/a.json:2: invalid string: a lone surrogate escape \\ud83d (half of an "
+        "emoji or other character cut in two) is not text; remove it or escape the whole pair"
+    )
+    (tmp_path / "b.json").write_text('{"tokens": ["whole \\ud83d\\ude00"]}\n')
+    assert read_jsonl(tmp_path / "b.json").column("tokens").to_pylist() == [["whole \U0001f600"]]
+
+
+def test_a_split_file_of_a_corpus_folder_that_cannot_be_read_is_named(tmp_path, capsys):
+    (tmp_path / "train.conll").write_text("EU B-ORG\nrejects O\n\n")
+    (tmp_path / "test.conll").write_text("EU B-ORG\n\n")
+    (tmp_path / "dev.conll").write_text("")
+    assert refused(capsys, "data", "stats", tmp_path) == (
+        f"{tmp_path}/dev.conll: an empty file; fix or remove it"
+    )
+    (tmp_path / "dev.conll").write_text("EU B-ORG\n\n")
+    assert sorted(stats(capsys, tmp_path)["splits"]) == ["dev", "test", "train"]
+    for name in ("train", "dev", "test"):  # upper-case suffixes are read too
+        (tmp_path / f"{name}.conll").rename(tmp_path / f"{name}.CONLL")
+    assert sorted(stats(capsys, tmp_path)["splits"]) == ["dev", "test", "train"]
+
+
+def test_an_intent_label_with_leading_whitespace_is_the_same_intent(tmp_path):
+    report = ReadReport()
+    table = read_slu(
+        slu_split(tmp_path / "train", SEQ_IN, SEQ_OUT, " atis_flight\natis_airfare\n"),
+        report=report,
+    )
+    assert table.column("id.label").to_pylist() == ["atis_flight", "atis_airfare"]
+    assert report.normalised["whitespace_runs"] == 1
+
+
+def test_a_comment_line_in_a_conll_file_gets_a_hint(tmp_path, capsys):
+    (tmp_path / "a.conll").write_text("# sent_id = 1\nEU B-ORG\n\n")
+    assert refused(capsys, "data", "stats", tmp_path / "a.conll") == (
+        f"{tmp_path}/a.conll:1: ner tag '1' is neither O nor B-<type>/I-<type> (a comment "
+        "line? the conll format has none, '#' may be a token: remove such lines, or give "
+        "CoNLL-U as .conllu)"
     )

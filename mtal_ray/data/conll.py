@@ -33,7 +33,7 @@ import pyarrow as pa
 from mtal_ray.data.atomic import atomic_write_text
 from mtal_ray.data.schema import make_table
 from mtal_ray.data.spans import bio_errors
-from mtal_ray.data.text import ReadReport, read_corpus_text
+from mtal_ray.data.text import ReadReport, read_corpus_text, split_fields
 from mtal_ray.errors import DataFormatError, MtalError
 
 RAW_COLUMN = "conll.raw"
@@ -90,7 +90,7 @@ def _index(value: int, n: int) -> int | None:
 def _parse_token(
     path: Path, lineno: int, line: str, token: int, tag: int, task: str
 ) -> tuple[str, str]:
-    fields = line.split()
+    fields = split_fields(line)
     ti, gi = _index(token, len(fields)), _index(tag, len(fields))
     if ti is None or gi is None or ti == gi:
         raise DataFormatError(
@@ -152,7 +152,13 @@ def read_conll(
         else:
             for pos, message in bio_errors(labels):
                 if strict_bio or "neither" in message:
-                    raise DataFormatError(path, sentence[pos][0], f"{task} {message}")
+                    lineno = sentence[pos][0]
+                    if lines[lineno - 1].startswith("# "):  # "# sent_id = 3", "# text = ..."
+                        message += (
+                            " (a comment line? the conll format has none, '#' may be a token:"
+                            " remove such lines, or give CoNLL-U as .conllu)"
+                        )
+                    raise DataFormatError(path, lineno, f"{task} {message}")
             row_tags = labels
         ids.append(f"{path.stem}-{len(ids) + 1}")
         tokens.append(words)

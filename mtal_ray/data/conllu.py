@@ -11,8 +11,10 @@ files are written back. An annotated ``dp`` sentence must be a tree: exactly one
 self-loops, no cycles, every HEAD in range (the error names file, line and sentence id).
 
 The original sentence block is kept in ``conllu.raw`` so that :func:`write_conllu`
-reproduces the file byte for byte; HEAD, DEPREL and NER are re-inserted from the task
-columns, so edited or predicted labels are what gets written.
+reproduces each sentence byte for byte (comments, ranges, empty nodes, every column);
+between sentences it writes the canonical one blank line, and a BOM, CRLF line ends and
+whitespace after a word line's last column are not written back. HEAD, DEPREL and NER are
+re-inserted from the task columns, so edited or predicted labels are what gets written.
 """
 
 from __future__ import annotations
@@ -217,7 +219,8 @@ def read_conllu(
     strict_bio
         Refuse an ``I-`` tag that does not continue an entity of its type.
     report
-        Filled with what was normalised (a BOM, CRLF line ends).
+        Filled with what was normalised (a BOM, CRLF line ends, whitespace after a word
+        line's last column, a missing final newline).
 
     Raises
     ------
@@ -225,7 +228,10 @@ def read_conllu(
         Naming the file and line of the first problem (an empty file is one).
     """
     path = Path(path)
+    report = report if report is not None else ReadReport()
     text = read_corpus_text(path, report)
+    if text and not text.endswith("\n"):
+        report.normalised["missing_final_newline"] += 1
     rows: list[dict[str, object]] = []
     block: list[tuple[int, str]] = []
     for lineno, line in enumerate(split_lines(text), start=1):
@@ -234,6 +240,9 @@ def read_conllu(
                 rows.append(_parse_block(path, block, len(rows), strict_bio))
                 block = []
             continue
+        if not line.startswith("#") and line != (bare := line.rstrip(" \t")):
+            report.normalised["trailing_whitespace"] += 1  # after MISC, e.g. "NER=O "
+            line = bare
         block.append((lineno, line))
     if block:
         rows.append(_parse_block(path, block, len(rows), strict_bio))

@@ -135,8 +135,8 @@ def sniff_text(head: str) -> str | None:
 
 
 def _sniff_file(path: Path) -> str:
-    if path.suffix in _EXTENSIONS:
-        return _EXTENSIONS[path.suffix]
+    if path.suffix.lower() in _EXTENSIONS:
+        return _EXTENSIONS[path.suffix.lower()]
     try:
         with path.open("rb") as handle:
             head = handle.read(65536).decode("utf-8", errors="ignore")
@@ -154,9 +154,23 @@ def _is_candidate(path: Path) -> bool:
     """Whether a file in a corpus folder may be a split file."""
     if not path.is_file() or path.name.startswith("."):
         return False
-    if path.suffix in _EXTENSIONS:
+    suffix = path.suffix.lower()  # train.CONLLU as well
+    if suffix in _EXTENSIONS:
         return True
-    return path.suffix in _SNIFFED and (path.suffix != ".txt" or path.stem in _SPLIT_ORDER)
+    return suffix in _SNIFFED and (suffix != ".txt" or path.stem in _SPLIT_ORDER)
+
+
+def _not_format(path: Path, fmt: str) -> str:
+    """Why the split file ``path`` is not read as ``fmt``."""
+    try:
+        if path.stat().st_size == 0:
+            return "an empty file"
+        found = _sniff_file(path)
+    except DataFormatError as err:
+        return err.problem
+    except OSError as err:
+        return f"cannot read file: {err.strerror or err}"
+    return f"looks like {found}, but the corpus is read as {fmt} (its split files differ)"
 
 
 def _file_format(path: Path) -> str | None:
@@ -243,7 +257,12 @@ def load_corpus(
     else:
         items = {}
         for p in sorted(path.iterdir()):
-            if _is_candidate(p) and _file_format(p) == fmt:
+            if not _is_candidate(p):
+                continue
+            if p.stem in _SPLIT_ORDER and _file_format(p) != fmt:
+                # a split file that is not read must not vanish silently ("no split 'dev'")
+                raise MtalError(f"{p}: {_not_format(p, fmt)}; fix or remove it")
+            if _file_format(p) == fmt:
                 if p.stem in items:
                     raise MtalError(
                         f"{path}: two files for split {p.stem!r}: {items[p.stem].name}, {p.name}"

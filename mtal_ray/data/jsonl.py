@@ -110,6 +110,20 @@ def _entities(
     return tags, rank
 
 
+def _check_surrogates(path: Path, lineno: int, obj: dict[str, Any]) -> None:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        bad = err.object[err.start : err.end]
+        escape = "".join(f"\\u{ord(c):04x}" for c in bad)
+        raise DataFormatError(
+            path,
+            lineno,
+            f"invalid string: a lone surrogate escape {escape} (half of an emoji or other "
+            "character cut in two) is not text; remove it or escape the whole pair",
+        ) from None
+
+
 def read_jsonl(
     path: str | Path,
     *,
@@ -160,6 +174,8 @@ def read_jsonl(
             raise DataFormatError(path, lineno, f"invalid JSON: {err.msg}") from err
         if not isinstance(obj, dict):
             raise DataFormatError(path, lineno, "each line must be a JSON object")
+        if "\\ud" in line.lower():  # only a \uD800-\uDFFF escape can give a lone surrogate
+            _check_surrogates(path, lineno, obj)
         tokens = obj.get("tokens")
         if (
             not isinstance(tokens, list)

@@ -22,7 +22,7 @@ import pyarrow as pa
 from mtal_ray.data.atomic import atomic_write_many
 from mtal_ray.data.schema import make_table
 from mtal_ray.data.spans import bio_errors
-from mtal_ray.data.text import ReadReport, read_corpus_text, split_lines
+from mtal_ray.data.text import ReadReport, read_corpus_text, split_blanks, split_lines
 from mtal_ray.errors import DataFormatError, MtalError
 
 #: The three line-aligned files of a split folder: words, slot tags, intents.
@@ -44,8 +44,8 @@ def _read_lines(path: Path, report: ReadReport) -> list[str]:
 
 def _fields(line: str, report: ReadReport) -> list[str]:
     """The whitespace-separated fields of ``line``, counting what was not canonical."""
-    fields = line.split()
-    stripped = line.rstrip()
+    fields = split_blanks(line)
+    stripped = line.rstrip(" \t")
     if stripped != line:
         report.normalised["trailing_whitespace"] += 1
     if " ".join(fields) != stripped:
@@ -114,7 +114,9 @@ def read_slu(
             raise DataFormatError(folder / INTENT_FILE, lineno, "empty intent label")
         if label != label.rstrip():
             report.normalised["trailing_whitespace"] += 1
-            label = label.rstrip()
+        if label != label.lstrip():  # " atis_flight" is atis_flight, not an intent of its own
+            report.normalised["whitespace_runs"] += 1
+        label = label.strip()
         ids.append(f"{folder.name}-{i}")
         tokens.append(toks)
         sf.append(tags)

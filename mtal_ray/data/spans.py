@@ -50,7 +50,10 @@ def bio_errors(tags: Sequence[str]) -> list[tuple[int, str]]:
     for i, tag in enumerate(tags):
         prefix, sep, label = tag.partition("-")
         if tag != "O" and (prefix not in ("B", "I") or not sep or not label):
-            errors.append((i, f"tag {tag!r} is neither O nor B-<type>/I-<type>"))
+            message = f"tag {tag!r} is neither O nor B-<type>/I-<type>"
+            if prefix in ("S", "E", "L", "U") and sep and label:
+                message += " (BIOES/BILOU tags: convert to BIO, S-/U- to B-, E-/L- to I-)"
+            errors.append((i, message))
         elif prefix == "I" and (prev == "O" or prev.partition("-")[2] != label):
             errors.append((i, f"tag {tag!r} follows {prev!r} (I- must continue an entity)"))
         prev = tag

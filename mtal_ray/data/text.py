@@ -9,6 +9,7 @@ which :func:`~mtal_ray.data.corpus.load_corpus` keeps per split
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,9 @@ class ReadReport:
     ----------
     normalised
         Kind -> count: ``bom`` (files that started with a byte-order mark), ``crlf``
-        (lines ending in CRLF), ``trailing_whitespace`` and ``whitespace_runs`` (``slu``
-        lines with whitespace after the last word, or with tabs / several spaces / leading
+        (lines ending in CRLF), ``trailing_whitespace`` (``slu`` lines with whitespace
+        after the last word, ``conllu`` word lines with spaces or tabs after the last
+        column), ``whitespace_runs`` (``slu`` lines with tabs / several spaces / leading
         whitespace between words), ``missing_final_newline`` (files).
     dropped_entities
         Entity mentions dropped by an ``overlapping_entities`` policy.
@@ -90,3 +92,23 @@ def split_lines(text: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return lines
+
+
+_BLANKS = re.compile(r"[ \t]+")
+_TABS = re.compile(r" *\t[ \t]*")
+
+
+def split_fields(line: str) -> list[str]:
+    """The columns of a CoNLL-style line: tab-separated when the line has a tab (a token
+    may then hold a space, as in "New York"), else space-separated. Only ASCII spaces and
+    tabs separate: a no-break or thin space stays inside its token ("10\u00a0000"), where
+    ``str.split()`` would cut the token in two and shift every column after it."""
+    bare = line.strip(" \t")
+    return _TABS.split(bare) if "\t" in bare else split_blanks(bare)
+
+
+def split_blanks(line: str) -> list[str]:
+    """The words of ``line`` separated by runs of ASCII spaces and tabs (other Unicode
+    whitespace, e.g. a no-break space, belongs to its word)."""
+    bare = line.strip(" \t")
+    return _BLANKS.split(bare) if bare else []
