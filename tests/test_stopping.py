@@ -482,3 +482,38 @@ def test_the_learning_curve_marks_where_a_task_stopped(tmp_path, monkeypatch):
     path = plot_learning_curve([10, 20, 30], scores, tmp_path / "curve.png", stops={"id": 20})
     assert marks == [(20, "stopped")]
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_kill_between_the_stop_predictions_and_the_state_keeps_the_stop_set(tmp_path):
+    """Round 0's select writes the stop-set predictions, then saves the state with the stop
+    set: a kill in between left a state without it, and every resume failed in round 1
+    (a new stop set, drawn from a smaller pool, that round 0's predictions do not cover).
+    The resumed run takes the stop set back from the predictions."""
+    import pyarrow.parquet as pq
+
+    from mtal_ray.data import take_ids
+    from mtal_ray.driver.loop import load_run_data
+
+    run_dir = tmp_path / "run"
+    rules = "al.stopping={criterion: stabilizing-predictions, window: 2, stop_set: 10}"
+    config = _config("al.iterations=5", rules)
+    with pytest.raises(Crash):  # killed before round 0's select
+        _loop(run_dir, config, callbacks=[Recorder(crash_before=2)]).run()
+    state = load_state(run_dir)
+    assert state is not None and not state.stop_set
+    # ... which did write its predictions before the kill, on a stop set it never saved
+    train = load_run_data(config, tmp_path).train
+    pool = state.pool_of(train).column("id").to_pylist()
+    written = sorted(pool[-10:])
+    predictor = StablePredictor()
+    path = run_dir / "rounds" / "round_0" / "stop_predictions.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(predictor.predict(None, take_ids(train, written)), path)
+
+    predictor.seen.clear()
+    ports = LoopPorts(FakeTrainer(), FakeScorer(), OracleAnnotator(), predictor)
+    summary = ActiveLearningLoop(config, run_dir, ports=ports, callbacks=[]).run()
+    assert summary.status == "stopped"
+    state = load_state(run_dir)
+    assert state.stop_set == written
+    assert predictor.seen and all(ids == written for ids in predictor.seen)

@@ -75,7 +75,10 @@ class TaskStopping:
     def _predictions(self, state: LoopState, iteration: int, train: pa.Table) -> pa.Table | None:
         path = self.run_dir / "rounds" / f"round_{iteration}" / STOP_PREDICTIONS
         if path.exists():
-            return pq.read_table(path)
+            table = pq.read_table(path)
+            if not state.stop_set:  # killed after the predictions, before the state was saved
+                state.stop_set = sorted(table.column("id").to_pylist())
+            return table
         if iteration != state.iteration:
             return None  # an earlier round that was not measured
         checkpoint = state.round(iteration).checkpoint
