@@ -139,6 +139,20 @@ def start_run(
     return run_id
 
 
+def run_exists(target: MlflowTarget, run_id: str) -> bool:
+    """Whether ``run_id`` is a live run of ``target``'s experiment (not in another store or
+    experiment, not deleted)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = target.client().get_run(run_id)
+    except MlflowException:
+        return False
+    return run.info.lifecycle_stage == "active" and run.info.experiment_id == str(
+        target.experiment_id()
+    )
+
+
 def find_run(target: MlflowTarget, key: str) -> str | None:
     """The id of the experiment's run tagged ``RUN_KEY_TAG = key`` (the newest), if any:
     a run whose creation was interrupted before its id was written to the run state."""

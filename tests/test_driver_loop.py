@@ -527,3 +527,57 @@ def test_the_loop_imports_no_torch_and_no_ray():
 def test_fake_unit_is_uniform_enough():
     values = np.array([_unit(i) for i in range(200)])
     assert 0.4 < values.mean() < 0.6
+
+
+# ------------------------------------------------- al.iterations changed between launches
+
+
+def _trainings(run_dir: Path) -> int:
+    state = load_state(run_dir)
+    assert state is not None
+    return sum(1 for r in state.rounds if r.dev)
+
+
+@pytest.mark.parametrize(
+    ("crash_before", "trainings", "selections", "note"),
+    [
+        (11, 3, 2, "the run had trained 3 times; it ends"),  # at round 2's score
+        (12, 3, 2, "the run had trained 3 times; it ends"),  # at round 2's select
+        (13, 4, 3, "round 2's selection is already made, so the run finishes that round"),
+        (15, 4, 3, "round 3's annotations are in, so the run trains on them (4 trainings)"),
+    ],
+)
+def test_fewer_iterations_on_resume_never_select_beyond_them(
+    tmp_path, crash_before, trainings, selections, note
+):
+    """Killed in round 2 of 5, resumed with al.iterations=3: with the third training done,
+    nothing more is selected (a human batch costs money); a selection already made is
+    annotated and trained on, and the user is told."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(Crash):
+        _loop(run_dir, _config("al.iterations=5"), callbacks=[Recorder(crash_before)]).run()
+    warnings: list[str] = []
+
+    class Warned(LoopCallback):
+        def on_run_start(self, run: RunInfo) -> None:
+            warnings.extend(run.warnings)
+
+    summary = _loop(run_dir, _config("al.iterations=3"), callbacks=[Warned()]).run()
+    assert summary.status == "finished"
+    assert any(note in w for w in warnings), warnings
+    assert _trainings(run_dir) == trainings
+    assert len(list((run_dir / "rounds").glob("round_*/selection.json"))) == selections
+    state = load_state(run_dir)
+    assert state is not None and state.done and state.iterations == trainings
+
+
+def test_more_iterations_continue_a_finished_run_and_config_json_follows(tmp_path):
+    run_dir = tmp_path / "run"
+    _loop(run_dir, _config("al.iterations=2")).run()
+    assert _trainings(run_dir) == 2
+    (run_dir / "labels.json").unlink()  # as a kill right after state.json would leave it
+    _loop(run_dir, _config("al.iterations=4")).run()
+    assert _trainings(run_dir) == 4
+    stored = json.loads((run_dir / "config.json").read_text())
+    assert stored["al"]["iterations"] == 4  # what mtal-ray import resumes with
+    assert (run_dir / "labels.json").exists()

@@ -342,6 +342,33 @@ def test_a_run_killed_before_its_id_was_saved_is_reopened_not_duplicated(tmp_pat
     assert other.mlflow_run_id not in (None, created)
 
 
+def test_a_run_whose_mlflow_store_moved_logs_to_a_new_run(tmp_path: Path, caplog) -> None:
+    """state.json names an MLflow run the store does not hold (the store was deleted, or
+    tracking.tracking_uri now points elsewhere): a warning and a new run, not MLflow's
+    traceback on every launch."""
+    from mtal_ray.driver.callbacks import RunInfo
+    from mtal_ray.driver.observers import MlflowCallback
+    from mtal_ray.driver.state import LoopState
+    from mtal_ray.mlflow_tracking import MlflowTarget, run_exists
+
+    class Config:
+        def model_dump(self, mode: str = "json") -> dict:
+            return {"seed": 0}
+
+    old = MlflowTarget(f"sqlite:///{tmp_path / 'old.db'}", "moved", (tmp_path / "a").as_uri())
+    state = LoopState(config_digest="d", iterations=1)
+    MlflowCallback(old).on_run_start(RunInfo(tmp_path / "run", Config(), ["sf"], state, False))
+    stale = state.mlflow_run_id
+    assert stale is not None and run_exists(old, stale)
+
+    new = MlflowTarget(f"sqlite:///{tmp_path / 'new.db'}", "moved", (tmp_path / "b").as_uri())
+    assert not run_exists(new, stale)
+    with caplog.at_level("WARNING", logger="mtal_ray.driver"):
+        MlflowCallback(new).on_run_start(RunInfo(tmp_path / "run", Config(), ["sf"], state, True))
+    assert state.mlflow_run_id not in (None, stale) and run_exists(new, state.mlflow_run_id)
+    assert f"MLflow run {stale} of" in caplog.text and "logging to a new run" in caplog.text
+
+
 def test_concurrent_runs_logging_the_same_datasets_all_succeed(tmp_path: Path) -> None:
     """Sweep trials of one experiment log the same splits at the same moment: MLflow looks a
     dataset up and then inserts it, so two runs can both insert it and one gets the store's

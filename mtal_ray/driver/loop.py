@@ -276,7 +276,9 @@ class ActiveLearningLoop:
                 self.run_dir / "config.json", redact_secrets(self.cfg.model_dump(mode="json"))
             )
             save_state(self.run_dir, state)
-        else:
+        assert state is not None
+        notes: list[str] = []
+        if resumed:
             if state.config_digest != digest:
                 raise MtalError(
                     f"{self.run_dir} holds a different experiment (its config.json differs in "
@@ -288,20 +290,50 @@ class ActiveLearningLoop:
                 save_state(self.run_dir, state)
             if iterations != state.iterations:
                 # More (or fewer) iterations than before: continue from where it stands.
-                state.iterations = max(iterations, state.iteration + 1)
-                if state.done and state.iteration + 1 < state.iterations:
-                    state.step = Step.SCORE
+                notes += self._change_iterations(state, iterations)
                 save_state(self.run_dir, state)
+            # what the run goes on with (mtal-ray import resumes from it): al, tracking,
+            # annotation's waiting may differ from the launch that created the run
+            write_json(
+                self.run_dir / "config.json", redact_secrets(self.cfg.model_dump(mode="json"))
+            )
         write_json(self.run_dir / LAUNCH_FILE, {"base_dir": str(self.base_dir.resolve())})
-        if not resumed:
+        if not (self.run_dir / LABELS_FILE).exists():  # a kill may have come before it
             write_json(self.run_dir / LABELS_FILE, self._label_inventory(data))
         run = RunInfo(self.run_dir, self.cfg, data.tasks, state, resumed)
+        run.warnings += notes
         line = data.corpus.report_line()
         if line:
             run.warnings.append(line)
         run.params.update(data.corpus.report_params())
         run.datasets = summarize_run_data(data, state, self.cfg.data)
         return run, data
+
+    @staticmethod
+    def _change_iterations(state: LoopState, iterations: int) -> list[str]:
+        """Set the run's iterations (trainings) to ``iterations`` where it stands; notes for
+        the user when it cannot be exactly that."""
+        trained = state.iteration + 1  # trainings done or under way
+        state.iterations = max(iterations, trained)
+        if state.done and trained < state.iterations:
+            state.step = Step.SCORE  # more iterations for a finished run
+        elif trained >= state.iterations and state.step in (Step.SCORE, Step.SELECT):
+            state.step = Step.DONE  # fewer: its last training is done, nothing is selected
+            return [f"al.iterations={iterations}: the run had trained {trained} times; it ends"]
+        elif trained >= state.iterations and state.step in (Step.ANNOTATE, Step.UPDATE):
+            state.iterations = trained + 1  # its selection is out: annotated and trained on
+            return [
+                f"al.iterations={iterations}: round {state.iteration}'s selection is already "
+                f"made, so the run finishes that round ({state.iterations} trainings)"
+            ]
+        if iterations < trained and state.step == Step.TRAIN:  # annotations in, not trained on
+            return [
+                f"al.iterations={iterations}: round {state.iteration}'s annotations are in, so "
+                f"the run trains on them ({trained} trainings)"
+            ]
+        if iterations < trained:  # a finished run asked for fewer: nothing to undo
+            return [f"al.iterations={iterations}: the run had trained {trained} times; it ends"]
+        return []
 
     def _stopping_rules(self) -> dict[str, Any]:
         """``al.stopping`` as the run records it (what its stopping decisions depend on)."""

@@ -22,10 +22,12 @@ from mtal_ray.mlflow_tracking import (
     log_datasets,
     log_metrics,
     log_table,
+    run_exists,
     set_status,
     source_tags,
     start_run,
 )
+from mtal_ray.redact import redact_uri
 
 log = logging.getLogger("mtal_ray.driver")
 
@@ -114,6 +116,16 @@ class MlflowCallback(LoopCallback):
 
     def on_run_start(self, run: RunInfo) -> None:
         known = run.state.mlflow_run_id
+        if known is not None and self.target.enabled and not run_exists(self.target, known):
+            # the store was moved, deleted or changed (tracking.tracking_uri): a new run
+            log.warning(
+                "MLflow run %s of %s is not in %s (experiment %s): logging to a new run",
+                known,
+                run.run_dir,
+                redact_uri(self.target.tracking_uri),
+                self.target.experiment,
+            )
+            known = None
         # killed between creating its run and saving the run's id: the same run again
         orphan = None if known is not None else find_run(self.target, run.state.run_key)
         self.run_id = start_run(

@@ -28,11 +28,13 @@ from mtal_ray.mlflow_tracking import (
     log_artifacts,
     log_metrics,
     log_table,
+    run_exists,
     set_status,
     source_tags,
     start_run,
 )
 from mtal_ray.ray_session import ensure_ray, gpu_needs, warn_if_ephemeral
+from mtal_ray.redact import redact_uri
 from mtal_ray.run_lock import LOCK_FILE, clear_directory, locked
 from mtal_ray.sweep.config import SweepConfig
 from mtal_ray.sweep.report import score_table, write_report
@@ -236,9 +238,13 @@ def _run_sweep(
     sweep_dir.mkdir(parents=True, exist_ok=True)
     target = MlflowTarget.for_sweep(config.tracking, sweep_dir)
     digest = space_digest(sweep)
+    known = info.get("parent_run_id")
+    if known and target.enabled and not run_exists(target, known):
+        print(f"note: the sweep's MLflow run {known} is not in {redact_uri(target.tracking_uri)}")
+        known = None  # the store was moved, deleted or changed: a new parent run
     parent = start_run(
         target,
-        info.get("parent_run_id"),
+        known,
         name,
         raw,
         {
