@@ -218,6 +218,10 @@ def pull_round(
     table = pa.Table.from_pylist(
         [{f.name: row.get(f.name) for f in schema} for row in rows], schema=schema
     )
+    # the timings first: the import's imported.parquet marks the round annotated, so a
+    # kill between the two must not leave an annotated round without its measured time
+    with atomic_path(round_dir(run_dir, iteration) / ANNOTATION_TIME) as tmp:
+        pq.write_table(pa.Table.from_pylist(times), tmp)
     accepted: dict[str, dict[str, int]] = {}
     status.imported = import_table(
         run_dir,
@@ -228,8 +232,6 @@ def pull_round(
         new_labels=accepted,
     )
     status.new_labels = accepted
-    with atomic_path(round_dir(run_dir, iteration) / ANNOTATION_TIME) as tmp:
-        pq.write_table(pa.Table.from_pylist(times), tmp)
     return status
 
 
