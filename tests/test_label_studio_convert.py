@@ -119,3 +119,24 @@ def test_malformed_annotations_are_refused():
     # results of tasks not asked for are ignored
     row = from_annotation(result, sid="s1", tokens=DP_NER["tokens"], tasks=["ner"], where="t")
     assert "dp.head" not in row and row["ner.tags"] == DP_NER["ner.tags"]
+
+
+def test_a_run_started_over_in_its_folder_does_not_take_the_earlier_runs_tasks(tmp_path):
+    """Tasks carry ``mtal_run``: folder, path digest and the run's own key, so after
+    ``--restart`` (same folder, new state) the earlier run's tasks are not this run's; a
+    round sent before the key was recorded in its manifest keeps the folder-and-path name."""
+    from mtal_ray.driver.state import LoopState, save_state
+    from mtal_ray.label_studio.annotator import _manifest_run, run_key
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    first = LoopState(config_digest="d", iterations=3)
+    save_state(run_dir, first)
+    before = run_key(run_dir)
+    save_state(run_dir, LoopState(config_digest="d", iterations=3))  # --restart: a new run
+    after = run_key(run_dir)
+    assert before != after and before.endswith(first.run_key[:8])
+    legacy = before.rsplit("-", 1)[0]
+    assert legacy.startswith("run-") and after.startswith(legacy)
+    assert _manifest_run({"label_studio": {"project": 3}}, run_dir) == legacy
+    assert _manifest_run({"label_studio": {"project": 3, "run": before}}, run_dir) == before

@@ -68,7 +68,23 @@ def check_label_studio(config: Any) -> None:
 
 
 def run_key(run_dir: Path) -> str:
-    """The run's name in task data (``mtal_run``): the folder and a digest of its path."""
+    """The run's name in task data (``mtal_run``): the folder, a digest of its path and the
+    start of the run's own key (``state.json``), so a run started over (``--restart``) in
+    the same folder does not take the earlier run's tasks for its own."""
+    from mtal_ray.driver.state import load_state
+
+    path = str(Path(run_dir).resolve())
+    key = f"{Path(run_dir).name}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+    state = load_state(Path(run_dir)) if Path(run_dir).exists() else None
+    return f"{key}-{state.run_key[:8]}" if state is not None else key
+
+
+def _manifest_run(manifest: dict[str, Any], run_dir: Path) -> str:
+    """The ``mtal_run`` of a round's tasks: as the manifest recorded it when the tasks were
+    sent; rounds sent before it was recorded used the folder and path alone."""
+    recorded = manifest.get("label_studio", {}).get("run")
+    if recorded:
+        return str(recorded)
     path = str(Path(run_dir).resolve())
     return f"{Path(run_dir).name}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
 
@@ -171,7 +187,7 @@ def pull_round(
     project_url = f"{client.url}/projects/{project}"
     ids: list[str] = manifest["ids"]
     tasks_per_id: dict[str, list[str]] = manifest["tasks"]
-    found = _round_tasks(client, project, run_key(run_dir), iteration)
+    found = _round_tasks(client, project, _manifest_run(manifest, run_dir), iteration)
     annotations = {sid: _submitted(found[sid]) for sid in ids if sid in found}
     done = [sid for sid in ids if annotations.get(sid) is not None]
     status = RoundStatus(iteration, len(done), len(ids), project_url)
@@ -302,10 +318,14 @@ class LabelStudioAnnotator:
                 "file": None,
                 "ids": ids,
                 "tasks": tasks_per_id,
-                "label_studio": {"url": self.client.url, "project": project},
+                "label_studio": {
+                    "url": self.client.url,
+                    "project": project,
+                    "run": run_key(run_dir),
+                },
             }
             atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
-        run = run_key(run_dir)
+        run = _manifest_run(read_manifest(run_dir, iteration), run_dir)
         present = _round_tasks(self.client, project, run, iteration)
         missing = [sid for sid in ids if sid not in present]
         if not missing:
