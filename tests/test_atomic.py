@@ -194,3 +194,43 @@ def test_the_source_scan_would_catch_the_old_writers() -> None:
     harmless = ['"/tmp/ray; retry"', "with tempfile.TemporaryDirectory() as staging:"]
     for line in harmless:
         assert not any(p.search(line) for p in _TEMP_PATTERNS.values()), line
+
+
+def test_temporaries_of_killed_writers_are_cleared_and_a_moved_aside_directory_restored(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    from mtal_ray.data.atomic import remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid = int(dead.stdout)  # a process that has exited
+    rounds = tmp_path / "rounds" / "round_1"
+    rounds.mkdir(parents=True)
+    (tmp_path / "state.json").write_text("{}")
+    stale_file = tmp_path / f".state.json.{pid}-0123456789ab.tmp.json"
+    stale_file.write_text("{half")
+    stale_dir = rounds / f".checkpoint.{pid}-0123456789ab.tmpdir"
+    (stale_dir / "sub").mkdir(parents=True)
+    moved = rounds / f".model.{pid}-abcdef012345.old"  # killed between the two renames
+    moved.mkdir()
+    (moved / "weights.bin").write_text("w")
+    kept_old = rounds / f".scores.{pid}-abcdef012345.old"  # its target was renamed in
+    kept_old.mkdir()
+    (rounds / "scores").mkdir()
+    live = tmp_path / f".summary.json.{os.getpid()}-0123456789ab.tmp.json"  # a live writer
+    live.write_text("...")
+    ordinary = tmp_path / ".hidden.tmp"  # not a writer's name
+    ordinary.write_text("x")
+
+    assert remove_stale_temporaries(tmp_path) == [moved]  # the rest is too fresh
+    (rounds / "model").rename(moved)
+    done = remove_stale_temporaries(tmp_path, min_age_s=0)
+    assert sorted(done) == sorted([stale_file, stale_dir, moved, kept_old])
+    assert not stale_file.exists() and not stale_dir.exists() and not kept_old.exists()
+    assert (rounds / "model" / "weights.bin").read_text() == "w"  # put back
+    assert (rounds / "scores").is_dir() and (tmp_path / "state.json").exists()
+    assert live.exists() and ordinary.exists()
+    assert remove_stale_temporaries(tmp_path, min_age_s=0) == []

@@ -10,7 +10,8 @@ target never share one. This is the only module of mtal_ray that makes temporary
 * :func:`atomic_write_many` — several files, renamed only once all of them are written;
 * :func:`atomic_path` — a temporary path for writers that want one (``pq.write_table``,
   ``fig.savefig``, ``torch.save``);
-* :func:`atomic_directory` — a whole directory (e.g. a checkpoint).
+* :func:`atomic_directory` — a whole directory (e.g. a checkpoint);
+* :func:`remove_stale_temporaries` — what a writer killed mid-write left behind.
 
 Files get the ordinary mode (``0o666`` less the umask: ``0644`` under umask ``022``).
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator, Mapping
@@ -30,6 +32,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_many",
     "atomic_write_text",
+    "remove_stale_temporaries",
 ]
 
 _FILE_MODE = 0o666  # the process umask is applied by the OS, as for open()
@@ -194,3 +197,45 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         if old is not None:
             _remove(old)
     _fsync_dir(target.parent)
+
+
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{12}\.(?P<kind>tmp|tmpdir|old)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(root: str | os.PathLike[str], min_age_s: float = 60.0) -> list[Path]:
+    """Clear what writers killed mid-write (``kill -9``, a lost machine) left under ``root``:
+    temporary siblings of dead processes are deleted; a directory moved aside while being
+    replaced (``.old``) is put back when its target is missing (killed between the two
+    renames), else deleted. Temporaries of live processes are left alone, and so are those
+    modified in the last ``min_age_s`` (a writer on another node of a shared file system
+    has a pid this machine does not know). Returns the paths removed or restored."""
+    import time
+
+    now = time.time()
+    done: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for entry in [*dirnames, *filenames]:
+            match = _TEMP_NAME.match(entry)
+            if match is None or _alive(int(match["pid"])):
+                continue
+            path = Path(dirpath) / entry
+            target = path.with_name(match["name"])
+            if match["kind"] == "old" and not os.path.lexists(target):
+                os.replace(path, target)
+            elif now - path.lstat().st_mtime >= min_age_s:
+                _remove(path)
+            else:
+                continue
+            done.append(path)
+        dirnames[:] = [d for d in dirnames if (Path(dirpath) / d).is_dir()]
+    return done

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mtal_ray.data import Corpus, load_corpus, make_al_split, make_synthetic_corpus, take_ids
+from mtal_ray.data.atomic import remove_stale_temporaries
 from mtal_ray.data.lineage import summarize_run_data
 from mtal_ray.data.schema import TASK_COLUMNS
 from mtal_ray.data.splits import sample_rows
@@ -279,6 +280,9 @@ class ActiveLearningLoop:
         assert state is not None
         notes: list[str] = []
         if resumed:
+            cleared = remove_stale_temporaries(self.run_dir)
+            if cleared:  # a writer killed mid-write: its temporaries go, its target stays
+                notes.append(f"cleared {len(cleared)} temporary file(s) of a killed writer")
             if state.config_digest != digest:
                 raise MtalError(
                     f"{self.run_dir} holds a different experiment (its config.json differs in "
