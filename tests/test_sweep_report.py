@@ -123,6 +123,25 @@ def test_dev_is_used_when_trials_have_no_test_split(tmp_path: Path):
     assert table.cells["mt-par"][(None, "sf")][0] == pytest.approx(0.69)
 
 
+def test_trials_with_and_without_test_scores_are_all_reported_on_dev(tmp_path: Path):
+    """Never some trials on test beside others on dev: the whole report goes to dev, and
+    says why."""
+    from mtal_ray.sweep.report import common_split
+
+    make_trial(tmp_path, "mt-r", None, 0, {"sf": 0.6})
+    make_trial(tmp_path, "mt-par", None, 0, {"sf": 0.7}, test=False)
+    trials = load_trials(tmp_path)
+    split, note = common_split(trials, "test")
+    assert split == "dev" and note is not None
+    assert note.startswith("1 of 2 trials have no test scores (d_mt-par_None_0): every score")
+    write_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "Final dev score of each task" in md and note in md
+    table = score_table(trials, split)
+    assert table.cells["mt-r"][(None, "sf")][0] == pytest.approx(0.59)  # mt-r's dev, not test
+    assert common_split(load_trials(tmp_path), "dev") == ("dev", None)
+
+
 def test_a_trials_tasks_are_those_with_a_dev_or_test_score():
     from mtal_ray.sweep.results import TrialResult
 

@@ -437,6 +437,28 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def common_split(trials: Sequence[TrialResult], wanted: str) -> tuple[str, str | None]:
+    """The split every trial is reported on, and a note when it is not ``wanted``: when
+    some trials have no ``wanted`` scores (no test split), all are shown on dev, never
+    some on test and others on dev side by side."""
+    scored = [t for t in trials if t.rows]
+    if wanted == "dev" or not scored:
+        return wanted, None
+    prefix = f"{wanted}."
+    lacking = [
+        t.record.name for t in scored if not any(k.startswith(prefix) for r in t.rows for k in r)
+    ]
+    if not lacking:
+        return wanted, None
+    if len(lacking) == len(scored):
+        return "dev", f"No trial has {wanted} scores: every score below is on dev."
+    shown = ", ".join(lacking[:5]) + (", ..." if len(lacking) > 5 else "")
+    return "dev", (
+        f"{len(lacking)} of {len(scored)} trials have no {wanted} scores ({shown}): every "
+        "score below is on dev, so that all trials are compared on one split."
+    )
+
+
 def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
     """(Re)write the report files of ``sweep_dir`` from its stored trials; returns them.
 
@@ -456,7 +478,7 @@ def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
     sweep_dir = Path(sweep_dir)
     trials = load_trials(sweep_dir)
     info = load_sweep_info(sweep_dir)
-    split = split or info.get("report_split") or "test"
+    split, split_note = common_split(trials, split or info.get("report_split") or "test")
     datasets = list(info.get("datasets") or [])
     name = info.get("name") or sweep_dir.name
     table = score_table(trials, split, datasets)
@@ -486,6 +508,8 @@ def write_report(sweep_dir: Path, split: str | None = None) -> list[Path]:
     elif reference_csv.exists():
         reference_csv.unlink()
     text = _markdown(name, table, trials, split, [p.name for p in written])
+    if split_note:
+        text = text.replace("\n\n", f"\n\n{split_note}\n\n", 1)
     image = "gain_over_random.png" if gains else None
     text += "\n" + comparison_markdown(comparison, split, score_scale(table), image)
     from mtal_ray.sweep.cost_reference import compare_at_equal_cost, cost_markdown

@@ -37,7 +37,7 @@ from mtal_ray.ray_session import ensure_ray, gpu_needs, warn_if_ephemeral
 from mtal_ray.redact import redact_uri
 from mtal_ray.run_lock import LOCK_FILE, clear_directory, locked
 from mtal_ray.sweep.config import SweepConfig
-from mtal_ray.sweep.report import score_table, write_report
+from mtal_ray.sweep.report import common_split, score_table, write_report
 from mtal_ray.sweep.results import SWEEP_FILE, TRIALS_DIR, load_sweep_info, save_sweep_info
 from mtal_ray.sweep.space import (
     edge_values,
@@ -301,7 +301,8 @@ def _run_sweep(
             ray.shutdown()
     seconds = time.perf_counter() - started
     written = write_report(sweep_dir, split=sweep.report_split)
-    table = score_table(_loaded(sweep_dir), sweep.report_split, list(sweep.datasets))
+    loaded = _loaded(sweep_dir)
+    table = score_table(loaded, common_split(loaded, sweep.report_split)[0], list(sweep.datasets))
     log_metrics(
         target,
         parent,
