@@ -17,7 +17,9 @@ BLP_AL, calling one once for the whole budget is BLP; greedy selection under a b
   marginal cost_t − m. Re-solved until a round adds nothing; then each task in turn may
   use the whole rest.
 - :class:`BlpJoint` — every selected sample on every task, gain 1 − aggregated confidence
-  (AVG, MAX, MIN) or the RRF score.
+  (AVG, MAX, MIN) or the RRF score (the paper does not define a confidence for RRF; any
+  positive rescaling of the gain gives the same knapsack. RRF scores are nearly flat past
+  the top ranks, so per unit of cost the knapsack leans towards cheap, short sentences).
 - :class:`BlpStcs` — every task annotated, gain from one task's confidence.
 """
 

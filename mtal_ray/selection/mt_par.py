@@ -11,6 +11,14 @@ with weight β < 0.5 to ``c ≤ q_β·c'`` with q_β the β-quantile of that tas
 For T tasks, every task whose weight w_t is below the uniform 1/T gets the factor
 ``q_t`` = the (T·w_t/2)-quantile of its confidences (= q_β for T = 2); the others keep
 factor 1, so uniform weights give plain Pareto.
+
+What the rule does, measured (2000 points uniform in [0, 1]², n = 100, weight β on ``re``;
+mean EC of the picks, ner / re): β = 0.3: 0.15 / 0.11, β = 0.5: 0.18 / 0.13, β = 0.7:
+0.20 / 0.16 — a weak pull that does not follow β as MT-AVG's does (0.07 / 0.13, 0.09 /
+0.09, 0.14 / 0.07) — and at β = 0 or 1 the factor is the pool's smallest confidence, so
+almost nothing dominates, the first frontier holds most of the pool and its even thinning
+picks nearly at random (0.49 / 0.57). This is the paper's rule taken literally (its Table 7
+has MT-PAR peak at β = 0.7 and drop beyond); sweep β for MT-PAR with that in mind.
 """
 
 from __future__ import annotations
