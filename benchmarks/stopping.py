@@ -48,6 +48,7 @@ from validity import (
     add_protocol_args,
     base_config,
     keep_previous_scenarios,
+    print_plan,
     quick_protocol,
     scenario_sweeps,
     write_results,
@@ -287,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     def config_for(sweep_name: str, scenario: Scenario, corpus: Path) -> dict:
         arms = {"selection.method": [args.method], "al.stopping": [[], [rule]], "seed": args.seeds}
         return base_config(sweep_name, scenario, corpus, args, [arms])
+
+    if args.plan:
+        print_plan(args, work, "stopping", config_for)
+        return 0
 
     for run in scenario_sweeps(args, work, "stopping", config_for, failures):
         runs = runs_of(run.sweep_dir, run.scenario.tasks)

@@ -127,29 +127,37 @@ def save(sweep_dir: Path, archive: Path) -> list[str]:
     return saved
 
 
+def classify(archive: Path, sweep_config: dict[str, Any]) -> dict[str, list[str]]:
+    """Each archived trial folder's name -> the config keys in which it differs from what
+    ``sweep_config`` resolves for its parameters (empty: it would be restored)."""
+    out: dict[str, list[str]] = {}
+    if not Path(archive).is_dir():
+        return out
+    for folder in sorted(p for p in Path(archive).iterdir() if p.is_dir()):
+        if folder.name.endswith(".partial") or not (folder / "config.json").exists():
+            continue
+        record = json.loads((folder / "trial.json").read_text(encoding="utf-8"))
+        archived = comparable(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+        wanted = comparable(resolved_config(sweep_config, dict(record.get("params") or {})))
+        out[folder.name] = differences(archived, only_known(wanted, archived))
+    return out
+
+
 def restore(archive: Path, sweep_dir: Path, sweep_config: dict[str, Any]) -> tuple[list, list]:
     """Copy archived trials into ``sweep_dir/trials`` where the sweep has none of that name
     and the trial's settings match ``sweep_config``'s. Returns (restored names, skipped
     ``name: differing keys`` lines)."""
     restored: list[str] = []
     skipped: list[str] = []
-    if not Path(archive).is_dir():
-        return restored, skipped
-    for folder in sorted(p for p in Path(archive).iterdir() if p.is_dir()):
-        if folder.name.endswith(".partial") or not (folder / "config.json").exists():
-            continue
-        target = Path(sweep_dir) / "trials" / folder.name
+    for name, keys in classify(archive, sweep_config).items():
+        target = Path(sweep_dir) / "trials" / name
         if (target / "trial.json").exists():
             continue
-        record = json.loads((folder / "trial.json").read_text(encoding="utf-8"))
-        archived = comparable(json.loads((folder / "config.json").read_text(encoding="utf-8")))
-        wanted = comparable(resolved_config(sweep_config, dict(record.get("params") or {})))
-        keys = differences(archived, only_known(wanted, archived))
         if keys:
-            skipped.append(f"{folder.name}: {', '.join(keys[:6])}")
+            skipped.append(f"{name}: {', '.join(keys[:6])}")
             continue
-        shutil.copytree(folder, target, dirs_exist_ok=True)
-        restored.append(folder.name)
+        shutil.copytree(Path(archive) / name, target, dirs_exist_ok=True)
+        restored.append(name)
     return restored, skipped
 
 

@@ -791,6 +791,11 @@ def add_protocol_args(parser: argparse.ArgumentParser, rounds: int = 5) -> None:
     parser.add_argument(
         "--skip-sweeps", action="store_true", help="only archive finished trials, collect, print"
     )
+    parser.add_argument(
+        "--plan", action="store_true",
+        help="only list the command's trials: archived (finished) or to run, and the time "
+        "the rest would take at the archived trials' median (runs nothing)",
+    )  # fmt: skip
     parser.add_argument("--verbose", action="store_true")
 
 
@@ -886,6 +891,61 @@ def scenario_sweeps(
             yield ScenarioSweep(name, scenario, size, sweep_dir, started, archive, corpus)
 
 
+def print_plan(
+    args: argparse.Namespace,
+    work: Path,
+    prefix: str,
+    config_for: Callable[[str, Scenario, Path], dict],
+) -> dict[str, dict[str, Any]]:
+    """``--plan``: per scenario, the command's trials that the archive holds (finished,
+    under the same settings) and those still to run, with the time they would take at
+    the archived trials' median; returned as ``scenario -> {archived, to_run, other,
+    median_s}``."""
+    from mtal_ray.sweep.config import SweepConfig
+    from mtal_ray.sweep.space import grid_points, trial_name
+
+    plans: dict[str, dict[str, Any]] = {}
+    for name in args.scenarios:
+        scenario = SCENARIOS[name]
+        if not (DATA / scenario.folder).exists():
+            print(f"[{name}] skipped: {DATA / scenario.folder} is missing")
+            continue
+        size = args.pool_size if args.pool_size is not None else scenario.pool_size
+        sweep_name = f"{prefix}_{name}"
+        config = config_for(sweep_name, scenario, pool_corpus(scenario, size, work))
+        archive = archive_root(args) / sweep_name
+        known = trial_archive.classify(archive, config)
+        planned = [trial_name(p) for p in grid_points(SweepConfig.model_validate(config["sweep"]))]
+        archived = [t for t in planned if known.get(t) == []]
+        other = {t: known[t] for t in planned if known.get(t)}
+        to_run = [t for t in planned if t not in archived]
+        seconds = [
+            float(json.loads((archive / t / "trial.json").read_text())["seconds"])
+            for t in known
+            if not known[t]
+        ]
+        median = float(np.median(seconds)) if seconds else None
+        plans[name] = {
+            "archived": archived, "to_run": to_run, "other": other, "median_s": median,
+        }  # fmt: skip
+        line = f"[{name}] {len(planned)} trials: {len(archived)} archived, {len(to_run)} to run"
+        if to_run and median is not None:
+            hours = len(to_run) * median / 3600
+            at_once = args.concurrent or 1
+            line += (
+                f" (~{hours:.1f} h one at a time at the archived median of {median / 60:.0f} min"
+                f" per trial; ~{hours / at_once:.1f} h {at_once} at once)"
+                if at_once > 1
+                else f" (~{hours:.1f} h at the archived median of {median / 60:.0f} min per trial)"
+            )
+        print(line)
+        for trial in to_run:
+            keys = other.get(trial)
+            why = f" (archived under other settings: {', '.join(keys[:4])})" if keys else ""
+            print(f"  to run: {trial}{why}")
+    return plans
+
+
 def archive_root(args: argparse.Namespace) -> Path:
     """Where finished trials are kept (``benchmarks/results/trials/<output stem>``)."""
     output = Path(args.output)
@@ -911,6 +971,9 @@ def main(argv: list[str] | None = None) -> int:
     def config_for(sweep_name: str, scenario: Scenario, corpus: Path) -> dict:
         return sweep_config(sweep_name, scenario, corpus, args)
 
+    if args.plan:
+        print_plan(args, work, "validity", config_for)
+        return 0
     for run in scenario_sweeps(args, work, "validity", config_for, failures):
         results = collect(run.sweep_dir, run.scenario.tasks)
         post_hoc(run.name, run.scenario, run.sweep_dir, run.archive, results)

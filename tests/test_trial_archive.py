@@ -191,3 +191,35 @@ def test_an_archive_that_cannot_be_written_does_not_end_the_sweep(tmp_path: Path
     blocked.unlink()
     validity.archiving("atis", sweep_dir, blocked)()
     assert (blocked / "mt-r_seed=0" / "trial.json").exists()
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared" / "data" / "atis").exists(),
+                    reason="needs ../shared/data/atis")  # fmt: skip
+def test_the_plan_lists_archived_and_missing_trials_and_their_time(tmp_path: Path, capsys):
+    import validity
+
+    argv = ["--scenarios", "atis", "--pool-size", "60", "--seeds", "0", "1", "--methods",
+            "mt-r", "--comparisons", "--work-dir", str(tmp_path / "work"),
+            "--output", str(tmp_path / "results" / "v.json"), "--concurrent", "2", "--plan"]  # fmt: skip
+    args = validity.parse_args(argv)
+    work = Path(args.work_dir)
+    corpus = validity.pool_corpus(validity.SCENARIOS["atis"], 60, work)
+    config = validity.sweep_config("validity_atis", validity.SCENARIOS["atis"], corpus, args)
+    archive = tmp_path / "results" / "trials" / "v" / "validity_atis"
+    for seed, lr in ((0, None), (1, 1e-3)):  # seed 1 ran with another learning rate
+        params = {"selection.method": "mt-r", "seed": seed}
+        name = f"mt-r_seed={seed}"
+        TrialRecord(name=name, params=params, status="finished", seconds=1200.0).save(
+            archive / name
+        )
+        resolved = trial_archive.resolved_config(config, params)
+        if lr is not None:
+            resolved["training"]["lr"] = lr
+        (archive / name / "config.json").write_text(json.dumps(resolved))
+
+    assert validity.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[atis] 2 trials: 1 archived, 1 to run (~0.3 h one at a time at the archived " in out
+    assert "median of 20 min per trial; ~0.2 h 2 at once)" in out
+    assert "  to run: mt-r_seed=1 (archived under other settings: training.lr)" in out
+    assert not (work / "sweeps").exists()  # nothing ran
