@@ -259,10 +259,11 @@ def load_corpus(
         for p in sorted(path.iterdir()):
             if not _is_candidate(p):
                 continue
-            if p.stem in _SPLIT_ORDER and _file_format(p) != fmt:
+            found = _file_format(p)
+            if p.stem in _SPLIT_ORDER and found != fmt:
                 # a split file that is not read must not vanish silently ("no split 'dev'")
                 raise MtalError(f"{p}: {_not_format(p, fmt)}; fix or remove it")
-            if _file_format(p) == fmt:
+            if found == fmt:
                 if p.stem in items:
                     raise MtalError(
                         f"{path}: two files for split {p.stem!r}: {items[p.stem].name}, {p.name}"

@@ -73,20 +73,23 @@ def run_key(run_dir: Path) -> str:
     the same folder does not take the earlier run's tasks for its own."""
     from mtal_ray.driver.state import load_state
 
-    path = str(Path(run_dir).resolve())
-    key = f"{Path(run_dir).name}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+    key = _folder_key(run_dir)
     state = load_state(Path(run_dir)) if Path(run_dir).exists() else None
     return f"{key}-{state.run_key[:8]}" if state is not None else key
+
+
+def _folder_key(run_dir: Path) -> str:
+    """The folder's name and a digest of its path (the whole ``mtal_run`` before runs had
+    their own key in it)."""
+    path = str(Path(run_dir).resolve())
+    return f"{Path(run_dir).name}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
 
 
 def _manifest_run(manifest: dict[str, Any], run_dir: Path) -> str:
     """The ``mtal_run`` of a round's tasks: as the manifest recorded it when the tasks were
     sent; rounds sent before it was recorded used the folder and path alone."""
     recorded = manifest.get("label_studio", {}).get("run")
-    if recorded:
-        return str(recorded)
-    path = str(Path(run_dir).resolve())
-    return f"{Path(run_dir).name}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+    return str(recorded) if recorded else _folder_key(run_dir)
 
 
 def _run_tasks(run_dir: Path, iteration: int) -> tuple[list[str], dict[str, list[str]]]:
